@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""Unsupervised deep learning on 28x28 images, one job per command.
+
+    python main.py <task> [options]      python main.py <task> --help
+
+The Keras backend comes from KERAS_BACKEND (tensorflow, jax or torch) or --backend.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """argparse that reports bad input as one line (exit 2) instead of usage + error."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from tasks.registry import TASKS
+
+    parser = OneLineErrorParser(
+        prog="main.py",
+        description="Keras 3 toolkit for unsupervised deep learning on 28x28 images "
+                    "(Fashion-MNIST, MNIST). Each task writes its .keras models, "
+                    "metrics.json and PNG figures into a run folder and prints where.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Run `python main.py <task> --help` for the options of a task.")
+    parser.add_argument("--backend", choices=BACKENDS, default=None,
+                        help="Keras backend for this run (default: $KERAS_BACKEND, "
+                             "else tensorflow)")
+    sub = parser.add_subparsers(dest="task", metavar="<task>", parser_class=OneLineErrorParser)
+    sub.required = True
+    for name, module_name in TASKS.items():
+        module = importlib.import_module(module_name)
+        task_parser = sub.add_parser(name, help=module.HELP, description=module.HELP[0].upper()
+                                     + module.HELP[1:] + ".",
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter
+                                     if getattr(module, "SHOW_DEFAULTS", False)
+                                     else argparse.HelpFormatter)
+        module.add_arguments(task_parser)
+        task_parser.set_defaults(_module=module)
+    return parser
+
+
+def main(argv=None) -> int:
+    # The backend must be chosen before Keras is imported anywhere.
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--backend" in argv:
+        i = argv.index("--backend")
+        if i + 1 < len(argv) and argv[i + 1] in BACKENDS:
+            os.environ["KERAS_BACKEND"] = argv[i + 1]
+    backend = os.environ.get("KERAS_BACKEND")
+    if backend is not None and backend not in BACKENDS:
+        print(f"main.py: error: KERAS_BACKEND={backend!r} is not a backend; valid: "
+              f"{', '.join(BACKENDS)}", file=sys.stderr)
+        return 2
+    from tasks.errors import UserError
+
+    args = build_parser().parse_args(argv)
+    if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
+        from tasks.quiet import import_tensorflow_quietly
+        import_tensorflow_quietly()
+    try:
+        out = args._module.run(args)
+    except UserError as e:
+        print(f"main.py {args.task}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\nmain.py {args.task}: interrupted", file=sys.stderr)
+        return 130
+    if out:
+        print(f"outputs written to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

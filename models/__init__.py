@@ -1,0 +1,1 @@
+"""The networks: CAE, classifier on a frozen encoder, VAE and GAN."""

@@ -1,0 +1,1 @@
+"""One module per job, registered in :mod:`tasks.registry`."""

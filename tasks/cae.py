@@ -1,0 +1,196 @@
+"""`python main.py cae`: train the convolutional autoencoder end to end."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+from tasks.common import (add_data_arguments, add_output_arguments, positive_float,
+                          positive_int)
+
+HELP = "train the convolutional autoencoder (CAE) and save cae/encoder/decoder .keras"
+
+
+def add_cae_arguments(parser: argparse.ArgumentParser) -> None:
+    """The CAE's architecture and training options, shared with tasks that train one."""
+    group = parser.add_argument_group("CAE")
+    group.add_argument("--latent-dim", type=positive_int, default=10,
+                       help="size of the latent code (default 10)")
+    group.add_argument("--conv-filters", type=positive_int, nargs=3, default=[32, 64, 128],
+                       metavar=("F1", "F2", "F3"),
+                       help="widths of the three encoder convolutions (default 32 64 128)")
+    group.add_argument("--dense-units", type=positive_int, default=256,
+                       help="width of the hidden dense layer (default 256)")
+    group.add_argument("--dropout", type=float, default=0.0,
+                       help="dropout after the hidden dense layers, in [0, 1) (default 0)")
+    group.add_argument("--l2", type=float, default=0.0,
+                       help="L2 penalty on every kernel, >= 0 (default 0)")
+    group.add_argument("--epochs", type=positive_int, default=30,
+                       help="most epochs; early stopping may end sooner (default 30)")
+    group.add_argument("--batch-size", type=positive_int, default=128,
+                       help="images per step (default 128)")
+    group.add_argument("--lr", type=positive_float, default=2e-3,
+                       help="Adam learning rate; halved when validation loss stalls "
+                            "(default 2e-3)")
+    group.add_argument("--patience", type=positive_int, default=4,
+                       help="epochs without validation improvement before stopping "
+                            "(default 4)")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_data_arguments(parser)
+    add_cae_arguments(parser)
+    add_output_arguments(parser, "cae")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue an interrupted run from its last finished epoch; "
+                             "give the interrupted run's folder with --out (default: "
+                             "the newest folder under runs/cae)")
+    parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2),
+                        help="Keras progress: 0 silent, 1 progress bar (default), "
+                             "2 one line per epoch")
+
+
+def config_from_args(args):
+    from models.cae import CAEConfig
+    from tasks.errors import UserError
+
+    try:
+        return CAEConfig(conv_filters=tuple(args.conv_filters), dense_units=args.dense_units,
+                         latent_dim=args.latent_dim, dropout=args.dropout, l2=args.l2)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+
+
+def train_cae(data, config, out: str, epochs: int = 30, batch_size: int = 128,
+              lr: float = 2e-3, patience: int = 4, resume: bool = False,
+              verbose: int = 1, noise=None, extra_callbacks=()) -> dict:
+    """Trains a CAE and writes its models, history, figures and metrics into ``out``.
+
+    Args:
+        data: a :class:`tasks.data.Dataset`.
+        config: a :class:`models.cae.CAEConfig`.
+        out: the run folder (exists, writable).
+        epochs, batch_size, lr, patience: training settings.
+        resume: restore from ``out/backup`` if an interrupted run left one.
+        verbose: Keras verbosity.
+        noise: optional Keras layer applied to inputs during training only
+            (the denoising CAE); targets stay clean.
+        extra_callbacks: more Keras callbacks.
+
+    Returns:
+        ``metrics`` dict (also written to ``out/metrics.json``), with the trained
+        model under the key ``"model"`` removed before writing.
+    """
+    import keras
+    import numpy as np
+
+    from models.cae import build_cae, split_cae
+    from tasks.common import backend_name, save_model, write_json, write_text
+    from tasks.figures import image_rows, loss_curves
+    from tasks.metrics import mse, psnr
+
+    model = build_cae(config)
+    train_model = model
+    if noise is not None:  # corrupt inputs in training only; saved CAE stays clean
+        inputs = keras.Input(model.input_shape[1:])
+        train_model = keras.Model(inputs, model(noise(inputs)), name="denoising_trainer")
+    train_model.compile(optimizer=keras.optimizers.Adam(lr), loss="mse")
+    write_text(os.path.join(out, "config.json"), config.to_json() + "\n")
+
+    callbacks = [
+        keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True,
+                                      min_delta=1e-5),
+        keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=max(1, patience // 2),
+                                          min_lr=1e-5, min_delta=1e-5),
+        keras.callbacks.TerminateOnNaN(),
+        # Saves the state after every epoch and deletes it when fit ends well:
+        # an interrupted run restarts from its last finished epoch.
+        keras.callbacks.BackupAndRestore(os.path.join(out, "backup"), delete_checkpoint=True),
+        *extra_callbacks,
+    ]
+    backup_exists = os.path.isdir(os.path.join(out, "backup"))
+    if resume and backup_exists:
+        print(f"resuming from {os.path.join(out, 'backup')}", flush=True)
+    elif backup_exists:
+        import shutil
+        shutil.rmtree(os.path.join(out, "backup"))  # stale state of another run
+
+    start = time.perf_counter()
+    history = train_model.fit(
+        data.x_train, data.x_train, validation_data=(data.x_val, data.x_val),
+        epochs=epochs, batch_size=batch_size, callbacks=callbacks, verbose=verbose)
+    wall = time.perf_counter() - start
+    hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+
+    recon = model.predict(data.x_test, batch_size=512, verbose=0)
+    encoder, decoder = split_cae(model)
+    save_model(model, os.path.join(out, "cae.keras"))
+    save_model(encoder, os.path.join(out, "encoder.keras"))
+    save_model(decoder, os.path.join(out, "decoder.keras"))
+    write_json(os.path.join(out, "history.json"), hist)
+
+    metrics = {
+        "task": "cae",
+        "dataset": data.name,
+        "data_source": data.source,
+        "backend": backend_name(),
+        "latent_dim": config.latent_dim,
+        "test_mse": mse(recon, data.x_test),
+        "test_psnr_db": psnr(recon, data.x_test),
+        "best_val_loss": float(min(hist["val_loss"])),
+        "epochs": len(hist["loss"]),
+        "wall_time_s": wall,
+        "train_images": int(len(data.x_train)),
+        "test_images": int(len(data.x_test)),
+        "batch_size": batch_size,
+        "learning_rate": lr,
+        "parameters": int(model.count_params()),
+        "denoising": noise is not None,
+    }
+    write_json(os.path.join(out, "metrics.json"), metrics)
+
+    loss_curves({k: v for k, v in hist.items() if "loss" in k},
+                os.path.join(out, "loss.png"),
+                f"CAE training (latent {config.latent_dim}, {backend_name()})", "MSE")
+    n = 10
+    idx = np.linspace(0, len(data.x_test) - 1, n).astype(int)
+    titles = [data.class_names[int(data.y_test[i])] for i in idx]
+    image_rows([data.x_test[idx], recon[idx]], ["test image", "reconstruction"],
+               os.path.join(out, "reconstructions.png"),
+               f"CAE reconstructions, test MSE {metrics['test_mse']:.4f}", col_titles=titles)
+    metrics_with_model = dict(metrics)
+    metrics_with_model["model"] = model
+    return metrics_with_model
+
+
+def newest_run(task: str) -> str | None:
+    root = os.path.join("runs", task)
+    if not os.path.isdir(root):
+        return None
+    runs = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
+    return os.path.join(root, runs[-1]) if runs else None
+
+
+def run(args) -> str:
+    from tasks.common import load_data, make_run_dir, seed_everything
+    from tasks.errors import UserError
+
+    config = config_from_args(args)
+    out = args.out
+    if args.resume and out is None:
+        out = newest_run("cae")
+        if out is None:
+            raise UserError("--resume found no run under runs/cae; give the run folder with --out")
+    if args.resume and not os.path.isdir(os.path.join(out, "backup")):
+        raise UserError(f"--resume: {out!r} holds no interrupted run (no backup/ folder); "
+                        f"finished runs cannot be resumed")
+    out = make_run_dir("cae", out)
+    seed_everything(args.seed)
+    data = load_data(args)
+    metrics = train_cae(data, config, out, epochs=args.epochs, batch_size=args.batch_size,
+                        lr=args.lr, patience=args.patience, resume=args.resume,
+                        verbose=args.verbose)
+    print(f"test MSE {metrics['test_mse']:.5f}, PSNR {metrics['test_psnr_db']:.2f} dB, "
+          f"{metrics['epochs']} epochs in {metrics['wall_time_s']:.0f} s on {metrics['backend']}")
+    return out

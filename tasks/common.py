@@ -1,0 +1,217 @@
+"""What every task shares: argument types, run folders, atomic writes, seeding."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import tempfile
+
+from tasks.data import DATASETS
+from tasks.errors import UserError
+
+# ----------------------------------------------------------- argument types
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer; give a positive integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not positive; give an integer >= 1")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer; give an integer >= 0") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative; give an integer >= 0")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a float > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number; give a number > 0") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{value} is not positive; give a number > 0")
+    return value
+
+
+def int_list(text: str) -> list:
+    """argparse type: comma-separated positive integers, e.g. ``2,4,8``."""
+    try:
+        values = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a comma-separated list of integers, e.g. 2,4,8") from None
+    bad = [v for v in values if v < 1]
+    if not values or bad:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} holds non-positive values {bad}; give positive integers, e.g. 2,4,8")
+    return values
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """--dataset, --data-dir, --train-size, --test-size, --seed."""
+    group = parser.add_argument_group("data")
+    group.add_argument("--dataset", default="fashion_mnist", choices=DATASETS,
+                       help="which images: fashion_mnist (default), mnist, or digits "
+                            "(scikit-learn's bundled digits, offline, for smoke runs)")
+    group.add_argument("--data-dir", default=None, metavar="DIR",
+                       help="folder with the four IDX .gz files (train-images-idx3-ubyte.gz, "
+                            "...); tried before Debian's dataset-fashion-mnist package and "
+                            "tensorflow-datasets")
+    group.add_argument("--train-size", type=positive_int, default=None, metavar="N",
+                       help="train on a seeded subset of N images (quick runs); default all "
+                            "48 000 after the validation split")
+    group.add_argument("--test-size", type=positive_int, default=None, metavar="N",
+                       help="evaluate on the first N test images; default all 10 000")
+    group.add_argument("--seed", type=int, default=0,
+                       help="seeds the split, the weights and the shuffling; the same seed "
+                            "on the same backend repeats the same metrics (default 0)")
+
+
+def add_output_arguments(parser: argparse.ArgumentParser, task: str) -> None:
+    """--out."""
+    parser.add_argument("--out", default=None, metavar="DIR",
+                        help=f"run folder for models, metrics and figures "
+                             f"(default runs/{task}/<timestamp>)")
+
+
+def load_data(args):
+    """The dataset named by the data arguments, printed in one line."""
+    from tasks.data import load_dataset
+
+    data = load_dataset(args.dataset, data_dir=args.data_dir, seed=args.seed,
+                        train_limit=args.train_size, test_limit=args.test_size)
+    print(data.summary(), flush=True)
+    return data
+
+
+# ------------------------------------------------------------- run folders
+
+
+def make_run_dir(task: str, out: str | None) -> str:
+    """Creates (or reuses) the run folder and checks it is writable."""
+    if out is None:
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        out = os.path.join("runs", task, stamp)
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise UserError(f"--out {out!r} is a file, not a folder; give a folder path")
+    try:
+        os.makedirs(out, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):
+            pass
+    except OSError as e:
+        raise UserError(f"--out {out!r} is not writable ({e.strerror}); "
+                        f"give a folder you can write to") from None
+    return out
+
+
+# ----------------------------------------------------------- atomic writes
+
+
+def _atomic(path: str, write) -> str:
+    """Calls ``write(tmp_path)`` then renames onto ``path``: never half-written."""
+    folder, name = os.path.split(os.path.abspath(path))
+    stem, ext = os.path.splitext(name)
+    # Keep the extension last: Keras and matplotlib infer the format from it.
+    tmp = os.path.join(folder, f".{stem}.tmp{os.getpid()}{ext}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def write_json(path: str, obj) -> str:
+    def write(tmp):
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=2, default=_json_default)
+            f.write("\n")
+    return _atomic(path, write)
+
+
+def write_text(path: str, text: str) -> str:
+    def write(tmp):
+        with open(tmp, "w") as f:
+            f.write(text)
+    return _atomic(path, write)
+
+
+def save_model(model, path: str) -> str:
+    """``model.save`` to a temporary file, then rename: a crash leaves no half file."""
+    return _atomic(path, model.save)
+
+
+def save_figure(fig, path: str) -> str:
+    import matplotlib.pyplot as plt
+
+    _atomic(path, lambda tmp: fig.savefig(tmp, dpi=110, bbox_inches="tight"))
+    plt.close(fig)
+    return path
+
+
+def _json_default(obj):
+    try:
+        import numpy as np
+        if isinstance(obj, np.generic):
+            return obj.item()
+        if isinstance(obj, np.ndarray):
+            return obj.tolist()
+    except ImportError:
+        pass
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def read_json(path: str):
+    with open(path) as f:
+        return json.load(f)
+
+
+# ------------------------------------------------------------------ models
+
+
+def load_keras_model(path: str, what: str = "model"):
+    """``keras.saving.load_model`` with a one-line error for a missing or bad file."""
+    import keras
+
+    import models  # noqa: F401  registers the custom classes before loading
+
+    if not os.path.isfile(path):
+        raise UserError(f"{what} file {path!r} does not exist; give a .keras file "
+                        f"written by this toolkit")
+    if not path.endswith(".keras"):
+        raise UserError(f"{what} file {path!r} is not a .keras file")
+    try:
+        return keras.saving.load_model(path)
+    except Exception as e:  # any corrupt or foreign file: one line, not a traceback
+        first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise UserError(f"cannot load {what} {path!r}: {first}") from None
+
+
+def seed_everything(seed: int) -> None:
+    """Seeds Python, NumPy and the backend; makes TensorFlow ops deterministic."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+        tf.config.experimental.enable_op_determinism()
+
+
+def backend_name() -> str:
+    import keras
+    return keras.backend.backend()
