@@ -65,9 +65,10 @@ def main(argv=None) -> int:
     from tasks.errors import UserError
 
     args = build_parser().parse_args(argv)
-    if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
-        from tasks.quiet import import_tensorflow_quietly
-        import_tensorflow_quietly()
+    # Keras imports TensorFlow on every backend (to seed it, for tf.data, for
+    # TensorBoard); do it now, before its start-up chatter can bury an error.
+    from tasks.quiet import import_tensorflow_quietly
+    import_tensorflow_quietly()
     try:
         out = args._module.run(args)
     except UserError as e:

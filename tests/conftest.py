@@ -11,8 +11,7 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 from tasks.quiet import import_tensorflow_quietly  # noqa: E402
 
-if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
-    import_tensorflow_quietly()
+import_tensorflow_quietly()
 
 import keras  # noqa: E402
 

@@ -1,0 +1,1 @@
+"""KerasTuner hypermodels and tuners (the `tune` and `classify` tasks)."""

@@ -1,0 +1,54 @@
+"""Building a KerasTuner tuner by name: random search, Bayesian optimisation, Hyperband."""
+
+from __future__ import annotations
+
+from tasks.errors import UserError
+
+TUNERS = ("random", "bayesian", "hyperband")
+
+
+def make_tuner(name: str, hypermodel, objective: str, max_trials: int, directory: str,
+               project_name: str, seed: int = 0, overwrite: bool = False,
+               max_epochs: int = 10, tuner_class=None, **kwargs):
+    """A KerasTuner tuner of the named kind.
+
+    Args:
+        name: ``random``, ``bayesian`` or ``hyperband``.
+        hypermodel: a ``keras_tuner.HyperModel``.
+        objective: metric to minimise, e.g. ``"val_loss"``.
+        max_trials: trials for random and Bayesian search. Hyperband sizes its
+            brackets from ``max_epochs`` instead and stops after about
+            ``max_trials`` trials (KerasTuner's ``max_trials`` bound).
+        directory, project_name: where the tuner keeps its state (resumable).
+        seed: seeds the search.
+        overwrite: start afresh instead of resuming.
+        max_epochs: Hyperband's largest epoch budget per trial.
+        tuner_class: a mixin class whose ``run_trial`` overrides the tuner's
+            (k-fold), combined with the chosen tuner class.
+        **kwargs: passed to the tuner.
+    """
+    import keras_tuner as kt
+
+    if name not in TUNERS:
+        raise UserError(f"unknown tuner {name!r}; valid: {', '.join(TUNERS)}")
+    if max_trials < 1:
+        raise UserError(f"max trials must be >= 1, got {max_trials}")
+    base = {"random": kt.RandomSearch, "bayesian": kt.BayesianOptimization,
+            "hyperband": kt.Hyperband}[name]
+    cls = type(f"{tuner_class.__name__}{base.__name__}", (tuner_class, base), {}) \
+        if tuner_class is not None else base
+    common = dict(hypermodel=hypermodel, objective=kt.Objective(objective, "min")
+                  if isinstance(objective, str) else objective,
+                  directory=directory, project_name=project_name, seed=seed,
+                  overwrite=overwrite, **kwargs)
+    if name == "hyperband":
+        return cls(max_epochs=max_epochs, factor=3, max_trials=max_trials, **common) \
+            if _hyperband_takes_max_trials() else cls(max_epochs=max_epochs, factor=3, **common)
+    return cls(max_trials=max_trials, **common)
+
+
+def _hyperband_takes_max_trials() -> bool:
+    import inspect
+
+    import keras_tuner as kt
+    return "max_trials" in inspect.signature(kt.oracles.HyperbandOracle.__init__).parameters
