@@ -1,0 +1,177 @@
+"""`python main.py all`: the whole study in one command.
+
+Runs cae -> tune -> latent -> denoise -> classify -> vae -> gan -> quality, each
+step reusing the saved `.keras` models of the steps before it instead of
+retraining. A step that fails is reported and the steps that do not depend on it
+still run. Ends with a summary table and an HTML report of the whole run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import time
+import traceback
+
+from tasks.common import add_output_arguments, write_json, write_text
+
+HELP = "run the whole study (cae, tune, latent, denoise, classify, vae, gan, quality) in order"
+
+
+@dataclasses.dataclass
+class Step:
+    """One step of the study.
+
+    Attributes:
+        name: the task run by this step (a key of ``tasks.registry.TASKS``).
+        args: its command-line arguments; ``{root}`` is the study's folder.
+        quick: extra arguments under ``--quick``.
+        needs: steps whose outputs this one reads; if one failed, it is skipped.
+        headline: (metrics.json key, label) shown in the summary.
+    """
+
+    name: str
+    args: list
+    quick: list
+    needs: tuple = ()
+    headline: tuple = ("", "")
+
+
+# Subsets under --quick: small enough for the whole chain to finish in minutes
+# on 2 CPU cores, large enough that every number is computed on real images.
+QUICK_DATA = ["--train-size", "3000", "--test-size", "1000"]
+
+STEPS = [
+    Step("cae", ["--out", "{root}/cae"], QUICK_DATA + ["--epochs", "3"],
+         headline=("test_mse", "test MSE")),
+]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quick", action="store_true",
+                        help="shrink every step (data subsets, few epochs, tiny searches) "
+                             "so the whole chain finishes in about 10 minutes on 2 CPU cores")
+    parser.add_argument("--dataset", default="fashion_mnist",
+                        choices=("fashion_mnist", "mnist", "digits"),
+                        help="dataset for every step (default fashion_mnist)")
+    parser.add_argument("--data-dir", default=None, metavar="DIR",
+                        help="folder with the four IDX .gz files, passed to every step")
+    parser.add_argument("--seed", type=int, default=0, help="seed for every step (default 0)")
+    parser.add_argument("--steps", default=None, metavar="LIST",
+                        help="comma-separated subset of steps to run, in the study's order "
+                             f"(default all: {', '.join(s.name for s in STEPS)})")
+    add_output_arguments(parser, "all")
+
+
+def step_argv(step: Step, root: str, args) -> list:
+    argv = [a.format(root=root) for a in step.args]
+    if args.quick:
+        argv += step.quick
+    argv += ["--dataset", args.dataset, "--seed", str(args.seed)]
+    if args.data_dir:
+        argv += ["--data-dir", args.data_dir]
+    return argv
+
+
+def select_steps(spec: str | None) -> list:
+    from tasks.errors import UserError
+
+    if spec is None:
+        return list(STEPS)
+    names = [s.strip() for s in spec.split(",") if s.strip()]
+    known = {s.name for s in STEPS}
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        raise UserError(f"--steps {spec!r}: unknown step(s) {', '.join(unknown) or '(none)'}; "
+                        f"valid: {', '.join(s.name for s in STEPS)}")
+    return [s for s in STEPS if s.name in names]
+
+
+def headline_value(out: str, key: str):
+    from tasks.common import read_json
+
+    try:
+        value = read_json(os.path.join(out, "metrics.json"))
+        for part in key.split("."):
+            value = value[part]
+        return value
+    except (OSError, KeyError, TypeError, ValueError):
+        return None
+
+
+def run(args) -> str:
+    import main as cli
+    from tasks.common import make_run_dir
+    from tasks.errors import UserError
+
+    steps = select_steps(args.steps)
+    root = make_run_dir("all", args.out)
+    parser = cli.build_parser()
+    results = []
+    failed = set()
+    for i, step in enumerate(steps, start=1):
+        left = [s.name for s in steps[i:]]
+        print(f"\n=== step {i}/{len(steps)}: {step.name}"
+              f" (then: {', '.join(left) if left else 'done'})", flush=True)
+        start = time.perf_counter()
+        out = os.path.join(root, step.name)
+        missing = [n for n in step.needs if n in failed]
+        if missing:
+            failed.add(step.name)
+            results.append(dict(step=step.name, status="skipped",
+                                reason=f"needs {', '.join(missing)}, which failed",
+                                seconds=0.0, out=out))
+            print(f"skipped: needs {', '.join(missing)}", flush=True)
+            continue
+        argv = step_argv(step, root, args)
+        print("main.py " + step.name + " " + " ".join(argv), flush=True)
+        try:
+            step_args = parser.parse_args([step.name, *argv])
+            step_args._module.run(step_args)
+            status, reason = "ok", ""
+        except UserError as e:
+            status, reason = "failed", str(e)
+        except SystemExit as e:  # argparse rejected the arguments
+            status, reason = "failed", f"bad arguments (exit {e.code})"
+        except Exception as e:  # keep going: later independent steps still run
+            status, reason = "failed", f"{type(e).__name__}: {e}"
+            traceback.print_exc()
+        finally:
+            import keras
+            keras.backend.clear_session()
+        seconds = time.perf_counter() - start
+        if status != "ok":
+            failed.add(step.name)
+            print(f"step {step.name} failed: {reason}", flush=True)
+        key, label = step.headline
+        results.append(dict(step=step.name, status=status, reason=reason, seconds=seconds,
+                            out=out, headline=label,
+                            value=headline_value(out, key) if status == "ok" and key else None))
+    write_json(os.path.join(root, "summary.json"), results)
+    table = summary_table(results)
+    write_text(os.path.join(root, "summary.md"), table)
+    print("\n" + table)
+    try:
+        report_args = parser.parse_args(["report", root])
+        report_args._module.run(report_args)
+    except (UserError, SystemExit, Exception) as e:  # the study's results stand without it
+        print(f"report not written: {e}")
+    if failed:
+        print(f"failed or skipped: {', '.join(sorted(failed))}")
+    return root
+
+
+def summary_table(results: list) -> str:
+    def fmt(value):
+        if isinstance(value, float):
+            return f"{value:.4g}"
+        return "" if value is None else str(value)
+
+    lines = ["| step | status | headline metric | value | wall time | output |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for r in results:
+        status = r["status"] if r["status"] == "ok" else f"{r['status']}: {r['reason'][:80]}"
+        lines.append(f"| {r['step']} | {status} | {r.get('headline') or ''} | "
+                     f"{fmt(r.get('value'))} | {r['seconds']:.0f} s | {r['out']} |")
+    return "\n".join(lines) + "\n"
