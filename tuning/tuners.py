@@ -29,7 +29,9 @@ def make_tuner(name: str, hypermodel, objective: str, max_trials: int, directory
             TensorBoard HParams; its options ``folds``, ``fold_seed``,
             ``patience``, ``tensorboard_dir``, ``on_trial_done`` go in
             ``**kwargs``).
-        **kwargs: passed to the tuner.
+        **kwargs: passed to the tuner. Bayesian search starts from
+            ``num_initial_points`` random trials, by default
+            ``max(3, max_trials // 4)``.
     """
     import keras_tuner as kt
 
@@ -55,6 +57,10 @@ def make_tuner(name: str, hypermodel, objective: str, max_trials: int, directory
         # of the saved state, so it is set again on every resume.
         tuner.oracle.max_trials = max_trials
         return tuner
+    if name == "bayesian" and "num_initial_points" not in common:
+        # KerasTuner's default (3 per hyperparameter: 30 for the CAE) would make
+        # a 20-trial Bayesian search pure random search.
+        common["num_initial_points"] = max(3, max_trials // 4)
     return cls(max_trials=max_trials, **common)
 
 
