@@ -77,6 +77,11 @@ def serve(tuner, poll_s: float = 0.2) -> None:
     from keras_tuner.src.distribute.oracle_chief import OracleServicer, exit_chief
 
     host, port = os.environ["KERASTUNER_ORACLE_IP"], os.environ["KERASTUNER_ORACLE_PORT"]
+    oracle = tuner.oracle
+    if (oracle.remaining_trials() == 0 and not oracle.ongoing_trials
+            and not oracle._retry_queue):
+        print("chief: the search is already complete", flush=True)
+        return  # a resumed, finished search: no worker will come to end it
     tuner.save()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
     servicer = OracleServicer(tuner.oracle)
