@@ -16,16 +16,22 @@ def make_tuner(name: str, hypermodel, objective: str, max_trials: int, directory
         name: ``random``, ``bayesian`` or ``hyperband``.
         hypermodel: a ``keras_tuner.HyperModel``.
         objective: metric to minimise, e.g. ``"val_loss"``.
-        max_trials: trials for random and Bayesian search. Hyperband sizes its
-            brackets from ``max_epochs`` instead and stops after about
-            ``max_trials`` trials (KerasTuner's ``max_trials`` bound).
+        max_trials: trials for every tuner. Hyperband sizes its brackets from
+            ``max_epochs`` and also stops after ``max_trials`` trials (the
+            Oracle's bound), so equal ``max_trials`` is an equal trial budget.
         directory, project_name: where the tuner keeps its state (resumable).
         seed: seeds the search.
         overwrite: start afresh instead of resuming.
         max_epochs: Hyperband's largest epoch budget per trial.
-        tuner_class: a mixin class whose ``run_trial`` overrides the tuner's
-            (k-fold), combined with the chosen tuner class.
-        **kwargs: passed to the tuner.
+        tuner_class: a mixin class whose ``run_trial`` overrides the tuner's,
+            combined with the chosen tuner class, e.g.
+            ``tuning.kfold.KFoldTrialMixin`` (k-fold cross-validation, per-trial
+            TensorBoard HParams; its options ``folds``, ``fold_seed``,
+            ``patience``, ``tensorboard_dir``, ``on_trial_done`` go in
+            ``**kwargs``).
+        **kwargs: passed to the tuner. Bayesian search starts from
+            ``num_initial_points`` random trials, by default
+            ``max(3, max_trials // 4)``.
     """
     import keras_tuner as kt
 
@@ -42,8 +48,19 @@ def make_tuner(name: str, hypermodel, objective: str, max_trials: int, directory
                   directory=directory, project_name=project_name, seed=seed,
                   overwrite=overwrite, **kwargs)
     if name == "hyperband":
-        return cls(max_epochs=max_epochs, factor=3, max_trials=max_trials, **common) \
-            if _hyperband_takes_max_trials() else cls(max_epochs=max_epochs, factor=3, **common)
+        if _hyperband_takes_max_trials():
+            return cls(max_epochs=max_epochs, factor=3, max_trials=max_trials, **common)
+        tuner = cls(max_epochs=max_epochs, factor=3, **common)
+        # KerasTuner 1.4's HyperbandOracle takes no max_trials, but the Oracle
+        # base class stops at ``max_trials`` trials (and pads trial ids to its
+        # width): set it so all three tuners get the same trial budget. Not part
+        # of the saved state, so it is set again on every resume.
+        tuner.oracle.max_trials = max_trials
+        return tuner
+    if name == "bayesian" and "num_initial_points" not in common:
+        # KerasTuner's default (3 per hyperparameter: 30 for the CAE) would make
+        # a 20-trial Bayesian search pure random search.
+        common["num_initial_points"] = max(3, max_trials // 4)
     return cls(max_trials=max_trials, **common)
 
 
