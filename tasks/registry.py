@@ -8,4 +8,5 @@ returns the run folder. Modules import Keras lazily so ``--help`` stays fast.
 TASKS = {
     "cae": "tasks.cae",
     "latent": "tasks.latent",
+    "denoise": "tasks.denoise",
 }
