@@ -19,9 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_data_arguments(parser)
     add_cae_arguments(parser)
     add_output_arguments(parser, "latent")
-    parser.add_argument("--tsne-samples", type=positive_int, default=3000, metavar="N",
+    parser.add_argument("--tsne-samples", type=positive_int, default=2000, metavar="N",
                         help="t-SNE and Isomap (and every view's trustworthiness) use a seeded "
-                             "subsample of N test codes, to stay within minutes (default 3000)")
+                             "subsample of N test codes, to stay within minutes on 2 cores (default 2000)")
     parser.add_argument("--sweep", type=int_list, default=None, metavar="D1,D2,...",
                         help="also train one CAE per latent size, e.g. 2,4,8,16,32, and "
                              "tabulate test MSE and kNN accuracy against size")
