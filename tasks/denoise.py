@@ -14,7 +14,7 @@ HELP = ("train a denoising CAE and compare it with the plain CAE on Gaussian, "
 
 def noise_list(text: str) -> list:
     """argparse type: ``all`` or comma-separated noise names."""
-    from models.noise import parse_noise_list
+    from tasks.noise_spec import parse_noise_list  # no Keras: argparse runs before it
 
     try:
         return parse_noise_list(text)
