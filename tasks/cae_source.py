@@ -28,7 +28,8 @@ def load_cae(path: str):
     return model, encoder, decoder
 
 
-def obtain_cae(args, data, out: str, latent_dim: int | None = None, noise=None):
+def obtain_cae(args, data, out: str, latent_dim: int | None = None, noise=None,
+               extra_callbacks=()):
     """The CAE of ``--model``, or one trained now into ``out`` with the CAE options.
 
     Args:
@@ -37,6 +38,7 @@ def obtain_cae(args, data, out: str, latent_dim: int | None = None, noise=None):
         out: folder for the trained model's files.
         latent_dim: overrides ``--latent-dim`` for a freshly trained CAE.
         noise: a noise layer: train a denoising CAE (never loaded from ``--model``).
+        extra_callbacks: more Keras callbacks for training.
 
     Returns:
         (cae, encoder, decoder, source) where source says where the model came from.
@@ -55,7 +57,8 @@ def obtain_cae(args, data, out: str, latent_dim: int | None = None, noise=None):
     kind = "denoising CAE" if noise is not None else "CAE"
     print(f"training a {kind} (latent {config.latent_dim}) into {out}", flush=True)
     metrics = train_cae(data, config, out, epochs=args.epochs, batch_size=args.batch_size,
-                        lr=args.lr, patience=args.patience, verbose=args.verbose, noise=noise)
+                        lr=args.lr, patience=args.patience, verbose=args.verbose, noise=noise,
+                        extra_callbacks=extra_callbacks)
     model = metrics["model"]
     return (model, *split_cae(model), os.path.join(out, "cae.keras"))
 

@@ -39,6 +39,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the denoising CAE's training corruption: each image of every "
                              "batch gets one noise of this list, drawn afresh (default all, "
                              "as for --noises)")
+    parser.add_argument("--from-scratch", action="store_true",
+                        help="train the denoising CAE from random weights; by default it "
+                             "starts from the plain CAE's weights (fine-tuning), which keeps "
+                             "its error on clean and mildly noisy images low")
     parser.add_argument("--latent-dims", type=int_list, default=None, metavar="D1,D2,...",
                         help="repeat the study for these latent sizes, e.g. 4,32 (default: "
                              "the --model's size, else --latent-dim)")
@@ -54,6 +58,18 @@ def noisy_test_set(x, spec, seed: int):
 
     # Seed per noise name, so evaluating a subset of noises gives the same sets.
     return apply_noise(x, spec, seed=[seed, zlib.crc32(spec.name.encode())])
+
+
+def start_from(plain):
+    """A callback that copies the plain CAE's weights into the model about to be trained."""
+    import keras
+
+    class StartFrom(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            cae = self.model.get_layer("cae") if self.model.name != "cae" else self.model
+            cae.set_weights(plain.get_weights())
+
+    return StartFrom()
 
 
 def run(args) -> str:
@@ -87,8 +103,10 @@ def run(args) -> str:
             plain, _, _, source = obtain_cae(args, data, os.path.join(out, f"plain_ld{dim}"),
                                              latent_dim=dim)
         layer = make_noise_layer(args.train_noise, seed=args.seed)
+        start = () if args.from_scratch else (start_from(plain),)
         denoiser, _, _, den_source = obtain_cae(
-            args, data, os.path.join(out, f"denoising_ld{dim}"), latent_dim=dim, noise=layer)
+            args, data, os.path.join(out, f"denoising_ld{dim}"), latent_dim=dim, noise=layer,
+            extra_callbacks=start)
         sources[dim] = {"plain": source, "denoising": den_source}
         for spec in args.noises:
             x = noisy[spec.name]
@@ -112,6 +130,7 @@ def run(args) -> str:
         "task": "denoise", "dataset": data.name, "data_source": data.source,
         "backend": backend_name(), "seed": args.seed, "latent_dims": dims,
         "train_noise": [s.name for s in args.train_noise],
+        "denoising_start": "random weights" if args.from_scratch else "plain CAE weights",
         "test_images": int(len(data.x_test)), "train_images": int(len(data.x_train)),
         "models": sources, "results": rows,
         "denoising_beats_plain_on_every_noise": all(r["denoising_better"] for r in noisy_rows),
