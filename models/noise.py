@@ -86,6 +86,7 @@ def noise_ops(x, spec: NoiseSpec, seed_generator):
         spec: a NoiseSpec.
         seed_generator: a ``keras.random.SeedGenerator``.
     """
+    x = ops.convert_to_tensor(x)  # NumPy input works too (torch needs a tensor)
     shape = ops.shape(x)
     if spec.kind == "none":
         return x
