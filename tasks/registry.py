@@ -8,4 +8,6 @@ returns the run folder. Modules import Keras lazily so ``--help`` stays fast.
 TASKS = {
     "cae": "tasks.cae",
     "tune": "tasks.tune",
+    "latent": "tasks.latent",
+    "denoise": "tasks.denoise",
 }
