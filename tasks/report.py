@@ -47,7 +47,8 @@ def build_report(runs_dir: str, out: str | None = None) -> str:
         raise UserError(f"--out {out!r} is not writable ({e.strerror}); "
                         f"give a file path you can write to") from None
     tasks = sorted({r.task for r in runs})
-    print(f"{len(runs)} runs in {len(tasks)} tasks ({', '.join(tasks)})", flush=True)
+    print(f"{len(runs)} run{'s' * (len(runs) != 1)} in {len(tasks)} "
+          f"task{'s' * (len(tasks) != 1)} ({', '.join(tasks)})", flush=True)
     return out
 
 
