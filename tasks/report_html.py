@@ -216,7 +216,8 @@ def flatten_numbers(mapping: dict, prefix: str = "") -> dict:
 def comparison_html(runs: list) -> str:
     """One column per run, one row per numeric metric; then shared figures side by side."""
     labels = [r.label for r in runs]
-    heads = "".join(f'<th><a href="#{r.anchor}">{esc(lab)}</a></th>' for r, lab in zip(runs, labels))
+    heads = "".join(f'<th><a href="#{r.anchor}">{esc(label)}</a></th>'
+                    for r, label in zip(runs, labels))
     rows = []
     for key in ("dataset",):
         values = [r.metrics.get(key) for r in runs]
@@ -349,6 +350,7 @@ def render_report(runs: list, runs_dir: str, now: datetime.datetime | None = Non
         sections.append("\n".join(body))
 
     n_tasks = len(tasks)
+    stamp = esc(now.strftime("%Y-%m-%d %H:%M"))
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -361,7 +363,7 @@ def render_report(runs: list, runs_dir: str, now: datetime.datetime | None = Non
 <header>
 <h1>unsupervised28 study report</h1>
 <p>runs from <code>{esc(runs_dir)}</code> · {len(runs)} run{'s' if len(runs) != 1 else ''}
-in {n_tasks} task{'s' if n_tasks != 1 else ''} · generated {esc(now.strftime('%Y-%m-%d %H:%M'))}</p>
+in {n_tasks} task{'s' if n_tasks != 1 else ''} · generated {stamp}</p>
 </header>
 <main>
 {''.join(toc)}

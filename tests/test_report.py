@@ -15,6 +15,12 @@ TINY_CAE = ["--dataset", "digits", "--epochs", "1", "--conv-filters", "4", "8", 
             "--dense-units", "16", "--latent-dim", "3", "--verbose", "0"]
 CAE_A, CAE_B = "20250101-000000", "20250101-000100"
 CLASSIFY = "20250102-000000"
+OTHER = {"tensorflow": "jax", "jax": "torch", "torch": "tensorflow"}  # the copy's backend
+
+
+def backend():
+    import keras
+    return keras.backend.backend()
 
 
 def make_hand_run(folder):
@@ -41,8 +47,8 @@ def make_hand_run(folder):
 
 @pytest.fixture(scope="module")
 def runs_root(tmp_path_factory):
-    """runs/cae/<two runs> (one real CLI run, one copy relabelled as jax), a hand-made
-    classify run with a sub-run, and an 'other' task."""
+    """runs/cae/<two runs> (one real CLI run, one copy relabelled as another backend),
+    a hand-made classify run with a sub-run, and an 'other' task."""
     root = tmp_path_factory.mktemp("runs")
     first = root / "cae" / CAE_A
     result = run_main("cae", *TINY_CAE, "--out", str(first))
@@ -50,7 +56,7 @@ def runs_root(tmp_path_factory):
     second = root / "cae" / CAE_B
     shutil.copytree(first, second)
     metrics = json.loads((second / "metrics.json").read_text())
-    metrics.update(backend="jax", test_mse=metrics["test_mse"] * 2)
+    metrics.update(backend=OTHER[metrics["backend"]], test_mse=metrics["test_mse"] * 2)
     (second / "metrics.json").write_text(json.dumps(metrics))
     hand = root / "classify" / CLASSIFY
     make_hand_run(str(hand))
@@ -95,7 +101,8 @@ class TestDiscovery:
             ("classify", os.path.join("classify", CLASSIFY)),
             ("zeta", os.path.join("zeta", "x")),
         ]
-        assert runs[0].label == f"tensorflow · {CAE_A}"
+        assert runs[0].label == f"{backend()} · {CAE_A}"
+        assert runs[1].label == f"{OTHER[backend()]} · {CAE_B}"
         assert runs[0].config["latent_dim"] == 3
         assert [f.path for f in runs[0].figures] == ["loss.png", "reconstructions.png"]
 
@@ -180,7 +187,7 @@ class TestRendering:
         section = page[page.index('id="compare-cae"'):page.index(f'<article class="run"')]
         table = section[section.index('<table class="compare">'):section.index("</table>")]
         header = re.findall(r"<th><a href=\"#[^\"]+\">([^<]+)</a></th>", table)
-        assert header == [f"tensorflow · {CAE_A}", f"jax · {CAE_B}",
+        assert header == [f"{backend()} · {CAE_A}", f"{OTHER[backend()]} · {CAE_B}",
                           f"jax · classify/{CLASSIFY}/cae"]
         test_mse = re.search(r'<tr class="differs"><th>test_mse</th>(.*?)</tr>', table).group(1)
         values = [float(v) for v in re.findall(r'<td class="num">([\d.]+)</td>', test_mse)]
