@@ -13,7 +13,7 @@ if [ "$(id -u)" != "0" ]; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends dataset-fashion-mnist >/dev/null
+$SUDO apt-get install -y -qq --no-install-recommends dataset-fashion-mnist chromium >/dev/null
 python3 -m pip install -q --disable-pip-version-check \
   -r requirements.txt -r requirements-backends.txt
 echo "setup.sh: done"

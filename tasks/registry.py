@@ -10,4 +10,5 @@ TASKS = {
     "tune": "tasks.tune",
     "latent": "tasks.latent",
     "denoise": "tasks.denoise",
+    "report": "tasks.report",
 }
