@@ -42,9 +42,23 @@ class Step:
 # on 2 CPU cores, large enough that every number is computed on real images.
 QUICK_DATA = ["--train-size", "3000", "--test-size", "1000"]
 
+CAE = "{root}/cae/cae.keras"
+
 STEPS = [
     Step("cae", ["--out", "{root}/cae"], QUICK_DATA + ["--epochs", "3"],
          headline=("test_mse", "test MSE")),
+    # A small search: the full one is `main.py tune` with its own budget.
+    Step("tune", ["--out", "{root}/tune", "--tuner", "bayesian", "--max-trials", "4",
+                  "--epochs", "3", "--final-epochs", "10"],
+         QUICK_DATA + ["--max-trials", "2", "--epochs", "1", "--final-epochs", "1",
+                       "--space", "small"],
+         headline=("test_mse", "best config's test MSE")),
+    Step("latent", ["--out", "{root}/latent", "--model", CAE],
+         QUICK_DATA + ["--tsne-samples", "500"], needs=("cae",),
+         headline=("knn5_accuracy", "kNN (k=5) accuracy")),
+    Step("denoise", ["--out", "{root}/denoise", "--model", CAE],
+         QUICK_DATA + ["--epochs", "2"], needs=("cae",),
+         headline=("denoising_beats_plain_on_every_noise", "denoising CAE beats plain on every noise")),
 ]
 
 

@@ -11,4 +11,5 @@ TASKS = {
     "latent": "tasks.latent",
     "denoise": "tasks.denoise",
     "report": "tasks.report",
+    "all": "tasks.all",
 }
