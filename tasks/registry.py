@@ -7,4 +7,5 @@ returns the run folder. Modules import Keras lazily so ``--help`` stays fast.
 
 TASKS = {
     "cae": "tasks.cae",
+    "classify": "tasks.classify",
 }
