@@ -40,10 +40,10 @@ def main() -> int:
     encoder = encoder_from_model(load_keras_model(args.encoder, "encoder"))
     rows = []
     for layer in args.layers.split(","):
-        settings = Settings(features=layer, epochs=args.epochs, fine_tune_epochs=1)
+        settings = Settings(features=layer, epochs=args.epochs)
         start = time.perf_counter()
         res = train_pretrained(encoder, data.x_train, data.y_train, data.x_val, data.y_val,
-                               data.x_test, data.y_test, settings)
+                               data.x_test, data.y_test, settings, fine_tune=False)
         rows.append({"features": layer, "frozen_test_accuracy": res["frozen"]["test_accuracy"],
                      "frozen_val_accuracy": res["frozen"]["best_val_accuracy"],
                      "frozen_epochs": res["frozen"]["epochs"],

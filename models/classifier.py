@@ -90,10 +90,15 @@ def build_classifier(features: keras.Model, head: keras.Model, frozen: bool = Tr
     return keras.Model(inputs, outputs, name=name)
 
 
-def build_baseline(features: str = "code", hidden_units: int = 256, dropout: float = 0.3,
-                   num_classes: int = 10, config: CAEConfig | None = None) -> keras.Model:
-    """The supervised CNN: encoder architecture up to ``features`` + the head, random init."""
-    extractor = feature_model(build_encoder(config or CAEConfig()), features)
+def build_baseline(encoder: keras.Model | None = None, features: str = "code",
+                   hidden_units: int = 256, dropout: float = 0.3,
+                   num_classes: int = 10) -> keras.Model:
+    """The supervised CNN: the encoder's architecture up to ``features`` + the head,
+    with fresh random weights (``clone_model`` re-initialises). Without an
+    encoder, the default CAE encoder architecture."""
+    fresh = keras.models.clone_model(encoder) if encoder is not None \
+        else build_encoder(CAEConfig())
+    extractor = feature_model(fresh, features)
     head = build_head(extractor.output.shape[1:], hidden_units, dropout, num_classes)
     return build_classifier(extractor, head, frozen=False, name="baseline")
 

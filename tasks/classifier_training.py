@@ -107,7 +107,8 @@ def evaluate(model, x_test, y_test, num_classes: int = 10) -> dict:
 
 
 def train_pretrained(encoder, x, y, x_val, y_val, x_test, y_test, settings: Settings,
-                     epoch_scale: bool = False, on_frozen=None) -> dict:
+                     epoch_scale: bool = False, on_frozen=None,
+                     fine_tune: bool = True) -> dict:
     """Trains the head on the frozen encoder, then fine-tunes the encoder with it.
 
     Args:
@@ -148,6 +149,9 @@ def train_pretrained(encoder, x, y, x_val, y_val, x_test, y_test, settings: Sett
     frozen.update(evaluate(model, x_test, y_test))
     if on_frozen is not None:
         on_frozen(model)
+    if not fine_tune:
+        frozen["model"] = model
+        return {"frozen": frozen}
 
     keras.utils.set_random_seed(settings.seed + 1)
     unfrozen = unfreeze_encoder(model, settings.unfreeze_last)
@@ -167,11 +171,11 @@ def train_pretrained(encoder, x, y, x_val, y_val, x_test, y_test, settings: Sett
     return {"frozen": frozen, "fine_tuned": tuned}
 
 
-def train_baseline(x, y, x_val, y_val, x_test, y_test, settings: Settings,
+def train_baseline(encoder, x, y, x_val, y_val, x_test, y_test, settings: Settings,
                    epoch_scale: bool = False) -> dict:
-    """The supervised CNN (encoder architecture + head, random init) trained from scratch."""
+    """The supervised CNN (``encoder``'s architecture + head, random init) from scratch."""
     keras.utils.set_random_seed(settings.seed + 2)
-    model = build_baseline(settings.features, settings.hidden_units, settings.dropout)
+    model = build_baseline(encoder, settings.features, settings.hidden_units, settings.dropout)
     compile_classifier(model, settings.baseline_lr, settings.weight_decay)
     epochs, patience = (scaled_epochs(settings.baseline_epochs, settings.patience, len(x),
                                       settings.batch_size, settings.min_steps) if epoch_scale

@@ -166,8 +166,8 @@ def label_efficiency(args, data, encoder, settings, full: dict) -> list:
             xs, ys, xv, yv = data.x_train[idx], data.y_train[idx], data.x_val[val], data.y_val[val]
             results = train_pretrained(encoder, xs, ys, xv, yv, data.x_test, data.y_test,
                                        settings, epoch_scale=True)
-            results["baseline"] = train_baseline(xs, ys, xv, yv, data.x_test, data.y_test,
-                                                 settings, epoch_scale=True)
+            results["baseline"] = train_baseline(encoder, xs, ys, xv, yv, data.x_test,
+                                                 data.y_test, settings, epoch_scale=True)
             n = len(idx)
         row = {"fraction": frac, "labels": int(n)}
         for key in MODELS:
@@ -209,8 +209,8 @@ def run(args) -> str:
         encoder, data.x_train, data.y_train, data.x_val, data.y_val, data.x_test, data.y_test,
         settings, on_frozen=lambda m: save_model(m, os.path.join(out, "classifier_frozen.keras")))
     save_model(results["fine_tuned"]["model"], os.path.join(out, "classifier_fine_tuned.keras"))
-    results["baseline"] = train_baseline(data.x_train, data.y_train, data.x_val, data.y_val,
-                                         data.x_test, data.y_test, settings)
+    results["baseline"] = train_baseline(encoder, data.x_train, data.y_train, data.x_val,
+                                         data.y_val, data.x_test, data.y_test, settings)
     save_model(results["baseline"]["model"], os.path.join(out, "baseline.keras"))
 
     names = data.class_names
