@@ -143,8 +143,9 @@ def train_pretrained(encoder, x, y, x_val, y_val, x_test, y_test, settings: Sett
     frozen["wall_time_s"] += feature_s
     frozen["feature_extraction_s"] = feature_s
     del f_train, f_val
+    # Not compiled: it has not been trained as a whole, so it is saved without
+    # an optimizer state that would not match on loading.
     model = build_classifier(extractor, head, frozen=True)
-    compile_classifier(model, settings.learning_rate, settings.weight_decay)
     frozen["trainable_parameters"] = trainable_parameters(model)
     frozen.update(evaluate(model, x_test, y_test))
     if on_frozen is not None:
