@@ -5,7 +5,8 @@ Trains the same head (fixed hyperparameters, no tuning) on the frozen features o
 each layer of one CAE encoder and prints a table; writes JSON.
 
     python benchmarks/classify_features.py --encoder runs/cae/<stamp>/cae.keras \
-        [--data-dir DIR] [--epochs 30] [--out benchmarks/results/classify_features.json]
+        [--data-dir DIR] [--epochs 30] [--train-size N] [--test-size N] \
+        [--out benchmarks/results/classify_features.json]
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ def main() -> int:
     parser.add_argument("--encoder", required=True, help="cae.keras or encoder.keras")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--train-size", type=int, default=None)
+    parser.add_argument("--test-size", type=int, default=None)
     parser.add_argument("--layers", default="code,dense1,conv3,conv2")
     parser.add_argument("--out", default="benchmarks/results/classify_features.json")
     args = parser.parse_args()
@@ -36,7 +39,8 @@ def main() -> int:
     from tasks.common import load_keras_model, write_json
     from tasks.data import load_dataset
 
-    data = load_dataset("fashion_mnist", data_dir=args.data_dir)
+    data = load_dataset("fashion_mnist", data_dir=args.data_dir,
+                        train_limit=args.train_size, test_limit=args.test_size)
     encoder = encoder_from_model(load_keras_model(args.encoder, "encoder"))
     rows = []
     for layer in args.layers.split(","):
@@ -55,6 +59,7 @@ def main() -> int:
               flush=True)
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     write_json(args.out, {"backend": keras.backend.backend(), "encoder": args.encoder,
+                          "train_images": len(data.x_train), "test_images": len(data.x_test),
                           "head": "hidden 256, dropout 0.3, AdamW lr 1e-3 wd 1e-4",
                           "rows": rows})
     return 0

@@ -42,16 +42,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="most epochs of the CAE trained when --encoder is not given "
                             "(default 30)")
     group = parser.add_argument_group("training")
-    group.add_argument("--epochs", type=positive_int, default=30,
-                       help="most epochs of the head on the frozen encoder (default 30)")
+    group.add_argument("--epochs", type=positive_int, default=60,
+                       help="most epochs of the head on the frozen encoder; cheap, it "
+                            "trains on cached features (default 60)")
     group.add_argument("--fine-tune-epochs", type=positive_int, default=15,
                        help="most epochs of fine-tuning the unfrozen encoder (default 15)")
     group.add_argument("--fine-tune-lr", type=positive_float, default=1e-4,
                        help="learning rate while fine-tuning (default 1e-4)")
     group.add_argument("--unfreeze-last", type=positive_int, default=None, metavar="K",
                        help="fine-tune only the last K weighted encoder layers (default all)")
-    group.add_argument("--baseline-epochs", type=positive_int, default=None,
-                       help="most epochs of the supervised baseline (default: --epochs)")
+    group.add_argument("--baseline-epochs", type=positive_int, default=30,
+                       help="most epochs of the supervised baseline (default 30)")
     group.add_argument("--baseline-lr", type=positive_float, default=1e-3,
                        help="learning rate of the supervised baseline (default 1e-3)")
     group.add_argument("--batch-size", type=positive_int, default=128,
@@ -200,7 +201,7 @@ def run(args) -> str:
     settings = Settings(features=args.features, epochs=args.epochs,
                         fine_tune_epochs=args.fine_tune_epochs, fine_tune_lr=args.fine_tune_lr,
                         unfreeze_last=args.unfreeze_last,
-                        baseline_epochs=args.baseline_epochs or args.epochs,
+                        baseline_epochs=args.baseline_epochs,
                         baseline_lr=args.baseline_lr, batch_size=args.batch_size,
                         patience=args.patience, min_steps=args.min_steps,
                         verbose=args.verbose, seed=args.seed, **best)
