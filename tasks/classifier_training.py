@@ -23,7 +23,7 @@ from models.classifier import (build_baseline, build_classifier, build_head,
 class Settings:
     """How the three classifiers are trained (hyperparameters of the head included)."""
 
-    features: str = "conv3"
+    features: str = "conv2"
     hidden_units: int = 256
     dropout: float = 0.3
     learning_rate: float = 1e-3

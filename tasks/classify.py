@@ -33,11 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--encoder", default=None, metavar="PATH",
                        help="a cae.keras or encoder.keras (28x28x1 image -> 1-D code) to "
                             "build on; default: train a CAE (CAE task defaults) into <run>/cae")
-    group.add_argument("--features", default="conv3",
+    group.add_argument("--features", default="conv2",
                        choices=("code", "dense1", "conv3", "conv2"),
                        help="encoder layer the head reads: code (latent), dense1 (256-unit "
                             "hidden layer), conv3 (flattened 3x3x128 map), conv2 (7x7x64 "
-                            "map) (default conv3, the best measured)")
+                            "map) (default conv2, the best frozen layer measured)")
     group.add_argument("--cae-epochs", type=positive_int, default=30,
                        help="most epochs of the CAE trained when --encoder is not given "
                             "(default 30)")
