@@ -12,4 +12,5 @@ TASKS = {
     "denoise": "tasks.denoise",
     "report": "tasks.report",
     "all": "tasks.all",
+    "classify": "tasks.classify",
 }

@@ -1,0 +1,145 @@
+"""Classifiers on a pretrained encoder, and the supervised CNN baseline.
+
+A classifier is the functional composition ``head(features(image, training=False))``:
+
+* ``features`` is a sub-model cut out of a CAE encoder at one of its layers
+  (:data:`FEATURES`); it shares the encoder's weights. Frozen, it is a fixed
+  feature extractor; unfrozen (all of it, or its last k layers), it is
+  fine-tuned with the head. It is always called with ``training=False`` so any
+  dropout inside the encoder stays off, as in the Keras transfer-learning guide.
+* ``head`` is Flatten -> Dense(hidden, relu) -> Dropout -> Dense(classes, softmax),
+  a separate model so it can also be trained alone on cached features (same
+  result as training the frozen classifier, without re-running the encoder).
+
+The baseline is the same network (encoder architecture up to the same layer,
+the same head) with random initial weights, trained end to end.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from models.cae import IMAGE_SHAPE, CAEConfig, build_encoder, split_cae
+
+# Where the head reads the encoder: the 10-d code, the 256-unit hidden dense
+# layer, the flattened 3x3x128 conv3 map, or the 7x7x64 conv2 map.
+FEATURES = {"code": "code", "dense1": "dense1", "conv3": "flatten", "conv2": "conv2"}
+
+
+def encoder_from_model(model: keras.Model) -> keras.Model:
+    """The encoder inside a loaded ``.keras`` model: a CAE's encoder, or the model itself.
+
+    Raises:
+        ValueError: the model is neither a CAE nor an encoder taking 28x28x1
+            images to a 1-D code.
+    """
+    names = [layer.name for layer in model.layers]
+    if "encoder" in names and "decoder" in names:
+        return split_cae(model)[0]
+    inputs, outputs = model.inputs, model.outputs
+    in_shape = tuple(inputs[0].shape[1:]) if len(inputs) == 1 else None
+    out_shape = tuple(outputs[0].shape[1:]) if len(outputs) == 1 else None
+    if in_shape != IMAGE_SHAPE or out_shape is None or len(out_shape) != 1:
+        got_in = ", ".join(str(tuple(t.shape[1:])) for t in inputs)
+        got_out = ", ".join(str(tuple(t.shape[1:])) for t in outputs)
+        raise ValueError(f"model {model.name!r} is not a CAE or an encoder: it maps "
+                         f"{got_in} to {got_out}; expected a CAE, or an encoder mapping "
+                         f"(28, 28, 1) to a 1-D code")
+    return model
+
+
+def feature_model(encoder: keras.Model, features: str = "code") -> keras.Model:
+    """The encoder from its input up to the layer named by ``features`` (shared weights).
+
+    Raises:
+        ValueError: unknown ``features`` or the encoder has no such layer.
+    """
+    if features not in FEATURES:
+        raise ValueError(f"unknown features {features!r}; valid: {', '.join(FEATURES)}")
+    if features == "code":
+        out = encoder.outputs[0]
+    else:
+        names = [layer.name for layer in encoder.layers]
+        if FEATURES[features] not in names:
+            raise ValueError(f"encoder {encoder.name!r} has no layer {FEATURES[features]!r} "
+                             f"for features {features!r} (layers: {', '.join(names)}); "
+                             f"use features 'code'")
+        out = encoder.get_layer(FEATURES[features]).output
+    return keras.Model(encoder.inputs, out, name="features")
+
+
+def build_head(feature_shape: tuple, hidden_units: int = 256, dropout: float = 0.3,
+               num_classes: int = 10) -> keras.Model:
+    """Flatten -> Dense(hidden, relu) -> Dropout -> Dense(num_classes, softmax)."""
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1). Received: dropout={dropout}")
+    inputs = keras.Input(tuple(feature_shape), name="features")
+    x = keras.layers.Flatten(name="flatten")(inputs)  # identity on 1-D features
+    x = keras.layers.Dense(int(hidden_units), activation="relu", name="hidden")(x)
+    x = keras.layers.Dropout(dropout, name="dropout")(x)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="head")
+
+
+def build_classifier(features: keras.Model, head: keras.Model, frozen: bool = True,
+                     name: str = "classifier") -> keras.Model:
+    """``head(features(image, training=False))``; the features frozen unless ``frozen=False``."""
+    features.trainable = not frozen
+    inputs = keras.Input(IMAGE_SHAPE, name="image")
+    outputs = head(features(inputs, training=False))
+    return keras.Model(inputs, outputs, name=name)
+
+
+def build_baseline(encoder: keras.Model | None = None, features: str = "code",
+                   hidden_units: int = 256, dropout: float = 0.3,
+                   num_classes: int = 10) -> keras.Model:
+    """The supervised CNN: the encoder's architecture up to ``features`` + the head,
+    with fresh random weights (``clone_model`` re-initialises). Without an
+    encoder, the default CAE encoder architecture."""
+    fresh = keras.models.clone_model(encoder) if encoder is not None \
+        else build_encoder(CAEConfig())
+    extractor = feature_model(fresh, features)
+    head = build_head(extractor.output.shape[1:], hidden_units, dropout, num_classes)
+    return build_classifier(extractor, head, frozen=False, name="baseline")
+
+
+def encoder_layers(classifier: keras.Model) -> list:
+    """The layers of the classifier's ``features`` sub-model that hold weights, in order."""
+    return [layer for layer in classifier.get_layer("features").layers if layer.weights]
+
+
+def freeze_encoder(classifier: keras.Model) -> None:
+    """Makes the encoder part untrainable (recompile afterwards)."""
+    classifier.get_layer("features").trainable = False
+
+
+def unfreeze_encoder(classifier: keras.Model, last_k: int | None = None) -> list:
+    """Makes all, or the last ``last_k``, weighted encoder layers trainable.
+
+    Recompile afterwards: Keras fixes the trainable weights at compile time.
+
+    Returns:
+        The names of the layers now trainable.
+    """
+    features = classifier.get_layer("features")
+    features.trainable = True
+    layers = encoder_layers(classifier)
+    if last_k is not None and last_k < len(layers):
+        for layer in layers[:len(layers) - max(0, last_k)]:
+            layer.trainable = False
+    return [layer.name for layer in layers if layer.trainable]
+
+
+def compile_classifier(model: keras.Model, learning_rate: float = 1e-3,
+                       weight_decay: float = 1e-4) -> keras.Model:
+    """AdamW (decoupled weight decay), sparse cross-entropy, accuracy."""
+    model.compile(optimizer=keras.optimizers.AdamW(learning_rate=learning_rate,
+                                                   weight_decay=weight_decay),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def trainable_parameters(model: keras.Model) -> int:
+    """Number of scalars in the model's trainable weights."""
+    import math
+    return int(sum(math.prod(w.shape) for w in model.trainable_weights))

@@ -1,0 +1,188 @@
+"""Training and evaluating the three classifiers: frozen encoder, fine-tuned, baseline.
+
+Each phase returns a record (accuracy, epochs, wall time, trainable parameters,
+the validation-accuracy curve against epoch and against seconds) that the
+`classify` task writes to metrics.json and plots.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+
+import keras
+import numpy as np
+
+from models.classifier import (build_baseline, build_classifier, build_head,
+                               compile_classifier, feature_model, trainable_parameters,
+                               unfreeze_encoder)
+
+
+@dataclasses.dataclass
+class Settings:
+    """How the three classifiers are trained (hyperparameters of the head included)."""
+
+    features: str = "conv2"
+    hidden_units: int = 256
+    dropout: float = 0.3
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    epochs: int = 30
+    fine_tune_epochs: int = 10
+    fine_tune_lr: float = 1e-4
+    unfreeze_last: int | None = None  # None: the whole encoder
+    baseline_epochs: int = 30
+    baseline_lr: float = 1e-3
+    batch_size: int = 128
+    patience: int = 5
+    min_steps: int = 300  # on a label subset: at least this many steps (more epochs)
+    verbose: int = 0
+    seed: int = 0
+
+
+class EpochClock(keras.callbacks.Callback):
+    """Seconds since ``start`` at the end of every epoch (validation included)."""
+
+    def __init__(self, offset: float = 0.0):
+        super().__init__()
+        self.offset = offset
+        self.seconds = []
+
+    def on_train_begin(self, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(self.offset + time.perf_counter() - self._start)
+
+
+def clone_encoder(encoder: keras.Model) -> keras.Model:
+    """A copy with its own weights: fine-tuning one copy leaves the others pretrained."""
+    copy = keras.models.clone_model(encoder)
+    copy.set_weights(encoder.get_weights())
+    return copy
+
+
+def scaled_epochs(epochs: int, patience: int, n_train: int, batch_size: int,
+                  min_steps: int = 300, cap: int = 100) -> tuple:
+    """More epochs (and patience) for small label subsets: at least ``min_steps`` steps.
+
+    With 1% of the labels an epoch is a handful of steps; the same epoch count
+    would stop training long before it converges.
+    """
+    steps = max(1, math.ceil(n_train / batch_size))
+    scaled = min(cap, max(epochs, math.ceil(min_steps / steps)))
+    return scaled, max(patience, round(patience * scaled / max(1, epochs)))
+
+
+def _fit(model, x, y, x_val, y_val, epochs, settings: Settings, offset: float = 0.0,
+         patience: int | None = None) -> dict:
+    clock = EpochClock(offset)
+    patience = settings.patience if patience is None else patience
+    callbacks = [
+        keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=patience,
+                                      restore_best_weights=True),
+        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5,
+                                          patience=max(1, patience // 2), min_lr=1e-6),
+        keras.callbacks.TerminateOnNaN(),
+        clock,
+    ]
+    start = time.perf_counter()
+    history = model.fit(x, y, validation_data=(x_val, y_val), epochs=epochs,
+                        batch_size=settings.batch_size, callbacks=callbacks,
+                        verbose=settings.verbose)
+    val_acc = [float(v) for v in history.history["val_accuracy"]]
+    return {"epochs": len(val_acc), "wall_time_s": time.perf_counter() - start,
+            "best_val_accuracy": max(val_acc), "val_accuracy": val_acc,
+            "seconds": clock.seconds}
+
+
+def evaluate(model, x_test, y_test, num_classes: int = 10) -> dict:
+    """Test accuracy, per-class accuracy and the predicted labels."""
+    pred = np.argmax(model.predict(x_test, batch_size=512, verbose=0), axis=-1)
+    per_class = [float(np.mean(pred[y_test == c] == c)) if np.any(y_test == c) else None
+                 for c in range(num_classes)]
+    return {"test_accuracy": float(np.mean(pred == y_test)),
+            "per_class_accuracy": per_class, "predictions": pred}
+
+
+def train_pretrained(encoder, x, y, x_val, y_val, x_test, y_test, settings: Settings,
+                     epoch_scale: bool = False, on_frozen=None,
+                     fine_tune: bool = True) -> dict:
+    """Trains the head on the frozen encoder, then fine-tunes the encoder with it.
+
+    Args:
+        encoder: the pretrained encoder (left unchanged: a copy is trained).
+        x, y, x_val, y_val, x_test, y_test: images and integer labels.
+        settings: a :class:`Settings`.
+        epoch_scale: give small training sets more epochs (:func:`scaled_epochs`).
+        on_frozen: called with the frozen classifier before fine-tuning changes
+            it (to save it).
+
+    Returns:
+        ``{"frozen": record, "fine_tuned": record}``; each record holds the
+        trained model under ``"model"`` (the same object for both, fine-tuned
+        at the end).
+    """
+    keras.utils.set_random_seed(settings.seed)
+    extractor = feature_model(clone_encoder(encoder), settings.features)
+    extractor.trainable = False
+    # The frozen encoder runs in inference mode, so training the head on its
+    # cached outputs is training the frozen classifier, minus the repeated encoder.
+    start = time.perf_counter()
+    f_train = extractor.predict(x, batch_size=512, verbose=0)
+    f_val = extractor.predict(x_val, batch_size=512, verbose=0)
+    feature_s = time.perf_counter() - start
+    head = build_head(f_train.shape[1:], settings.hidden_units, settings.dropout)
+    compile_classifier(head, settings.learning_rate, settings.weight_decay)
+    epochs, patience = (scaled_epochs(settings.epochs, settings.patience, len(x),
+                                      settings.batch_size, settings.min_steps) if epoch_scale
+                        else (settings.epochs, settings.patience))
+    frozen = _fit(head, f_train, y, f_val, y_val, epochs, settings, offset=feature_s,
+                  patience=patience)
+    frozen["wall_time_s"] += feature_s
+    frozen["feature_extraction_s"] = feature_s
+    del f_train, f_val
+    # Not compiled: it has not been trained as a whole, so it is saved without
+    # an optimizer state that would not match on loading.
+    model = build_classifier(extractor, head, frozen=True)
+    frozen["trainable_parameters"] = trainable_parameters(model)
+    frozen.update(evaluate(model, x_test, y_test))
+    if on_frozen is not None:
+        on_frozen(model)
+    if not fine_tune:
+        frozen["model"] = model
+        return {"frozen": frozen}
+
+    keras.utils.set_random_seed(settings.seed + 1)
+    unfrozen = unfreeze_encoder(model, settings.unfreeze_last)
+    compile_classifier(model, settings.fine_tune_lr, settings.weight_decay)
+    epochs, patience = (scaled_epochs(settings.fine_tune_epochs, settings.patience, len(x),
+                                      settings.batch_size, settings.min_steps) if epoch_scale
+                        else (settings.fine_tune_epochs, settings.patience))
+    tuned = _fit(model, x, y, x_val, y_val, epochs, settings,
+                 offset=frozen["wall_time_s"], patience=patience)
+    tuned["unfrozen_layers"] = unfrozen
+    tuned["trainable_parameters"] = trainable_parameters(model)
+    # Cumulative: fine-tuning starts from the trained frozen classifier.
+    tuned["total_wall_time_s"] = frozen["wall_time_s"] + tuned["wall_time_s"]
+    tuned["epoch_offset"] = frozen["epochs"]
+    tuned.update(evaluate(model, x_test, y_test))
+    frozen["model"] = tuned["model"] = model
+    return {"frozen": frozen, "fine_tuned": tuned}
+
+
+def train_baseline(encoder, x, y, x_val, y_val, x_test, y_test, settings: Settings,
+                   epoch_scale: bool = False) -> dict:
+    """The supervised CNN (``encoder``'s architecture + head, random init) from scratch."""
+    keras.utils.set_random_seed(settings.seed + 2)
+    model = build_baseline(encoder, settings.features, settings.hidden_units, settings.dropout)
+    compile_classifier(model, settings.baseline_lr, settings.weight_decay)
+    epochs, patience = (scaled_epochs(settings.baseline_epochs, settings.patience, len(x),
+                                      settings.batch_size, settings.min_steps) if epoch_scale
+                        else (settings.baseline_epochs, settings.patience))
+    record = _fit(model, x, y, x_val, y_val, epochs, settings, patience=patience)
+    record["trainable_parameters"] = trainable_parameters(model)
+    record.update(evaluate(model, x_test, y_test))
+    record["model"] = model
+    return record

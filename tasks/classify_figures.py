@@ -1,0 +1,77 @@
+"""Figures of the `classify` task: confusion matrix, learning curves, label efficiency."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on servers and CI
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from tasks.common import save_figure  # noqa: E402
+
+LABELS = {"frozen": "frozen encoder + head", "fine_tuned": "fine-tuned encoder",
+          "baseline": "supervised CNN baseline"}
+COLORS = {"frozen": "tab:blue", "fine_tuned": "tab:orange", "baseline": "tab:green"}
+
+
+def confusion_matrix_figure(y_true, y_pred, class_names: list, path: str, title: str) -> str:
+    """scikit-learn's ConfusionMatrixDisplay with the class names on both axes."""
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    fig, ax = plt.subplots(figsize=(7.5, 6.5))
+    ConfusionMatrixDisplay.from_predictions(
+        y_true, y_pred, labels=list(range(len(class_names))), display_labels=class_names,
+        ax=ax, cmap="Blues", xticks_rotation=45, colorbar=True, values_format="d")
+    for text in ax.texts:
+        text.set_fontsize(8)
+    ax.set_title(title)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def learning_curves_figure(records: dict, path: str, title: str) -> str:
+    """Validation accuracy against epoch (left) and wall-clock seconds (right).
+
+    The fine-tuned curve continues the frozen one: its epochs and seconds
+    start where the frozen phase ended.
+    """
+    fig, (ax_e, ax_t) = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    for key, rec in records.items():
+        acc = 100 * np.asarray(rec["val_accuracy"])
+        epochs = rec.get("epoch_offset", 0) + np.arange(1, len(acc) + 1)
+        style = dict(color=COLORS.get(key), marker="o", ms=3, label=LABELS.get(key, key))
+        ax_e.plot(epochs, acc, **style)
+        ax_t.plot(rec["seconds"], acc, **style)
+    ax_e.set_xlabel("epoch (fine-tuning continues after the frozen phase)")
+    ax_t.set_xlabel("wall-clock seconds of training (fine-tuning after frozen)")
+    ax_e.set_ylabel("validation accuracy (%)")
+    for ax in (ax_e, ax_t):
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="lower right")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def label_efficiency_figure(rows: list, path: str, title: str) -> str:
+    """Test accuracy against the number of training labels, one line per model."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fractions = sorted({r["fraction"] for r in rows})
+    for key in LABELS:
+        pts = sorted((r["labels"], 100 * r[key]) for r in rows if r.get(key) is not None)
+        if pts:
+            ax.plot(*zip(*pts), color=COLORS[key], marker="o", label=LABELS[key])
+    ticks = sorted({r["labels"] for r in rows})
+    ax.set_xscale("log")
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([f"{n:,}\n({100 * f:g}%)" for n, f in zip(ticks, fractions)])
+    ax.minorticks_off()
+    ax.set_xlabel("labelled training images (fraction of the training split)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="lower right")
+    ax.set_title(title)
+    fig.tight_layout()
+    return save_figure(fig, path)
