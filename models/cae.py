@@ -14,6 +14,8 @@ import json
 
 import keras
 
+from models.layers import Conv2DTranspose
+
 IMAGE_SHAPE = (28, 28, 1)
 
 
@@ -104,11 +106,11 @@ def build_decoder(config: CAEConfig) -> keras.Model:
     x = keras.layers.Dense(3 * 3 * f3, activation="relu", kernel_regularizer=reg,
                            name="dense2")(x)
     x = keras.layers.Reshape((3, 3, f3), name="reshape")(x)
-    x = keras.layers.Conv2DTranspose(f2, 3, strides=2, padding="valid", activation="relu",
+    x = Conv2DTranspose(f2, 3, strides=2, padding="valid", activation="relu",
                                      kernel_regularizer=reg, name="deconv1")(x)  # 7x7
-    x = keras.layers.Conv2DTranspose(f1, k, strides=2, padding="same", activation="relu",
+    x = Conv2DTranspose(f1, k, strides=2, padding="same", activation="relu",
                                      kernel_regularizer=reg, name="deconv2")(x)  # 14x14
-    image = keras.layers.Conv2DTranspose(1, k, strides=2, padding="same", activation="sigmoid",
+    image = Conv2DTranspose(1, k, strides=2, padding="same", activation="sigmoid",
                                          kernel_regularizer=reg, name="deconv3")(x)  # 28x28
     return keras.Model(inputs, image, name="decoder")
 

@@ -1,0 +1,1 @@
+"""Speed and quality benchmarks (scripts writing JSON + a table; not timed tests)."""
