@@ -7,4 +7,8 @@ returns the run folder. Modules import Keras lazily so ``--help`` stays fast.
 
 TASKS = {
     "cae": "tasks.cae",
+    "vae": "tasks.vae",
+    "gan": "tasks.gan",
+    "generate": "tasks.generate",
+    "quality": "tasks.sample_quality",
 }
