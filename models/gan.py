@@ -113,6 +113,8 @@ class GAN(keras.Model):
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
         self.d_real_tracker = keras.metrics.Mean(name="d_real")
         self.d_fake_tracker = keras.metrics.Mean(name="d_fake")
+        # The sub-models are built functional models: nothing left to build.
+        self.built = True
 
     @property
     def latent_dim(self) -> int:

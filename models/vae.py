@@ -77,6 +77,8 @@ class VAE(keras.Model):
         self.total_loss_tracker = keras.metrics.Mean(name="loss")
         self.reconstruction_loss_tracker = keras.metrics.Mean(name="reconstruction_loss")
         self.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
+        # The sub-models are built functional models: nothing left to build.
+        self.built = True
 
     @property
     def latent_dim(self) -> int:
