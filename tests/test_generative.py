@@ -192,8 +192,16 @@ def test_generate_rejects_bad_input(tmp_path):
     path = save_model(build_discriminator(width=4), str(tmp_path / "discriminator.keras"))
     assert_one_line_error(run_main("generate", "--model", path),
                           "discriminator.keras", "no generator")
-    assert_one_line_error(run_main("generate", "--model", path, "--n", "0"),
-                          "--n", "0 is not positive")
+
+
+def test_generate_rejects_non_positive_n(capsys):
+    from main import build_parser
+
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["generate", "--model", "g.keras", "--n", "0"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--n" in err[0] and "0 is not positive" in err[0]
 
 
 # ------------------------------------------------------------ sample quality
