@@ -98,11 +98,8 @@ def train_vae(data, out: str, latent_dim: int = 2, width: int = 32, beta: float 
               verbose: int = 1) -> dict:
     """Trains a VAE; writes models, metrics and figures into ``out``; returns metrics."""
     import keras
-    import numpy as np
 
     from models.vae import build_vae
-    from tasks.common import backend_name, save_model, write_json
-    from tasks.figures import image_grid, image_rows, loss_curves
 
     vae = build_vae(latent_dim=latent_dim, width=width, beta=beta, seed=seed)
     vae.compile(optimizer=keras.optimizers.Adam(lr))
@@ -112,6 +109,21 @@ def train_vae(data, out: str, latent_dim: int = 2, width: int = 32, beta: float 
                       callbacks=[keras.callbacks.TerminateOnNaN()])
     wall = time.perf_counter() - start
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    metrics = write_vae_outputs(vae, data, out, hist, wall, batch_size=batch_size, lr=lr,
+                                seed=seed)
+    return {**metrics, "model": vae}
+
+
+def write_vae_outputs(vae, data, out: str, hist: dict, wall: float, batch_size: int = 128,
+                      lr: float = 1e-3, seed: int = 0) -> dict:
+    """Evaluates a trained VAE and writes its models, metrics and figures."""
+    import numpy as np
+
+    from tasks.common import backend_name, save_model, write_json
+    from tasks.figures import image_grid, image_rows, loss_curves
+
+    latent_dim, beta = vae.latent_dim, vae.beta
+    width = int(vae.encoder.get_layer("conv1").filters)
     test = vae.evaluate(data.x_test, batch_size=512, verbose=0, return_dict=True)
     test = {k: float(v) for k, v in test.items()}
 
@@ -127,7 +139,7 @@ def train_vae(data, out: str, latent_dim: int = 2, width: int = 32, beta: float 
         "test_elbo_nats": elbo,
         "test_reconstruction_bce": test["reconstruction_loss"],
         "test_kl": test["kl_loss"],
-        "epochs": epochs, "wall_time_s": wall, "train_images": int(len(data.x_train)),
+        "epochs": len(hist["loss"]), "wall_time_s": wall, "train_images": int(len(data.x_train)),
         "test_images": int(len(data.x_test)), "batch_size": batch_size,
         "learning_rate": lr, "parameters": int(vae.count_params()),
     }
@@ -152,7 +164,7 @@ def train_vae(data, out: str, latent_dim: int = 2, width: int = 32, beta: float 
     latent_scatter(vae.encoder, data.x_test[:n], data.y_test[:n], data.class_names,
                    os.path.join(out, "latent_scatter.png"),
                    f"VAE latent means of {n} test images ({tag})")
-    return {**metrics, "model": vae}
+    return metrics
 
 
 def run(args) -> str:
