@@ -1,4 +1,9 @@
-"""The networks: CAE, classifier on a frozen encoder, VAE and GAN."""
-from models import noise  # noqa: F401  registers ImageNoise, NoiseMix
-from models import classifier  # noqa: F401,E402  (classify task)
-from models import layers  # noqa: F401,E402  registers the custom Conv2DTranspose
+"""The networks: CAE, classifier on a frozen encoder, VAE and GAN.
+
+Importing this package registers every custom Keras class of the toolkit, so
+``keras.saving.load_model`` can rebuild any saved ``.keras`` file.
+"""
+from models import layers  # noqa: F401  the CAE's Conv2DTranspose (fast gradient on JAX)
+from models import noise  # noqa: F401  ImageNoise, NoiseMix
+from models import classifier  # noqa: F401  the classify task's models
+from models import gan, vae  # noqa: F401  VAE and GAN

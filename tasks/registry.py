@@ -10,7 +10,11 @@ TASKS = {
     "tune": "tasks.tune",
     "latent": "tasks.latent",
     "denoise": "tasks.denoise",
-    "report": "tasks.report",
-    "all": "tasks.all",
     "classify": "tasks.classify",
+    "vae": "tasks.vae",
+    "gan": "tasks.gan",
+    "generate": "tasks.generate",
+    "quality": "tasks.sample_quality",
+    "all": "tasks.all",
+    "report": "tasks.report",
 }

@@ -1,0 +1,139 @@
+"""Variational autoencoder (VAE) for 28x28x1 images in [0, 1].
+
+After keras-io examples/generative/vae.py: a convolutional encoder to the mean
+and log-variance of q(z|x), a convolutional decoder to a sigmoid image, and a
+small subclassed model holding both. The reparameterisation draws its noise
+from the model's SeedGenerator so training is seeded (and stateless on JAX).
+Loss: binary cross-entropy summed over pixels plus ``beta`` times the KL
+divergence to N(0, I), averaged over the batch. The training step is in
+:mod:`models.train_steps` (one per backend).
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from models import train_steps
+
+IMAGE_SHAPE = (28, 28, 1)
+
+
+def build_vae_encoder(latent_dim: int = 2, width: int = 32) -> keras.Model:
+    """Image -> ``[z_mean, z_log_var]``, each of size ``latent_dim``."""
+    inputs = keras.Input(IMAGE_SHAPE, name="image")
+    x = keras.layers.Conv2D(width, 3, strides=2, padding="same", activation="relu",
+                            name="conv1")(inputs)  # 14x14
+    x = keras.layers.Conv2D(2 * width, 3, strides=2, padding="same", activation="relu",
+                            name="conv2")(x)  # 7x7
+    x = keras.layers.Flatten(name="flatten")(x)
+    x = keras.layers.Dense(16 * max(1, width // 16), activation="relu", name="dense")(x)
+    z_mean = keras.layers.Dense(latent_dim, name="z_mean")(x)
+    z_log_var = keras.layers.Dense(latent_dim, name="z_log_var")(x)
+    return keras.Model(inputs, [z_mean, z_log_var], name="vae_encoder")
+
+
+def build_vae_decoder(latent_dim: int = 2, width: int = 32) -> keras.Model:
+    """Latent point -> 28x28x1 image in [0, 1] (sigmoid)."""
+    inputs = keras.Input((latent_dim,), name="z")
+    x = keras.layers.Dense(7 * 7 * 2 * width, activation="relu", name="dense")(inputs)
+    x = keras.layers.Reshape((7, 7, 2 * width), name="reshape")(x)
+    x = keras.layers.Conv2DTranspose(2 * width, 3, strides=2, padding="same",
+                                     activation="relu", name="deconv1")(x)  # 14x14
+    x = keras.layers.Conv2DTranspose(width, 3, strides=2, padding="same",
+                                     activation="relu", name="deconv2")(x)  # 28x28
+    image = keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid", name="image")(x)
+    return keras.Model(inputs, image, name="vae_decoder")
+
+
+def vae_losses(images, reconstruction, z_mean, z_log_var):
+    """Per-batch mean reconstruction loss (BCE summed over pixels) and KL (nats)."""
+    bce = ops.binary_crossentropy(images, reconstruction)
+    reconstruction_loss = ops.mean(ops.sum(bce, axis=(1, 2, 3)))
+    kl = -0.5 * (1 + z_log_var - ops.square(z_mean) - ops.exp(z_log_var))
+    kl_loss = ops.mean(ops.sum(kl, axis=1))
+    return reconstruction_loss, kl_loss
+
+
+@keras.saving.register_keras_serializable(package="unsupervised28")
+class VAE(keras.Model):
+    """Encoder + reparameterisation + decoder, trained on the ELBO.
+
+    Args:
+        encoder: model from :func:`build_vae_encoder`.
+        decoder: model from :func:`build_vae_decoder`.
+        beta: weight of the KL term (1 is the ELBO).
+        seed: seeds the reparameterisation noise.
+    """
+
+    def __init__(self, encoder, decoder, beta: float = 1.0, seed: int | None = None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.encoder = encoder
+        self.decoder = decoder
+        self.beta = float(beta)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.total_loss_tracker = keras.metrics.Mean(name="loss")
+        self.reconstruction_loss_tracker = keras.metrics.Mean(name="reconstruction_loss")
+        self.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
+        # The sub-models are built functional models: nothing left to build.
+        self.built = True
+
+    @property
+    def latent_dim(self) -> int:
+        return int(self.decoder.input_shape[-1])
+
+    @property
+    def metrics(self):
+        return [self.total_loss_tracker, self.reconstruction_loss_tracker,
+                self.kl_loss_tracker]
+
+    def sample_z(self, z_mean, z_log_var):
+        eps = keras.random.normal(ops.shape(z_mean), seed=self.seed_generator)
+        return z_mean + ops.exp(0.5 * z_log_var) * eps
+
+    def call(self, images, training=False):
+        z_mean, z_log_var = self.encoder(images, training=training)
+        return self.decoder(self.sample_z(z_mean, z_log_var), training=training)
+
+    def _loss(self, data, training):
+        images = keras.utils.unpack_x_y_sample_weight(data)[0]
+        z_mean, z_log_var = self.encoder(images, training=training)
+        reconstruction = self.decoder(self.sample_z(z_mean, z_log_var), training=training)
+        reconstruction_loss, kl_loss = vae_losses(images, reconstruction, z_mean, z_log_var)
+        total = reconstruction_loss + self.beta * kl_loss
+        return total, {"loss": total, "reconstruction_loss": reconstruction_loss,
+                       "kl_loss": kl_loss}
+
+    def train_phases(self):
+        return [train_steps.Phase(self._loss, self.trainable_variables, self.optimizer)]
+
+    def test_loss(self, data):
+        return self._loss(data, training=False)
+
+    def train_step(self, *args):
+        return train_steps.train_step(self, *args)
+
+    def test_step(self, *args):
+        return train_steps.test_step(self, *args)
+
+    def get_config(self):
+        return {**super().get_config(),
+                "encoder": keras.saving.serialize_keras_object(self.encoder),
+                "decoder": keras.saving.serialize_keras_object(self.decoder),
+                "beta": self.beta, "seed": self.seed}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
+        config["decoder"] = keras.saving.deserialize_keras_object(config["decoder"])
+        return cls(**config)
+
+
+def build_vae(latent_dim: int = 2, width: int = 32, beta: float = 1.0,
+              seed: int | None = None) -> VAE:
+    """A VAE whose encoder and decoder are built and named."""
+    return VAE(build_vae_encoder(latent_dim, width), build_vae_decoder(latent_dim, width),
+               beta=beta, seed=seed, name="vae")

@@ -1,0 +1,183 @@
+"""`python main.py vae`: train the variational autoencoder end to end."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+from tasks.common import (add_data_arguments, add_output_arguments, positive_float,
+                          positive_int)
+
+HELP = "train the variational autoencoder (VAE): samples, 2-D manifold, test ELBO"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_data_arguments(parser)
+    group = parser.add_argument_group("VAE")
+    group.add_argument("--latent-dim", type=positive_int, default=2,
+                       help="size of the latent space; 2 draws the manifold figure "
+                            "(default 2)")
+    group.add_argument("--width", type=positive_int, default=32,
+                       help="filters of the first convolution; the second has twice as many "
+                            "(default 32)")
+    group.add_argument("--beta", type=positive_float, default=1.0,
+                       help="weight of the KL term; 1 trains on the ELBO (default 1)")
+    group.add_argument("--epochs", type=positive_int, default=10,
+                       help="training epochs (default 10)")
+    group.add_argument("--batch-size", type=positive_int, default=128,
+                       help="images per step (default 128)")
+    group.add_argument("--lr", type=positive_float, default=1e-3,
+                       help="Adam learning rate (default 1e-3)")
+    parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2),
+                        help="Keras progress: 0 silent, 1 progress bar (default), "
+                             "2 one line per epoch")
+    add_output_arguments(parser, "vae")
+
+
+def manifold(decoder, n: int = 15):
+    """Decodes an n x n grid of the 2-D latent plane, spaced by the Gaussian's
+    inverse CDF so each cell holds equal prior mass. Returns (n*n images, grid)."""
+    import numpy as np
+    from scipy.stats import norm
+
+    grid = norm.ppf(np.linspace(0.05, 0.95, n))
+    # Rows go from high z2 (top) to low z2, columns from low z1 to high z1.
+    points = np.array([[z1, z2] for z2 in grid[::-1] for z1 in grid], "float32")
+    return decoder.predict(points, batch_size=512, verbose=0), grid
+
+
+def manifold_figure(decoder, path: str, title: str, n: int = 15) -> str:
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from tasks.common import save_figure
+
+    images, grid = manifold(decoder, n)
+    canvas = np.zeros((28 * n, 28 * n))
+    for k, image in enumerate(images):
+        i, j = divmod(k, n)
+        canvas[i * 28:(i + 1) * 28, j * 28:(j + 1) * 28] = image[..., 0]
+    fig, ax = plt.subplots(figsize=(8, 8))
+    ax.imshow(canvas, cmap="gray", vmin=0, vmax=1,
+              extent=(grid[0], grid[-1], grid[0], grid[-1]))
+    ax.set_xlabel("z[0] (prior quantiles 5%..95%)")
+    ax.set_ylabel("z[1]")
+    ax.set_title(title)
+    return save_figure(fig, path)
+
+
+def latent_scatter(encoder, images, labels, class_names, path: str, title: str) -> str:
+    """Latent means of ``images`` coloured by class (first two PCA axes if > 2-D)."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from tasks.common import save_figure
+
+    z_mean = np.asarray(encoder.predict(images, batch_size=512, verbose=0)[0])
+    axes_label = ("z[0]", "z[1]")
+    if z_mean.shape[1] > 2:
+        from sklearn.decomposition import PCA
+        z_mean = PCA(2, random_state=0).fit_transform(z_mean)
+        axes_label = ("PCA 1 of z mean", "PCA 2 of z mean")
+    fig, ax = plt.subplots(figsize=(7.5, 6))
+    cmap = plt.get_cmap("tab10")
+    for c, name in enumerate(class_names):
+        sel = labels == c
+        ax.scatter(z_mean[sel, 0], z_mean[sel, 1], s=3, alpha=0.6, color=cmap(c), label=name)
+    ax.set_xlabel(axes_label[0])
+    ax.set_ylabel(axes_label[1])
+    ax.set_title(title)
+    ax.legend(markerscale=4, fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def train_vae(data, out: str, latent_dim: int = 2, width: int = 32, beta: float = 1.0,
+              epochs: int = 10, batch_size: int = 128, lr: float = 1e-3, seed: int = 0,
+              verbose: int = 1) -> dict:
+    """Trains a VAE; writes models, metrics and figures into ``out``; returns metrics."""
+    import keras
+
+    from models.vae import build_vae
+
+    vae = build_vae(latent_dim=latent_dim, width=width, beta=beta, seed=seed)
+    vae.compile(optimizer=keras.optimizers.Adam(lr))
+    start = time.perf_counter()
+    history = vae.fit(data.x_train, validation_data=(data.x_val,), epochs=epochs,
+                      batch_size=batch_size, verbose=verbose,
+                      callbacks=[keras.callbacks.TerminateOnNaN()])
+    wall = time.perf_counter() - start
+    hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    metrics = write_vae_outputs(vae, data, out, hist, wall, batch_size=batch_size, lr=lr,
+                                seed=seed)
+    return {**metrics, "model": vae}
+
+
+def write_vae_outputs(vae, data, out: str, hist: dict, wall: float, batch_size: int = 128,
+                      lr: float = 1e-3, seed: int = 0) -> dict:
+    """Evaluates a trained VAE and writes its models, metrics and figures."""
+    import numpy as np
+
+    from tasks.common import backend_name, save_model, write_json
+    from tasks.figures import image_grid, image_rows, loss_curves
+
+    latent_dim, beta = vae.latent_dim, vae.beta
+    width = int(vae.encoder.get_layer("conv1").filters)
+    test = vae.evaluate(data.x_test, batch_size=512, verbose=0, return_dict=True)
+    test = {k: float(v) for k, v in test.items()}
+
+    save_model(vae, os.path.join(out, "vae.keras"))
+    save_model(vae.encoder, os.path.join(out, "encoder.keras"))
+    save_model(vae.decoder, os.path.join(out, "decoder.keras"))
+    write_json(os.path.join(out, "history.json"), hist)
+    elbo = -(test["reconstruction_loss"] + test["kl_loss"])
+    metrics = {
+        "task": "vae", "dataset": data.name, "data_source": data.source,
+        "backend": backend_name(), "latent_dim": latent_dim, "width": width, "beta": beta,
+        # One reparameterised sample per test image: a stochastic estimate.
+        "test_elbo_nats": elbo,
+        "test_reconstruction_bce": test["reconstruction_loss"],
+        "test_kl": test["kl_loss"],
+        "epochs": len(hist["loss"]), "wall_time_s": wall, "train_images": int(len(data.x_train)),
+        "test_images": int(len(data.x_test)), "batch_size": batch_size,
+        "learning_rate": lr, "parameters": int(vae.count_params()),
+    }
+    write_json(os.path.join(out, "metrics.json"), metrics)
+
+    tag = f"latent {latent_dim}, beta {beta:g}, {backend_name()}"
+    loss_curves(hist, os.path.join(out, "loss.png"), f"VAE training ({tag})",
+                "nats per image")
+    idx = np.linspace(0, len(data.x_test) - 1, 10).astype(int)
+    recon = vae.predict(data.x_test[idx], verbose=0)
+    image_rows([data.x_test[idx], recon], ["test image", "reconstruction"],
+               os.path.join(out, "reconstructions.png"),
+               f"VAE reconstructions ({tag})",
+               col_titles=[data.class_names[int(data.y_test[i])] for i in idx])
+    z = np.random.default_rng(seed).standard_normal((64, latent_dim)).astype("float32")
+    image_grid(vae.decoder.predict(z, verbose=0), os.path.join(out, "samples.png"),
+               f"VAE samples, z ~ N(0, I) ({tag})")
+    if latent_dim == 2:
+        manifold_figure(vae.decoder, os.path.join(out, "manifold.png"),
+                        f"VAE 2-D latent manifold ({tag})")
+    n = min(5000, len(data.x_test))
+    latent_scatter(vae.encoder, data.x_test[:n], data.y_test[:n], data.class_names,
+                   os.path.join(out, "latent_scatter.png"),
+                   f"VAE latent means of {n} test images ({tag})")
+    return metrics
+
+
+def run(args) -> str:
+    from tasks.common import load_data, make_run_dir, seed_everything
+
+    out = make_run_dir("vae", args.out)
+    seed_everything(args.seed)
+    data = load_data(args)
+    metrics = train_vae(data, out, latent_dim=args.latent_dim, width=args.width,
+                        beta=args.beta, epochs=args.epochs, batch_size=args.batch_size,
+                        lr=args.lr, seed=args.seed, verbose=args.verbose)
+    print(f"test ELBO {metrics['test_elbo_nats']:.2f} nats (BCE "
+          f"{metrics['test_reconstruction_bce']:.2f}, KL {metrics['test_kl']:.2f}), "
+          f"{metrics['epochs']} epochs in {metrics['wall_time_s']:.0f} s on "
+          f"{metrics['backend']}")
+    return out
