@@ -58,7 +58,21 @@ STEPS = [
          headline=("knn5_accuracy", "kNN (k=5) accuracy")),
     Step("denoise", ["--out", "{root}/denoise", "--model", CAE],
          QUICK_DATA + ["--epochs", "2"], needs=("cae",),
-         headline=("denoising_beats_plain_on_every_noise", "denoising CAE beats plain on every noise")),
+         headline=("denoising_beats_plain_on_every_noise",
+                   "denoising CAE beats plain on every noise")),
+    Step("classify", ["--out", "{root}/classify", "--encoder", CAE],
+         QUICK_DATA + ["--max-trials", "2", "--tuning-epochs", "1", "--epochs", "3",
+                       "--fine-tune-epochs", "1", "--baseline-epochs", "2",
+                       "--min-steps", "20", "--label-fractions", "0.1,1"],
+         needs=("cae",), headline=("models.fine_tuned.test_accuracy", "fine-tuned accuracy")),
+    Step("vae", ["--out", "{root}/vae"], QUICK_DATA + ["--epochs", "2"],
+         headline=("test_elbo_nats", "test ELBO (nats)")),
+    Step("gan", ["--out", "{root}/gan"], QUICK_DATA + ["--epochs", "2"],
+         headline=("final_epoch.g_loss", "final generator loss")),
+    Step("quality", ["--out", "{root}/quality", "--gan", "{root}/gan/generator.keras",
+                     "--vae", "{root}/vae/vae.keras", "--cae", CAE],
+         QUICK_DATA + ["--n", "1000", "--classifier-epochs", "1"],
+         needs=("cae", "vae", "gan"), headline=("rows.GAN.fid", "GAN FID")),
 ]
 
 

@@ -22,6 +22,8 @@ def import_tensorflow_quietly() -> None:
         import tensorflow as tf
 
         tf.config.list_physical_devices()  # triggers the CUDA probe now, silently
+        # tf.function retracing notes: expected when tasks build several models.
+        tf.get_logger().setLevel("ERROR")
     except ImportError:
         pass
     finally:

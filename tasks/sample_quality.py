@@ -205,7 +205,8 @@ def coverage_figure(rows: dict, class_names, path: str) -> str:
 def run(args) -> str:
     import numpy as np
 
-    from tasks.common import load_data, make_run_dir, seed_everything, write_json, write_text
+    from tasks.common import (backend_name, load_data, make_run_dir, seed_everything,
+                              write_json, write_text)
     from tasks.errors import UserError
     from tasks.figures import image_rows
     from tasks.generate import GAUSSIAN_FILE, fit_latent_gaussian, load_sampler
@@ -236,8 +237,11 @@ def run(args) -> str:
             raise UserError(f"--{expected} got a {sampler.kind.upper()} model; give a "
                             f"{expected.upper()} model")
 
-    classifier_path = args.classifier or os.path.join("runs", "domain_classifier",
-                                                      f"{args.dataset}.keras")
+    # The shared cache holds classifiers trained on the whole training split only:
+    # one trained on a --train-size subset stays in this run's folder.
+    classifier_path = args.classifier or (
+        os.path.join(out, "domain_classifier.keras") if args.train_size else
+        os.path.join("runs", "domain_classifier", f"{args.dataset}.keras"))
     classifier = domain_classifier(data, classifier_path, epochs=args.classifier_epochs,
                                    verbose=args.verbose)
     n_classes = len(data.class_names)
@@ -259,6 +263,10 @@ def run(args) -> str:
               f"images)", "classifier": classifier_path, "class_names": data.class_names,
               "models": {"gan": args.gan, "vae": args.vae, "cae": args.cae}, "rows": rows}
     write_json(os.path.join(out, "quality.json"), result)
+    write_json(os.path.join(out, "metrics.json"), {
+        "task": "quality", "backend": backend_name(), **result,
+        "gan_fid_below_vae_fid": bool(rows["GAN"]["fid"] < rows["VAE"]["fid"])
+        if "GAN" in rows and "VAE" in rows else None})
     table = markdown_table(rows, data.class_names)
     write_text(os.path.join(out, "quality.md"),
                f"# Sample quality on {data.name}\n\nReference: {result['reference']}; "
