@@ -40,12 +40,12 @@ class Step:
 
 # Subsets under --quick: small enough for the whole chain to finish in minutes
 # on 2 CPU cores, large enough that every number is computed on real images.
-QUICK_DATA = ["--train-size", "3000", "--test-size", "1000"]
+QUICK_DATA = ["--train-size", "4000", "--test-size", "2000"]
 
 CAE = "{root}/cae/cae.keras"
 
 STEPS = [
-    Step("cae", ["--out", "{root}/cae"], QUICK_DATA + ["--epochs", "3"],
+    Step("cae", ["--out", "{root}/cae"], QUICK_DATA + ["--epochs", "8"],
          headline=("test_mse", "test MSE")),
     # A small search: the full one is `main.py tune` with its own budget.
     Step("tune", ["--out", "{root}/tune", "--tuner", "bayesian", "--max-trials", "4",
@@ -57,17 +57,17 @@ STEPS = [
          QUICK_DATA + ["--tsne-samples", "500"], needs=("cae",),
          headline=("knn5_accuracy", "kNN (k=5) accuracy")),
     Step("denoise", ["--out", "{root}/denoise", "--model", CAE],
-         QUICK_DATA + ["--epochs", "2"], needs=("cae",),
+         QUICK_DATA + ["--epochs", "3"], needs=("cae",),
          headline=("denoising_beats_plain_on_every_noise",
                    "denoising CAE beats plain on every noise")),
     Step("classify", ["--out", "{root}/classify", "--encoder", CAE],
-         QUICK_DATA + ["--max-trials", "2", "--tuning-epochs", "1", "--epochs", "3",
-                       "--fine-tune-epochs", "1", "--baseline-epochs", "2",
+         QUICK_DATA + ["--max-trials", "2", "--tuning-epochs", "2", "--epochs", "10",
+                       "--fine-tune-epochs", "2", "--baseline-epochs", "5",
                        "--min-steps", "20", "--label-fractions", "0.1,1"],
          needs=("cae",), headline=("models.fine_tuned.test_accuracy", "fine-tuned accuracy")),
-    Step("vae", ["--out", "{root}/vae"], QUICK_DATA + ["--epochs", "2"],
+    Step("vae", ["--out", "{root}/vae"], QUICK_DATA + ["--epochs", "5"],
          headline=("test_elbo_nats", "test ELBO (nats)")),
-    Step("gan", ["--out", "{root}/gan"], QUICK_DATA + ["--epochs", "2"],
+    Step("gan", ["--out", "{root}/gan"], QUICK_DATA + ["--epochs", "4"],
          headline=("final_epoch.g_loss", "final generator loss")),
     Step("quality", ["--out", "{root}/quality", "--gan", "{root}/gan/generator.keras",
                      "--vae", "{root}/vae/vae.keras", "--cae", CAE],
