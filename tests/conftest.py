@@ -67,3 +67,16 @@ def run_main(*args, env=None, timeout=600):
     return subprocess.run([sys.executable, os.path.join(ROOT, "main.py"), *args],
                           capture_output=True, text=True, cwd=ROOT, env=full_env,
                           timeout=timeout)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``backend_independent`` check nothing a Keras backend computes
+    (argument parsing, HTML, KerasTuner's network plumbing): CI runs the suite once
+    per backend, so they run in the tensorflow pass only."""
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    if backend == "tensorflow":
+        return
+    skip = pytest.mark.skip(reason="backend-independent: runs in the tensorflow pass")
+    for item in items:
+        if "backend_independent" in item.keywords:
+            item.add_marker(skip)

@@ -33,6 +33,7 @@ def test_failed_step_skips_dependents_and_not_the_others(tmp_path, monkeypatch, 
     assert "| vae | ok | test ELBO |" in printed
 
 
+@pytest.mark.backend_independent
 def test_unknown_step_is_a_one_line_error():
     from conftest import run_main
     from test_cli import assert_one_line_error
@@ -41,6 +42,7 @@ def test_unknown_step_is_a_one_line_error():
                           "latent")
 
 
+@pytest.mark.backend_independent
 def test_quick_shrinks_every_step():
     class Args:
         quick, dataset, seed, data_dir = True, "fashion_mnist", 0, None

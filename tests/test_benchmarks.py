@@ -37,6 +37,7 @@ def test_throughput_benchmark_writes_json_for_backend_and_plain_loop(tmp_path):
     assert "x plain" in result.stdout and backend in result.stdout  # the table
 
 
+@pytest.mark.backend_independent
 def test_throughput_benchmark_rejects_unknown_backend():
     result = subprocess.run([sys.executable, SCRIPT, "--backends", "jax,mxnet"],
                             capture_output=True, text=True, cwd=ROOT, timeout=60)

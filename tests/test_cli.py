@@ -12,6 +12,7 @@ TINY_CAE = ["--conv-filters", "4", "8", "8", "--dense-units", "16", "--latent-di
             "--verbose", "0"]
 
 
+@pytest.mark.backend_independent
 class TestHelp:
     def test_lists_every_task(self):
         from tasks.registry import TASKS
@@ -38,6 +39,7 @@ def assert_one_line_error(result, *fragments):
         assert fragment in lines[0]
 
 
+@pytest.mark.backend_independent
 class TestBadInput:
     @pytest.mark.parametrize("args, fragments", [
         (["nosuchtask"], ["invalid choice: 'nosuchtask'", "cae"]),

@@ -10,6 +10,8 @@ import pytest
 from tasks import data
 from tasks.errors import UserError
 
+pytestmark = pytest.mark.backend_independent  # see conftest.py
+
 
 def write_idx(path, array):
     array = np.asarray(array, dtype=np.uint8)

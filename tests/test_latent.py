@@ -105,6 +105,7 @@ def test_a_keras_file_that_is_not_a_cae(tmp_path, task):
     assert_one_line_error(result, "x.keras", "is not a CAE")
 
 
+@pytest.mark.backend_independent
 @pytest.mark.parametrize("args, fragments", [
     (["latent", "--sweep", "2,0,8"], ["--sweep", "non-positive", "[0]"]),
     (["latent", "--sweep", "2,-4"], ["--sweep", "[-4]"]),

@@ -11,6 +11,8 @@ import pytest
 
 from conftest import run_main
 
+pytestmark = pytest.mark.backend_independent  # see conftest.py
+
 TINY_CAE = ["--dataset", "digits", "--epochs", "1", "--conv-filters", "4", "8", "8",
             "--dense-units", "16", "--latent-dim", "3", "--verbose", "0"]
 CAE_A, CAE_B = "20250101-000000", "20250101-000100"

@@ -65,6 +65,7 @@ def test_search_writes_results_and_resumes(tmp_path):
     assert hparams_sessions(out / "tensorboard") == {"0", "1"}
 
 
+@pytest.mark.backend_independent
 class TestBadInput:
     @pytest.mark.parametrize("args, fragments", [
         (["--tuner", "grid"], ["--tuner", "'grid'", "hyperband"]),
@@ -96,6 +97,7 @@ def free_port():
         return s.getsockname()[1]
 
 
+@pytest.mark.backend_independent
 @pytest.mark.slow
 def test_chief_and_two_workers_run_every_trial_once(tmp_path):
     oracle = f"127.0.0.1:{free_port()}"
