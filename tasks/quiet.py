@@ -14,7 +14,10 @@ import sys
 def import_tensorflow_quietly() -> None:
     if "tensorflow" in sys.modules:
         return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # 3 also hides the C++ "error" lines TensorFlow 2.21 prints on every tf.data
+    # pipeline (NodeDef ... use_unbounded_threadpool) and grappler's remapper
+    # notes: harmless, and real failures still raise Python exceptions.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     sys.stderr.flush()
     saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
     os.dup2(null, 2)
