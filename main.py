@@ -57,6 +57,9 @@ def main(argv=None) -> int:
         i = argv.index("--backend")
         if i + 1 < len(argv) and argv[i + 1] in BACKENDS:
             os.environ["KERAS_BACKEND"] = argv[i + 1]
+    # PyTorch's OpenMP threads spin while they wait; beside any other busy process
+    # on a small machine that made Keras-on-torch training 10-25x slower here.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     backend = os.environ.get("KERAS_BACKEND")
     if backend is not None and backend not in BACKENDS:
         print(f"main.py: error: KERAS_BACKEND={backend!r} is not a backend; valid: "
