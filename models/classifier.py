@@ -79,7 +79,8 @@ def build_augmentation(flip: bool = True, shift: float = 0.1,
     """Random horizontal flips and shifts of up to ``shift`` of the height / width.
 
     Fashion-MNIST items are left-right symmetric enough for flips; shifted-in
-    pixels are 0, the images' background. The layers are active only when
+    pixels are 0, the images' background; shifts are by whole pixels (nearest
+    interpolation) so training images are not blurred, unlike test images. The layers are active only when
     called with ``training=True``.
 
     Raises:
@@ -92,7 +93,7 @@ def build_augmentation(flip: bool = True, shift: float = 0.1,
         layers.append(keras.layers.RandomFlip("horizontal", seed=seed, name="flip"))
     if shift > 0:
         layers.append(keras.layers.RandomTranslation(
-            shift, shift, fill_mode="constant", fill_value=0.0,
+            shift, shift, fill_mode="constant", fill_value=0.0, interpolation="nearest",
             seed=None if seed is None else seed + 1, name="shift"))
     return keras.Sequential(layers, name="augmentation")
 
