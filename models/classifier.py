@@ -13,6 +13,12 @@ A classifier is the functional composition ``head(features(image, training=False
 
 The baseline is the same network (encoder architecture up to the same layer,
 the same head) with random initial weights, trained end to end.
+
+Both models trained end to end on images (the fine-tuned one and the baseline)
+can put an ``augmentation`` sub-model (:func:`build_augmentation`: random
+horizontal flips and shifts) in front of the features. Keras's random
+preprocessing layers transform only while training (``fit``) and pass images
+through unchanged at inference (``predict``, ``evaluate``), on every backend.
 """
 
 from __future__ import annotations
@@ -68,6 +74,30 @@ def feature_model(encoder: keras.Model, features: str = "code") -> keras.Model:
     return keras.Model(encoder.inputs, out, name="features")
 
 
+def build_augmentation(flip: bool = True, shift: float = 0.1,
+                       seed: int | None = None) -> keras.Sequential:
+    """Random horizontal flips and shifts of up to ``shift`` of the height / width.
+
+    Fashion-MNIST items are left-right symmetric enough for flips; shifted-in
+    pixels are 0, the images' background; shifts are by whole pixels (nearest
+    interpolation) so training images are not blurred, unlike test images. The layers are active only when
+    called with ``training=True``.
+
+    Raises:
+        ValueError: ``shift`` outside [0, 1).
+    """
+    if not 0.0 <= shift < 1.0:
+        raise ValueError(f"shift must be in [0, 1). Received: shift={shift}")
+    layers = []
+    if flip:
+        layers.append(keras.layers.RandomFlip("horizontal", seed=seed, name="flip"))
+    if shift > 0:
+        layers.append(keras.layers.RandomTranslation(
+            shift, shift, fill_mode="constant", fill_value=0.0, interpolation="nearest",
+            seed=None if seed is None else seed + 1, name="shift"))
+    return keras.Sequential(layers, name="augmentation")
+
+
 def build_head(feature_shape: tuple, hidden_units: int = 256, dropout: float = 0.3,
                num_classes: int = 10) -> keras.Model:
     """Flatten -> Dense(hidden, relu) -> Dropout -> Dense(num_classes, softmax)."""
@@ -82,25 +112,31 @@ def build_head(feature_shape: tuple, hidden_units: int = 256, dropout: float = 0
 
 
 def build_classifier(features: keras.Model, head: keras.Model, frozen: bool = True,
-                     name: str = "classifier") -> keras.Model:
-    """``head(features(image, training=False))``; the features frozen unless ``frozen=False``."""
+                     name: str = "classifier",
+                     augmentation: keras.Model | None = None) -> keras.Model:
+    """``head(features(augmentation(image), training=False))``; the features frozen
+    unless ``frozen=False``; no augmentation unless one is given."""
     features.trainable = not frozen
     inputs = keras.Input(IMAGE_SHAPE, name="image")
-    outputs = head(features(inputs, training=False))
+    x = inputs if augmentation is None else augmentation(inputs)
+    outputs = head(features(x, training=False))
     return keras.Model(inputs, outputs, name=name)
 
 
 def build_baseline(encoder: keras.Model | None = None, features: str = "code",
                    hidden_units: int = 256, dropout: float = 0.3,
-                   num_classes: int = 10) -> keras.Model:
+                   num_classes: int = 10,
+                   augmentation: keras.Model | None = None) -> keras.Model:
     """The supervised CNN: the encoder's architecture up to ``features`` + the head,
     with fresh random weights (``clone_model`` re-initialises). Without an
-    encoder, the default CAE encoder architecture."""
+    encoder, the default CAE encoder architecture. ``augmentation``: as in
+    :func:`build_classifier`."""
     fresh = keras.models.clone_model(encoder) if encoder is not None \
         else build_encoder(CAEConfig())
     extractor = feature_model(fresh, features)
     head = build_head(extractor.output.shape[1:], hidden_units, dropout, num_classes)
-    return build_classifier(extractor, head, frozen=False, name="baseline")
+    return build_classifier(extractor, head, frozen=False, name="baseline",
+                            augmentation=augmentation)
 
 
 def encoder_layers(classifier: keras.Model) -> list:

@@ -14,8 +14,8 @@ import time
 import keras
 import numpy as np
 
-from models.classifier import (build_baseline, build_classifier, build_head,
-                               compile_classifier, feature_model, trainable_parameters,
+from models.classifier import (build_augmentation, build_baseline, build_classifier,
+                               build_head, compile_classifier, feature_model, trainable_parameters,
                                unfreeze_encoder)
 
 
@@ -29,13 +29,16 @@ class Settings:
     learning_rate: float = 1e-3
     weight_decay: float = 1e-4
     epochs: int = 30
-    fine_tune_epochs: int = 10
-    fine_tune_lr: float = 1e-4
+    fine_tune_epochs: int = 30
+    fine_tune_lr: float = 3e-4
     unfreeze_last: int | None = None  # None: the whole encoder
-    baseline_epochs: int = 30
+    baseline_epochs: int = 40
     baseline_lr: float = 1e-3
     batch_size: int = 128
-    patience: int = 5
+    patience: int = 8
+    # Random flips and shifts while training the fine-tuned model and the
+    # baseline (the same for both); the frozen head trains on cached features.
+    augment: bool = True
     min_steps: int = 300  # on a label subset: at least this many steps (more epochs)
     verbose: int = 0
     seed: int = 0
@@ -73,6 +76,11 @@ def scaled_epochs(epochs: int, patience: int, n_train: int, batch_size: int,
     steps = max(1, math.ceil(n_train / batch_size))
     scaled = min(cap, max(epochs, math.ceil(min_steps / steps)))
     return scaled, max(patience, round(patience * scaled / max(1, epochs)))
+
+
+def _augmentation(settings: Settings, offset: int):
+    """The augmentation sub-model when ``settings.augment``, else None."""
+    return build_augmentation(seed=settings.seed + 100 * offset) if settings.augment else None
 
 
 def _fit(model, x, y, x_val, y_val, epochs, settings: Settings, offset: float = 0.0,
@@ -155,6 +163,11 @@ def train_pretrained(encoder, x, y, x_val, y_val, x_test, y_test, settings: Sett
         return {"frozen": frozen}
 
     keras.utils.set_random_seed(settings.seed + 1)
+    if settings.augment:
+        # The same layers (shared weights) behind the augmentation; the frozen
+        # classifier saved above stays without it.
+        model = build_classifier(extractor, head, frozen=False,
+                                 augmentation=_augmentation(settings, offset=1))
     unfrozen = unfreeze_encoder(model, settings.unfreeze_last)
     compile_classifier(model, settings.fine_tune_lr, settings.weight_decay)
     epochs, patience = (scaled_epochs(settings.fine_tune_epochs, settings.patience, len(x),
@@ -163,6 +176,7 @@ def train_pretrained(encoder, x, y, x_val, y_val, x_test, y_test, settings: Sett
     tuned = _fit(model, x, y, x_val, y_val, epochs, settings,
                  offset=frozen["wall_time_s"], patience=patience)
     tuned["unfrozen_layers"] = unfrozen
+    tuned["augment"] = settings.augment
     tuned["trainable_parameters"] = trainable_parameters(model)
     # Cumulative: fine-tuning starts from the trained frozen classifier.
     tuned["total_wall_time_s"] = frozen["wall_time_s"] + tuned["wall_time_s"]
@@ -176,13 +190,15 @@ def train_baseline(encoder, x, y, x_val, y_val, x_test, y_test, settings: Settin
                    epoch_scale: bool = False) -> dict:
     """The supervised CNN (``encoder``'s architecture + head, random init) from scratch."""
     keras.utils.set_random_seed(settings.seed + 2)
-    model = build_baseline(encoder, settings.features, settings.hidden_units, settings.dropout)
+    model = build_baseline(encoder, settings.features, settings.hidden_units, settings.dropout,
+                           augmentation=_augmentation(settings, offset=2))
     compile_classifier(model, settings.baseline_lr, settings.weight_decay)
     epochs, patience = (scaled_epochs(settings.baseline_epochs, settings.patience, len(x),
                                       settings.batch_size, settings.min_steps) if epoch_scale
                         else (settings.baseline_epochs, settings.patience))
     record = _fit(model, x, y, x_val, y_val, epochs, settings, patience=patience)
     record["trainable_parameters"] = trainable_parameters(model)
+    record["augment"] = settings.augment
     record.update(evaluate(model, x_test, y_test))
     record["model"] = model
     return record

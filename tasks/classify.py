@@ -45,20 +45,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--epochs", type=positive_int, default=60,
                        help="most epochs of the head on the frozen encoder; cheap, it "
                             "trains on cached features (default 60)")
-    group.add_argument("--fine-tune-epochs", type=positive_int, default=15,
-                       help="most epochs of fine-tuning the unfrozen encoder (default 15)")
-    group.add_argument("--fine-tune-lr", type=positive_float, default=1e-4,
-                       help="learning rate while fine-tuning (default 1e-4)")
+    group.add_argument("--fine-tune-epochs", type=positive_int, default=30,
+                       help="most epochs of fine-tuning the unfrozen encoder (default 30)")
+    group.add_argument("--fine-tune-lr", type=positive_float, default=3e-4,
+                       help="learning rate while fine-tuning, halved on validation-loss "
+                            "plateaus (default 3e-4)")
     group.add_argument("--unfreeze-last", type=positive_int, default=None, metavar="K",
                        help="fine-tune only the last K weighted encoder layers (default all)")
-    group.add_argument("--baseline-epochs", type=positive_int, default=30,
-                       help="most epochs of the supervised baseline (default 30)")
+    group.add_argument("--baseline-epochs", type=positive_int, default=40,
+                       help="most epochs of the supervised baseline (default 40)")
     group.add_argument("--baseline-lr", type=positive_float, default=1e-3,
                        help="learning rate of the supervised baseline (default 1e-3)")
     group.add_argument("--batch-size", type=positive_int, default=128,
                        help="images per step (default 128)")
-    group.add_argument("--patience", type=positive_int, default=5,
-                       help="epochs without validation-accuracy gain before stopping (default 5)")
+    group.add_argument("--patience", type=positive_int, default=8,
+                       help="epochs without validation-accuracy gain before stopping; the "
+                            "learning rate halves after half as many without validation-loss "
+                            "gain (default 8)")
+    group.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
+                       help="random horizontal flips and shifts (up to 10%%) of the training "
+                            "images of the fine-tuned model and the baseline, the same for "
+                            "both; off at inference (default: on)")
     group = parser.add_argument_group("tuning and label efficiency")
     group.add_argument("--max-trials", type=positive_int, default=10,
                        help="Bayesian-optimisation trials for the head (default 10)")
@@ -203,7 +210,8 @@ def run(args) -> str:
                         unfreeze_last=args.unfreeze_last,
                         baseline_epochs=args.baseline_epochs,
                         baseline_lr=args.baseline_lr, batch_size=args.batch_size,
-                        patience=args.patience, min_steps=args.min_steps,
+                        patience=args.patience, augment=args.augment,
+                        min_steps=args.min_steps,
                         verbose=args.verbose, seed=args.seed, **best)
 
     results = train_pretrained(

@@ -11,8 +11,8 @@ from conftest import run_main
 from test_cli import assert_one_line_error
 
 from models.cae import CAEConfig, build_cae, build_encoder
-from models.classifier import (build_baseline, build_classifier, build_head,
-                               compile_classifier, encoder_from_model, feature_model,
+from models.classifier import (build_augmentation, build_baseline, build_classifier,
+                               build_head, compile_classifier, encoder_from_model, feature_model,
                                trainable_parameters, unfreeze_encoder)
 from tasks.label_subsets import class_balanced_subset, fraction_list
 
@@ -76,6 +76,36 @@ class TestFreezing:
         assert tuple(fresh.shape) == tuple(encoder.get_layer("conv1").kernel.shape)
         assert not np.allclose(np.array(fresh), np.array(encoder.get_layer("conv1").kernel))
         assert trainable_parameters(baseline) == baseline.count_params()
+
+
+class TestAugmentation:
+    def test_active_in_training_only(self, tiny_dataset):
+        x = tiny_dataset.x_train[:16]
+        encoder = build_encoder(TINY)
+        extractor = feature_model(encoder, "conv2")
+        head = build_head(extractor.output.shape[1:], hidden_units=8, dropout=0.2)
+        plain = build_classifier(extractor, head, frozen=False)
+        augmented = build_classifier(extractor, head, frozen=False,
+                                     augmentation=build_augmentation(seed=1))
+        # Inference (what predict and evaluate do; called eagerly, no compiling):
+        # the augmentation passes images through, so predictions are repeatable
+        # and equal to those of the same layers without it.
+        first = keras.ops.convert_to_numpy(augmented(x, training=False))
+        np.testing.assert_array_equal(
+            first, keras.ops.convert_to_numpy(augmented(x, training=False)))
+        np.testing.assert_allclose(
+            first, keras.ops.convert_to_numpy(plain(x, training=False)), atol=1e-6)
+        # Training: each call flips / shifts differently.
+        aug = augmented.get_layer("augmentation")
+        a, b = np.array(aug(x, training=True)), np.array(aug(x, training=True))
+        assert not np.allclose(a, x) and not np.allclose(a, b)
+        np.testing.assert_array_equal(np.array(aug(x, training=False)), x)
+
+    def test_baseline_carries_it(self):
+        baseline = build_baseline(build_encoder(TINY), "conv2", hidden_units=8,
+                                  augmentation=build_augmentation(seed=0))
+        assert [l.name for l in baseline.get_layer("augmentation").layers] == ["flip", "shift"]
+        assert "augmentation" not in [l.name for l in build_baseline(build_encoder(TINY)).layers]
 
 
 class TestEncoderFiles:
@@ -146,6 +176,7 @@ class TestCommandLine:
             "classify", "--dataset", "digits", "--train-size", "120", "--test-size", "60",
             "--encoder", cae_path, "--features", "dense1", "--max-trials", "1",
             "--tuning-epochs", "1", "--epochs", "1", "--fine-tune-epochs", "1",
+            "--baseline-epochs", "1",
             "--label-fractions", "0.5,1", "--min-steps", "1", "--verbose", "0",
             "--out", str(out))
         assert result.returncode == 0, result.stderr[-2000:]
