@@ -62,10 +62,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="epochs without validation-accuracy gain before stopping; the "
                             "learning rate halves after half as many without validation-loss "
                             "gain (default 8)")
-    group.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
+    # Off by default: on 6 000 images it cost the fine-tuned model 3 points and left
+    # the baseline unchanged; on the full data it is not measured yet.
+    group.add_argument("--augment", action=argparse.BooleanOptionalAction, default=False,
                        help="random horizontal flips and shifts (up to 10%%) of the training "
                             "images of the fine-tuned model and the baseline, the same for "
-                            "both; off at inference (default: on)")
+                            "both; off at inference (default: off)")
     group = parser.add_argument_group("tuning and label efficiency")
     group.add_argument("--max-trials", type=positive_int, default=10,
                        help="Bayesian-optimisation trials for the head (default 10)")
