@@ -140,32 +140,39 @@ def _index(variables, subset):
     return [position[id(v)] for v in subset]
 
 
+def _stateless(bound, changing, fn):
+    """Runs ``fn()`` in a ``keras.StatelessScope``.
+
+    Args:
+        bound: (variable, value) pairs the scope reads variables as.
+        changing: (variable, value) pairs, a subset of ``bound``, whose values
+            after ``fn`` are returned (unassigned ones keep their value).
+
+    Returns:
+        ``fn``'s result and the new values of the ``changing`` variables.
+    """
+    with keras.StatelessScope(state_mapping=bound) as scope:
+        result = fn()
+    new = []
+    for ref, old in changing:
+        value = scope.get_current_value(ref)
+        new.append(old if value is None else value)
+    return result, new
+
+
 def _jax_run_in_scope(model, fn, trainable, non_trainable):
     """Runs ``fn()`` with the model's variables bound to the given values.
 
     Returns ``fn``'s result and the new non-trainable values (batch-norm
     statistics, the SeedGenerator state) that ``fn`` assigned.
     """
-    mapping = list(zip(model.trainable_variables, trainable))
-    mapping += list(zip(model.non_trainable_variables, non_trainable))
-    with keras.StatelessScope(state_mapping=mapping) as scope:
-        result = fn()
-    new_non_trainable = []
-    for ref, old in zip(model.non_trainable_variables, non_trainable):
-        value = scope.get_current_value(ref)
-        new_non_trainable.append(old if value is None else value)
-    return result, new_non_trainable
+    changing = list(zip(model.non_trainable_variables, non_trainable))
+    return _stateless(list(zip(model.trainable_variables, trainable)) + changing, changing, fn)
 
 
 def _jax_update_metrics(model, metrics_variables, values):
     mapping = list(zip(model.metrics_variables, metrics_variables))
-    with keras.StatelessScope(state_mapping=mapping) as scope:
-        logs = _logs(model, values)
-    new = []
-    for ref, old in zip(model.metrics_variables, metrics_variables):
-        value = scope.get_current_value(ref)
-        new.append(old if value is None else value)
-    return logs, new
+    return _stateless(mapping, mapping, lambda: _logs(model, values))
 
 
 def _jax_train_step(model, state, data):
