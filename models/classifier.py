@@ -74,9 +74,10 @@ def feature_model(encoder: keras.Model, features: str = "code") -> keras.Model:
     return keras.Model(encoder.inputs, out, name="features")
 
 
-def build_augmentation(flip: bool = True, shift: float = 0.1,
+def build_augmentation(flip: bool = True, shift: float = 0.1, erasing: float = 0.0,
                        seed: int | None = None) -> keras.Sequential:
-    """Random horizontal flips and shifts of up to ``shift`` of the height / width.
+    """Random horizontal flips, shifts of up to ``shift`` of the height / width and,
+    with probability ``erasing``, a random rectangle (2-33% of the image) erased to 0.
 
     Fashion-MNIST items are left-right symmetric enough for flips; shifted-in
     pixels are 0, the images' background; shifts are by whole pixels (nearest
@@ -88,6 +89,8 @@ def build_augmentation(flip: bool = True, shift: float = 0.1,
     """
     if not 0.0 <= shift < 1.0:
         raise ValueError(f"shift must be in [0, 1). Received: shift={shift}")
+    if not 0.0 <= erasing <= 1.0:
+        raise ValueError(f"erasing must be in [0, 1]. Received: erasing={erasing}")
     layers = []
     if flip:
         layers.append(keras.layers.RandomFlip("horizontal", seed=seed, name="flip"))
@@ -95,16 +98,28 @@ def build_augmentation(flip: bool = True, shift: float = 0.1,
         layers.append(keras.layers.RandomTranslation(
             shift, shift, fill_mode="constant", fill_value=0.0, interpolation="nearest",
             seed=None if seed is None else seed + 1, name="shift"))
+    if erasing > 0:
+        layers.append(keras.layers.RandomErasing(
+            factor=erasing, value_range=(0, 1), fill_value=0.0,
+            seed=None if seed is None else seed + 2, name="erasing"))
     return keras.Sequential(layers, name="augmentation")
 
 
 def build_head(feature_shape: tuple, hidden_units: int = 256, dropout: float = 0.3,
-               num_classes: int = 10) -> keras.Model:
-    """Flatten -> Dense(hidden, relu) -> Dropout -> Dense(num_classes, softmax)."""
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout must be in [0, 1). Received: dropout={dropout}")
+               num_classes: int = 10, feature_dropout: float = 0.0) -> keras.Model:
+    """[Dropout(feature_dropout) ->] Flatten -> Dense(hidden, relu) -> Dropout(dropout)
+    -> Dense(num_classes, softmax)."""
+    for name, rate in (("dropout", dropout), ("feature_dropout", feature_dropout)):
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"{name} must be in [0, 1). Received: {name}={rate}")
     inputs = keras.Input(tuple(feature_shape), name="features")
-    x = keras.layers.Flatten(name="flatten")(inputs)  # identity on 1-D features
+    x = inputs
+    if feature_dropout > 0:
+        # On a conv map, dropping whole channels regularises more than pixels.
+        drop = (keras.layers.SpatialDropout2D if len(feature_shape) == 3
+                else keras.layers.Dropout)
+        x = drop(feature_dropout, name="feature_dropout")(x)
+    x = keras.layers.Flatten(name="flatten")(x)  # identity on 1-D features
     x = keras.layers.Dense(int(hidden_units), activation="relu", name="hidden")(x)
     x = keras.layers.Dropout(dropout, name="dropout")(x)
     outputs = keras.layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
@@ -126,7 +141,8 @@ def build_classifier(features: keras.Model, head: keras.Model, frozen: bool = Tr
 def build_baseline(encoder: keras.Model | None = None, features: str = "code",
                    hidden_units: int = 256, dropout: float = 0.3,
                    num_classes: int = 10,
-                   augmentation: keras.Model | None = None) -> keras.Model:
+                   augmentation: keras.Model | None = None,
+                   feature_dropout: float = 0.0) -> keras.Model:
     """The supervised CNN: the encoder's architecture up to ``features`` + the head,
     with fresh random weights (``clone_model`` re-initialises). Without an
     encoder, the default CAE encoder architecture. ``augmentation``: as in
@@ -134,7 +150,8 @@ def build_baseline(encoder: keras.Model | None = None, features: str = "code",
     fresh = keras.models.clone_model(encoder) if encoder is not None \
         else build_encoder(CAEConfig())
     extractor = feature_model(fresh, features)
-    head = build_head(extractor.output.shape[1:], hidden_units, dropout, num_classes)
+    head = build_head(extractor.output.shape[1:], hidden_units, dropout, num_classes,
+                      feature_dropout)
     return build_classifier(extractor, head, frozen=False, name="baseline",
                             augmentation=augmentation)
 
@@ -166,12 +183,48 @@ def unfreeze_encoder(classifier: keras.Model, last_k: int | None = None) -> list
     return [layer.name for layer in layers if layer.trainable]
 
 
+@keras.saving.register_keras_serializable(package="unsupervised28")
+class SmoothedSparseCrossentropy(keras.losses.Loss):
+    """Cross-entropy of integer labels against targets smoothed towards uniform.
+
+    Keras's ``SparseCategoricalCrossentropy`` has no ``label_smoothing``; this
+    one-hot encodes the labels and uses ``CategoricalCrossentropy``'s.
+
+    Args:
+        label_smoothing: in [0, 1); 0 is plain sparse cross-entropy.
+        num_classes: number of classes.
+    """
+
+    def __init__(self, label_smoothing: float = 0.1, num_classes: int = 10,
+                 name: str = "smoothed_sparse_crossentropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError("label_smoothing must be in [0, 1). "
+                             f"Received: label_smoothing={label_smoothing}")
+        self.label_smoothing = float(label_smoothing)
+        self.num_classes = int(num_classes)
+
+    def call(self, y_true, y_pred):
+        labels = keras.ops.reshape(keras.ops.cast(y_true, "int32"), (-1,))
+        targets = keras.ops.one_hot(labels, self.num_classes, dtype=y_pred.dtype)
+        return keras.losses.categorical_crossentropy(
+            targets, y_pred, label_smoothing=self.label_smoothing)
+
+    def get_config(self):
+        return {**super().get_config(), "label_smoothing": self.label_smoothing,
+                "num_classes": self.num_classes}
+
+
 def compile_classifier(model: keras.Model, learning_rate: float = 1e-3,
-                       weight_decay: float = 1e-4) -> keras.Model:
-    """AdamW (decoupled weight decay), sparse cross-entropy, accuracy."""
+                       weight_decay: float = 1e-4,
+                       label_smoothing: float = 0.0) -> keras.Model:
+    """AdamW (decoupled weight decay), sparse cross-entropy (smoothed when
+    ``label_smoothing`` > 0), accuracy."""
+    loss = (SmoothedSparseCrossentropy(label_smoothing) if label_smoothing > 0
+            else "sparse_categorical_crossentropy")
     model.compile(optimizer=keras.optimizers.AdamW(learning_rate=learning_rate,
                                                    weight_decay=weight_decay),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+                  loss=loss, metrics=["accuracy"])
     return model
 
 

@@ -39,6 +39,11 @@ class Settings:
     # Random flips and shifts while training the fine-tuned model and the
     # baseline (the same for both); the frozen head trains on cached features.
     augment: bool = True
+    flip: bool = True  # the augmentation's parts, when augment
+    shift: float = 0.1
+    erasing: float = 0.0
+    label_smoothing: float = 0.0  # all three models
+    feature_dropout: float = 0.0  # on the features, before the head's hidden layer
     min_steps: int = 300  # on a label subset: at least this many steps (more epochs)
     verbose: int = 0
     seed: int = 0
@@ -80,7 +85,10 @@ def scaled_epochs(epochs: int, patience: int, n_train: int, batch_size: int,
 
 def _augmentation(settings: Settings, offset: int):
     """The augmentation sub-model when ``settings.augment``, else None."""
-    return build_augmentation(seed=settings.seed + 100 * offset) if settings.augment else None
+    if not settings.augment:
+        return None
+    return build_augmentation(settings.flip, settings.shift, settings.erasing,
+                              seed=settings.seed + 100 * offset)
 
 
 def _fit(model, x, y, x_val, y_val, epochs, settings: Settings, offset: float = 0.0,
@@ -141,8 +149,10 @@ def train_pretrained(encoder, x, y, x_val, y_val, x_test, y_test, settings: Sett
     f_train = extractor.predict(x, batch_size=512, verbose=0)
     f_val = extractor.predict(x_val, batch_size=512, verbose=0)
     feature_s = time.perf_counter() - start
-    head = build_head(f_train.shape[1:], settings.hidden_units, settings.dropout)
-    compile_classifier(head, settings.learning_rate, settings.weight_decay)
+    head = build_head(f_train.shape[1:], settings.hidden_units, settings.dropout,
+                      feature_dropout=settings.feature_dropout)
+    compile_classifier(head, settings.learning_rate, settings.weight_decay,
+                       settings.label_smoothing)
     epochs, patience = (scaled_epochs(settings.epochs, settings.patience, len(x),
                                       settings.batch_size, settings.min_steps) if epoch_scale
                         else (settings.epochs, settings.patience))
@@ -169,7 +179,8 @@ def train_pretrained(encoder, x, y, x_val, y_val, x_test, y_test, settings: Sett
         model = build_classifier(extractor, head, frozen=False,
                                  augmentation=_augmentation(settings, offset=1))
     unfrozen = unfreeze_encoder(model, settings.unfreeze_last)
-    compile_classifier(model, settings.fine_tune_lr, settings.weight_decay)
+    compile_classifier(model, settings.fine_tune_lr, settings.weight_decay,
+                       settings.label_smoothing)
     epochs, patience = (scaled_epochs(settings.fine_tune_epochs, settings.patience, len(x),
                                       settings.batch_size, settings.min_steps) if epoch_scale
                         else (settings.fine_tune_epochs, settings.patience))
@@ -191,8 +202,10 @@ def train_baseline(encoder, x, y, x_val, y_val, x_test, y_test, settings: Settin
     """The supervised CNN (``encoder``'s architecture + head, random init) from scratch."""
     keras.utils.set_random_seed(settings.seed + 2)
     model = build_baseline(encoder, settings.features, settings.hidden_units, settings.dropout,
-                           augmentation=_augmentation(settings, offset=2))
-    compile_classifier(model, settings.baseline_lr, settings.weight_decay)
+                           augmentation=_augmentation(settings, offset=2),
+                           feature_dropout=settings.feature_dropout)
+    compile_classifier(model, settings.baseline_lr, settings.weight_decay,
+                       settings.label_smoothing)
     epochs, patience = (scaled_epochs(settings.baseline_epochs, settings.patience, len(x),
                                       settings.batch_size, settings.min_steps) if epoch_scale
                         else (settings.baseline_epochs, settings.patience))

@@ -1,0 +1,167 @@
+#!/usr/bin/env python3
+"""Which training recipe lifts the fine-tuned classifier and the baseline? A sweep.
+
+Each recipe is a set of :class:`tasks.classifier_training.Settings` overrides
+(augmentation, label smoothing, dropout on the features, weight decay, the
+encoder layer, epochs). For every recipe the frozen head, the fine-tuned
+encoder and the supervised baseline are trained on the same split of the same
+data from the same pretrained encoder, and their validation and test accuracy
+written to JSON and a Markdown table. Pick recipes by validation accuracy; the
+test column is what the `classify` task would report.
+
+Recipes run in parallel worker processes (``--jobs``), for a GPU that a
+single small model leaves mostly idle; on a 2-core CPU use ``--jobs 1``.
+
+    python benchmarks/classify_recipes.py --encoder runs/cae/<stamp>/cae.keras \
+        [--data-dir DIR] [--recipes plain,flip,...] [--jobs 1] [--train-size N] \
+        [--out benchmarks/results/classify_recipes.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# Settings overrides on top of COMMON. "augment" turns the augmentation on;
+# flip / shift / erasing choose its parts.
+COMMON = {"epochs": 60, "fine_tune_epochs": 50, "baseline_epochs": 60, "patience": 10}
+FLIP = {"augment": True, "flip": True, "shift": 0.0}
+RECIPES = {
+    "plain": {"augment": False},
+    "flip": FLIP,
+    "flip_shift10": {**FLIP, "shift": 0.1},
+    "flip_shift07": {**FLIP, "shift": 0.07},
+    "flip_erase": {**FLIP, "erasing": 0.5},
+    "flip_smooth": {**FLIP, "label_smoothing": 0.1},
+    "flip_featdrop": {**FLIP, "feature_dropout": 0.2, "dropout": 0.5},
+    "flip_wd": {**FLIP, "weight_decay": 0.05},
+    "flip_all": {**FLIP, "shift": 0.07, "label_smoothing": 0.1, "feature_dropout": 0.2,
+                 "dropout": 0.5},
+    "conv3_flip": {**FLIP, "features": "conv3"},
+    "conv3_flip_all": {**FLIP, "features": "conv3", "shift": 0.07, "label_smoothing": 0.1,
+                       "feature_dropout": 0.2, "dropout": 0.5},
+    "dense1_flip": {**FLIP, "features": "dense1"},
+    "flip_shift07_long": {**FLIP, "shift": 0.07, "fine_tune_epochs": 100,
+                          "baseline_epochs": 100, "patience": 15},
+    "flip_erase_smooth": {**FLIP, "erasing": 0.5, "label_smoothing": 0.1},
+}
+MODELS = ("frozen", "fine_tuned", "baseline")
+
+
+def run_recipe(name: str, args) -> dict:
+    """Trains the three classifiers with one recipe; their accuracies and times."""
+    from tasks.quiet import import_tensorflow_quietly
+    import_tensorflow_quietly()
+    import keras
+
+    from models.classifier import encoder_from_model
+    from tasks.classifier_training import Settings, train_baseline, train_pretrained
+    from tasks.common import load_keras_model
+    from tasks.data import load_dataset
+
+    data = load_dataset("fashion_mnist", data_dir=args.data_dir, seed=args.seed,
+                        train_limit=args.train_size, test_limit=args.test_size)
+    encoder = encoder_from_model(load_keras_model(args.encoder, "encoder"))
+    overrides = {"features": "conv2", **COMMON, **RECIPES[name], "seed": args.seed,
+                 "verbose": 0}
+    if args.max_epochs is not None:  # plumbing checks
+        for key in ("epochs", "fine_tune_epochs", "baseline_epochs"):
+            overrides[key] = min(overrides[key], args.max_epochs)
+    settings = Settings(**overrides)
+    start = time.perf_counter()
+    res = train_pretrained(encoder, data.x_train, data.y_train, data.x_val, data.y_val,
+                           data.x_test, data.y_test, settings)
+    res["baseline"] = train_baseline(encoder, data.x_train, data.y_train, data.x_val,
+                                     data.y_val, data.x_test, data.y_test, settings)
+    row = {"recipe": name, "overrides": RECIPES[name], "backend": keras.backend.backend(),
+           "train_images": len(data.x_train), "wall_time_s": time.perf_counter() - start}
+    for key in MODELS:
+        row[key] = {k: res[key][k] for k in ("test_accuracy", "best_val_accuracy", "epochs",
+                                             "wall_time_s", "trainable_parameters")}
+    return row
+
+
+def markdown(rows: list) -> str:
+    lines = ["| recipe | " + " | ".join(f"{m} val / test" for m in MODELS) + " | wall |",
+             "|---|" + "---|" * (len(MODELS) + 1)]
+    for r in rows:
+        cells = [f"{100 * r[m]['best_val_accuracy']:.2f} / {100 * r[m]['test_accuracy']:.2f}"
+                 f" ({r[m]['epochs']} ep)" for m in MODELS]
+        lines.append(f"| {r['recipe']} | " + " | ".join(cells) + f" | {r['wall_time_s']:.0f} s |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--encoder", required=True, help="cae.keras or encoder.keras")
+    parser.add_argument("--data-dir", default=None, help="folder with the IDX .gz files")
+    parser.add_argument("--recipes", default=",".join(RECIPES),
+                        help=f"comma-separated, from: {', '.join(RECIPES)}")
+    parser.add_argument("--jobs", type=int, default=1, help="recipes trained at once")
+    parser.add_argument("--train-size", type=int, default=None)
+    parser.add_argument("--test-size", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-epochs", type=int, default=None,
+                        help="cap every phase's epochs (quick plumbing checks)")
+    parser.add_argument("--out", default="benchmarks/results/classify_recipes.json")
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.worker is not None:
+        print(json.dumps(run_recipe(args.worker, args)), flush=True)
+        return 0
+    names = args.recipes.split(",")
+    unknown = [n for n in names if n not in RECIPES]
+    if unknown:
+        parser.error(f"unknown recipe {unknown[0]!r}; valid: {', '.join(RECIPES)}")
+
+    # Each recipe in its own process: parallel on a GPU, and no state shared.
+    env = {**os.environ, "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
+    base = [sys.executable, os.path.abspath(__file__), "--encoder", args.encoder,
+            "--seed", str(args.seed)]
+    for flag in ("data_dir", "train_size", "test_size", "max_epochs"):
+        if getattr(args, flag) is not None:
+            base += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
+    pending, running, rows = list(names), {}, []
+    start = time.perf_counter()
+    while pending or running:
+        while pending and len(running) < max(1, args.jobs):
+            name = pending.pop(0)
+            running[name] = subprocess.Popen(base + ["--worker", name], env=env,
+                                             stdout=subprocess.PIPE, text=True)
+        time.sleep(2)
+        for name, proc in list(running.items()):
+            if proc.poll() is None:
+                continue
+            out = proc.stdout.read().strip().splitlines()
+            del running[name]
+            if proc.returncode != 0 or not out:
+                print(f"{name}: failed (exit {proc.returncode})", flush=True)
+                continue
+            rows.append(json.loads(out[-1]))
+            r = rows[-1]
+            print(f"{name} [{time.perf_counter() - start:.0f} s]: " + ", ".join(
+                f"{m} {100 * r[m]['best_val_accuracy']:.2f}/{100 * r[m]['test_accuracy']:.2f}"
+                for m in MODELS) + " (val/test %)", flush=True)
+            rows.sort(key=lambda r: names.index(r["recipe"]))
+            write_results(args, rows)  # after each recipe: a cut-off sweep keeps its rows
+    print(markdown(rows))
+    return 0
+
+
+def write_results(args, rows: list) -> None:
+    from tasks.common import write_json, write_text
+
+    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
+    write_json(args.out, {"encoder": args.encoder, "common": COMMON, "rows": rows})
+    write_text(os.path.splitext(args.out)[0] + ".md", markdown(rows))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
