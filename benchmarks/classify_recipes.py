@@ -32,6 +32,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # flip / shift / erasing choose its parts.
 COMMON = {"epochs": 60, "fine_tune_epochs": 50, "baseline_epochs": 60, "patience": 10}
 FLIP = {"augment": True, "flip": True, "shift": 0.0}
+COMBINED = {**FLIP, "erasing": 0.5, "label_smoothing": 0.1, "feature_dropout": 0.2,
+            "dropout": 0.5, "fine_tune_epochs": 80, "baseline_epochs": 80}
 RECIPES = {
     "plain": {"augment": False},
     "flip": FLIP,
@@ -50,6 +52,17 @@ RECIPES = {
     "flip_shift07_long": {**FLIP, "shift": 0.07, "fine_tune_epochs": 100,
                           "baseline_epochs": 100, "patience": 15},
     "flip_erase_smooth": {**FLIP, "erasing": 0.5, "label_smoothing": 0.1},
+    # Second round: everything that helped above together, and the fine-tuning
+    # learning rate, with room for more epochs.
+    "combined": COMBINED,
+    "combined_ftlr6e-4": {**COMBINED, "fine_tune_lr": 6e-4},
+    "combined_ftlr1e-3": {**COMBINED, "fine_tune_lr": 1e-3},
+    "combined_noerase_ftlr1e-3": {**COMBINED, "erasing": 0.0, "fine_tune_lr": 1e-3},
+    "flip_smooth_ftlr1e-3": {**FLIP, "label_smoothing": 0.1, "fine_tune_lr": 1e-3,
+                             "fine_tune_epochs": 80, "baseline_epochs": 80},
+    "combined_conv3_ftlr1e-3": {**COMBINED, "features": "conv3", "fine_tune_lr": 1e-3},
+    "combined_erase08_ftlr1e-3": {**COMBINED, "erasing": 0.8, "fine_tune_lr": 1e-3},
+    "combined_smooth02_ftlr1e-3": {**COMBINED, "label_smoothing": 0.2, "fine_tune_lr": 1e-3},
 }
 MODELS = ("frozen", "fine_tuned", "baseline")
 
