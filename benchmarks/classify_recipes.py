@@ -30,7 +30,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # Settings overrides on top of COMMON. "augment" turns the augmentation on;
 # flip / shift / erasing choose its parts.
-COMMON = {"epochs": 60, "fine_tune_epochs": 50, "baseline_epochs": 60, "patience": 10}
+# The task's defaults before this sweep, written out: the recipes change them.
+COMMON = {"epochs": 60, "fine_tune_epochs": 50, "baseline_epochs": 60, "patience": 10,
+          "hidden_units": 256, "dropout": 0.3, "learning_rate": 1e-3, "weight_decay": 1e-4,
+          "fine_tune_lr": 3e-4, "baseline_lr": 1e-3, "end_to_end_dropout": None,
+          "augment": False, "flip": True, "shift": 0.1, "erasing": 0.0,
+          "label_smoothing": 0.0, "feature_dropout": 0.0, "batch_size": 128}
 FLIP = {"augment": True, "flip": True, "shift": 0.0}
 COMBINED = {**FLIP, "erasing": 0.5, "label_smoothing": 0.1, "feature_dropout": 0.2,
             "dropout": 0.5, "fine_tune_epochs": 80, "baseline_epochs": 80}

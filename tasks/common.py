@@ -47,6 +47,28 @@ def positive_float(text: str) -> float:
     return value
 
 
+def rate(text: str) -> float:
+    """argparse type: a number in [0, 1) (a dropout rate, label smoothing, a shift)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number; give a number in [0, 1)") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"{value} is outside [0, 1); give a number in [0, 1)")
+    return value
+
+
+def probability(text: str) -> float:
+    """argparse type: a number in [0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number; give a number in [0, 1]") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value} is outside [0, 1]; give a number in [0, 1]")
+    return value
+
+
 def int_list(text: str) -> list:
     """argparse type: comma-separated positive integers, e.g. ``2,4,8``."""
     try:

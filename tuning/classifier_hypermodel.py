@@ -23,12 +23,17 @@ class ClassifierHeadHyperModel(kt.HyperModel):
     Args:
         feature_shape: shape of one feature vector (or map) from the encoder.
         num_classes: classes to predict.
+        feature_dropout: fixed dropout on the features (not tuned).
+        label_smoothing: fixed label smoothing of the loss (not tuned).
     """
 
-    def __init__(self, feature_shape: tuple, num_classes: int = 10, **kwargs):
+    def __init__(self, feature_shape: tuple, num_classes: int = 10,
+                 feature_dropout: float = 0.0, label_smoothing: float = 0.0, **kwargs):
         super().__init__(name="classifier_head", **kwargs)
         self.feature_shape = tuple(feature_shape)
         self.num_classes = num_classes
+        self.feature_dropout = feature_dropout
+        self.label_smoothing = label_smoothing
 
     def build(self, hp):
         from models.classifier import build_head, compile_classifier
@@ -37,8 +42,9 @@ class ClassifierHeadHyperModel(kt.HyperModel):
         dropout = hp.Float("dropout", DROPOUT[0], DROPOUT[1], step=DROPOUT[2])
         lr = hp.Float("learning_rate", *LEARNING_RATE, sampling="log")
         wd = hp.Float("weight_decay", *WEIGHT_DECAY, sampling="log")
-        head = build_head(self.feature_shape, hidden, dropout, self.num_classes)
-        return compile_classifier(head, lr, wd)
+        head = build_head(self.feature_shape, hidden, dropout, self.num_classes,
+                          feature_dropout=self.feature_dropout)
+        return compile_classifier(head, lr, wd, self.label_smoothing)
 
 
 def head_hyperparameters(hp) -> dict:
