@@ -28,7 +28,11 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-# Settings overrides on top of COMMON. "augment" turns the augmentation on;
+# Settings overrides on top of COMMON. "erasing" is the probability of erasing
+# a rectangle in an image; the three rounds recorded in benchmarks/results ran
+# when it was Keras's RandomErasing factor, which erases with probability drawn
+# from [0, factor], i.e. factor / 2 on average: their 0.5 and 0.8 are the
+# 0.25 and 0.4 written here, the same distribution. "augment" turns the augmentation on;
 # flip / shift / erasing choose its parts.
 # The task's defaults before this sweep, written out: the recipes change them.
 COMMON = {"epochs": 60, "fine_tune_epochs": 50, "baseline_epochs": 60, "patience": 10,
@@ -37,7 +41,7 @@ COMMON = {"epochs": 60, "fine_tune_epochs": 50, "baseline_epochs": 60, "patience
           "augment": False, "flip": True, "shift": 0.1, "erasing": 0.0,
           "label_smoothing": 0.0, "feature_dropout": 0.0, "batch_size": 128}
 FLIP = {"augment": True, "flip": True, "shift": 0.0}
-COMBINED = {**FLIP, "erasing": 0.5, "label_smoothing": 0.1, "feature_dropout": 0.2,
+COMBINED = {**FLIP, "erasing": 0.25, "label_smoothing": 0.1, "feature_dropout": 0.2,
             "dropout": 0.5, "fine_tune_epochs": 80, "baseline_epochs": 80}
 C3 = {**COMBINED, "fine_tune_lr": 1e-3}
 RECIPES = {
@@ -45,7 +49,7 @@ RECIPES = {
     "flip": FLIP,
     "flip_shift10": {**FLIP, "shift": 0.1},
     "flip_shift07": {**FLIP, "shift": 0.07},
-    "flip_erase": {**FLIP, "erasing": 0.5},
+    "flip_erase": {**FLIP, "erasing": 0.25},
     "flip_smooth": {**FLIP, "label_smoothing": 0.1},
     "flip_featdrop": {**FLIP, "feature_dropout": 0.2, "dropout": 0.5},
     "flip_wd": {**FLIP, "weight_decay": 0.05},
@@ -57,7 +61,7 @@ RECIPES = {
     "dense1_flip": {**FLIP, "features": "dense1"},
     "flip_shift07_long": {**FLIP, "shift": 0.07, "fine_tune_epochs": 100,
                           "baseline_epochs": 100, "patience": 15},
-    "flip_erase_smooth": {**FLIP, "erasing": 0.5, "label_smoothing": 0.1},
+    "flip_erase_smooth": {**FLIP, "erasing": 0.25, "label_smoothing": 0.1},
     # Second round: everything that helped above together, and the fine-tuning
     # learning rate, with room for more epochs.
     "combined": COMBINED,
@@ -67,7 +71,7 @@ RECIPES = {
     "flip_smooth_ftlr1e-3": {**FLIP, "label_smoothing": 0.1, "fine_tune_lr": 1e-3,
                              "fine_tune_epochs": 80, "baseline_epochs": 80},
     "combined_conv3_ftlr1e-3": {**COMBINED, "features": "conv3", "fine_tune_lr": 1e-3},
-    "combined_erase08_ftlr1e-3": {**COMBINED, "erasing": 0.8, "fine_tune_lr": 1e-3},
+    "combined_erase08_ftlr1e-3": {**COMBINED, "erasing": 0.4, "fine_tune_lr": 1e-3},
     "combined_smooth02_ftlr1e-3": {**COMBINED, "label_smoothing": 0.2, "fine_tune_lr": 1e-3},
     # Third round, around combined_ftlr1e-3.
     "c3": C3,
@@ -77,7 +81,7 @@ RECIPES = {
     "c3_hidden512": {**C3, "hidden_units": 512},
     "c3_long": {**C3, "fine_tune_epochs": 120, "baseline_epochs": 120, "patience": 15},
     "c3_wd": {**C3, "weight_decay": 0.05},
-    "c3_erase08_smooth02": {**C3, "erasing": 0.8, "label_smoothing": 0.2},
+    "c3_erase08_smooth02": {**C3, "erasing": 0.4, "label_smoothing": 0.2},
 }
 MODELS = ("frozen", "fine_tuned", "baseline")
 

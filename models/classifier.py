@@ -99,8 +99,10 @@ def build_augmentation(flip: bool = True, shift: float = 0.1, erasing: float = 0
             shift, shift, fill_mode="constant", fill_value=0.0, interpolation="nearest",
             seed=None if seed is None else seed + 1, name="shift"))
     if erasing > 0:
+        # A (p, p) factor: Keras draws each image's probability from [0, factor]
+        # for a single number, (p, p) makes it exactly p.
         layers.append(keras.layers.RandomErasing(
-            factor=erasing, value_range=(0, 1), fill_value=0.0,
+            factor=(erasing, erasing), value_range=(0, 1), fill_value=0.0,
             seed=None if seed is None else seed + 2, name="erasing"))
     return keras.Sequential(layers, name="augmentation")
 

@@ -51,7 +51,7 @@ class Settings:
     augment: bool = True
     flip: bool = True  # the augmentation's parts, when augment
     shift: float = 0.0
-    erasing: float = 0.5
+    erasing: float = 0.25  # probability per image
     label_smoothing: float = 0.1  # all three models
     feature_dropout: float = 0.2  # on the features, before the head's hidden layer
     min_steps: int = 300  # on a label subset: at least this many steps (more epochs)

@@ -76,9 +76,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="with --augment: random shifts of up to this fraction of the "
                             "height and width, in [0, 1) (default 0: shifts measured no "
                             "better and slowed training)")
-    group.add_argument("--erasing", type=probability, default=0.5,
+    group.add_argument("--erasing", type=probability, default=0.25,
                        help="with --augment: probability of erasing a random rectangle "
-                            "(2-33%% of the image), in [0, 1] (default 0.5)")
+                            "(2-33%% of the image) of each image, in [0, 1] (default 0.25)")
     group.add_argument("--label-smoothing", type=rate, default=0.1,
                        help="label smoothing of the cross-entropy of all three models, in "
                             "[0, 1) (default 0.1)")

@@ -11,9 +11,11 @@ from conftest import run_main
 from test_cli import assert_one_line_error
 
 from models.cae import CAEConfig, build_cae, build_encoder
-from models.classifier import (build_augmentation, build_baseline, build_classifier,
-                               build_head, compile_classifier, encoder_from_model, feature_model,
-                               trainable_parameters, unfreeze_encoder)
+from models.classifier import (SmoothedSparseCrossentropy, build_augmentation, build_baseline,
+                               build_classifier, build_head, compile_classifier,
+                               encoder_from_model, feature_model, trainable_parameters,
+                               unfreeze_encoder)
+from tasks.classifier_training import Settings, train_baseline, train_pretrained
 from tasks.label_subsets import class_balanced_subset, fraction_list
 
 TINY = CAEConfig(conv_filters=(4, 8, 8), dense_units=16, latent_dim=3)
@@ -108,6 +110,91 @@ class TestAugmentation:
         assert "augmentation" not in [l.name for l in build_baseline(build_encoder(TINY)).layers]
 
 
+    def test_erasing_zeroes_a_rectangle_in_training_only(self):
+        x = np.full((32, 28, 28, 1), 0.5, "float32")
+        aug = build_augmentation(flip=False, shift=0.0, erasing=1.0, seed=3)
+        assert [l.name for l in aug.layers] == ["erasing"]
+        erased = np.array(aug(x, training=True))
+        zeroed = (erased == 0.0).reshape(32, -1).sum(axis=1)
+        # every image loses a rectangle of 2-33% of its pixels, the rest untouched
+        assert np.all(zeroed >= 1) and np.all(zeroed <= 0.34 * 784)
+        np.testing.assert_array_equal(erased[erased != 0.0], 0.5)
+        np.testing.assert_array_equal(np.array(aug(x, training=False)), x)
+
+    @pytest.mark.parametrize("kwargs, message", [({"erasing": 1.5}, "erasing=1.5"),
+                                                 ({"shift": 1.0}, "shift=1.0")])
+    def test_bad_arguments(self, kwargs, message):
+        with pytest.raises(ValueError, match=message):
+            build_augmentation(**kwargs)
+
+
+class TestRegularisation:
+    def test_feature_dropout_drops_channels_of_maps_and_units_of_vectors(self):
+        maps = build_head((7, 7, 4), hidden_units=8, feature_dropout=0.5)
+        vectors = build_head((16,), hidden_units=8, feature_dropout=0.5)
+        assert isinstance(maps.get_layer("feature_dropout"), keras.layers.SpatialDropout2D)
+        assert type(vectors.get_layer("feature_dropout")) is keras.layers.Dropout
+        assert "feature_dropout" not in [l.name for l in build_head((16,)).layers]
+        x = np.ones((64, 7, 7, 4), "float32")
+        dropped = np.array(maps.get_layer("feature_dropout")(x, training=True))
+        # whole channels: each (image, channel) map is all zero or all kept
+        per_channel = dropped.reshape(64, 49, 4)
+        assert np.all((per_channel == 0).all(axis=1) | (per_channel != 0).all(axis=1))
+        assert 0 < (per_channel == 0).all(axis=1).mean() < 1
+        with pytest.raises(ValueError, match="feature_dropout=1.0"):
+            build_head((16,), feature_dropout=1.0)
+
+    def test_smoothed_crossentropy(self):
+        y = np.array([0, 2, 1])
+        p = keras.ops.convert_to_tensor(
+            np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6], [0.25, 0.5, 0.25]], "float32"))
+        plain = keras.losses.SparseCategoricalCrossentropy()(y, p)
+        none = SmoothedSparseCrossentropy(0.0, num_classes=3)(y, p)
+        smooth = SmoothedSparseCrossentropy(0.2, num_classes=3)(y, p)
+        # smoothing 0.2 over 3 classes: target 1 - 0.2 + 0.2/3 on the label, 0.2/3 elsewhere
+        targets = np.full((3, 3), 0.2 / 3)
+        targets[np.arange(3), y] += 0.8
+        expected = -np.mean(np.sum(targets * np.log(np.array(p)), axis=1))
+        np.testing.assert_allclose(float(none), float(plain), rtol=1e-5)
+        np.testing.assert_allclose(float(smooth), expected, rtol=1e-5)
+        with pytest.raises(ValueError, match="label_smoothing=1.0"):
+            SmoothedSparseCrossentropy(1.0)
+
+    def test_compiled_model_with_smoothing_saves_and_loads(self, tmp_path, tiny_dataset):
+        _, model = tiny_classifier()
+        compile_classifier(model, label_smoothing=0.1)
+        model.fit(tiny_dataset.x_train, tiny_dataset.y_train, epochs=1, batch_size=16,
+                  verbose=0)
+        path = str(tmp_path / "m.keras")
+        model.save(path)
+        loaded = keras.saving.load_model(path)
+        assert loaded.loss.label_smoothing == pytest.approx(0.1)
+        x = tiny_dataset.x_train[:8]
+        np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0),
+                                   atol=1e-6)
+
+    def test_end_to_end_models_get_their_own_head_dropout(self, tiny_dataset):
+        d = tiny_dataset
+        settings = Settings(features="dense1", hidden_units=8, dropout=0.1,
+                            end_to_end_dropout=0.4, epochs=1, fine_tune_epochs=1,
+                            baseline_epochs=1, batch_size=16, augment=False)
+        frozen_heads = []
+        res = train_pretrained(build_encoder(TINY), d.x_train, d.y_train, d.x_val, d.y_val,
+                               d.x_test, d.y_test, settings,
+                               on_frozen=lambda m: frozen_heads.append(
+                                   (m.get_layer("head").get_layer("dropout").rate,
+                                    weights_of(m.get_layer("head")))))
+        tuned_head = res["fine_tuned"]["model"].get_layer("head")
+        assert frozen_heads[0][0] == pytest.approx(0.1)
+        assert tuned_head.get_layer("dropout").rate == pytest.approx(0.4)
+        # fine-tuning started from the frozen head's weights and moved them
+        assert len(frozen_heads[0][1]) == len(tuned_head.get_weights())
+        assert all(changed(frozen_heads[0][1], weights_of(tuned_head)))
+        baseline = train_baseline(build_encoder(TINY), d.x_train, d.y_train, d.x_val,
+                                  d.y_val, d.x_test, d.y_test, settings)["model"]
+        assert baseline.get_layer("head").get_layer("dropout").rate == pytest.approx(0.4)
+
+
 class TestEncoderFiles:
     def test_cae_gives_its_encoder_and_encoder_itself(self):
         cae = build_cae(TINY)
@@ -159,6 +246,13 @@ class TestCommandLine:
         result = run_main("classify", "--label-fractions", f"0.1,{value}")
         assert_one_line_error(result, "--label-fractions", "outside (0, 1]")
 
+    @pytest.mark.parametrize("option, value, message", [
+        ("--erasing", "1.5", "outside [0, 1]"), ("--label-smoothing", "1", "outside [0, 1)"),
+        ("--feature-dropout", "-0.1", "outside [0, 1)"), ("--shift", "x", "not a number")])
+    def test_bad_regularisation(self, option, value, message):
+        result = run_main("classify", option, value)
+        assert_one_line_error(result, option, value, message)
+
     @pytest.mark.slow
     def test_wrong_encoder_file(self, tmp_path):
         path = str(tmp_path / "decoder.keras")
@@ -198,3 +292,7 @@ class TestCommandLine:
         assert 0 < metrics["label_efficiency"][0]["labels"] < 120
         frozen = keras.saving.load_model(str(out / "classifier_frozen.keras"))
         assert not frozen.get_layer("features").trainable
+        tuned = keras.saving.load_model(str(out / "classifier_fine_tuned.keras"))
+        assert tuned.get_layer("features").trainable
+        assert tuned.get_layer("head").get_layer("dropout").rate == pytest.approx(0.5)
+        assert [l.name for l in tuned.get_layer("augmentation").layers] == ["flip", "erasing"]

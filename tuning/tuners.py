@@ -61,6 +61,15 @@ def make_tuner(name: str, hypermodel, objective: str, max_trials: int, directory
         # KerasTuner's default (3 per hyperparameter: 30 for the CAE) would make
         # a 20-trial Bayesian search pure random search.
         common["num_initial_points"] = max(3, max_trials // 4)
+    if name == "bayesian":
+        # The oracle's Gaussian process warns whenever a fitted length scale
+        # sits at its bound (a flat direction: a hyperparameter that does not
+        # matter); a warning per trial, nothing to act on.
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning
+        warnings.filterwarnings("ignore", category=ConvergenceWarning,
+                                module="sklearn.gaussian_process")
     return cls(max_trials=max_trials, **common)
 
 
