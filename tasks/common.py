@@ -14,59 +14,44 @@ from tasks.errors import UserError
 # ----------------------------------------------------------- argument types
 
 
+def _number(text: str, kind, ok, problem: str, valid: str):
+    """``text`` parsed with ``kind`` (int or float) and checked with ``ok``; else an
+    argparse error saying what is wrong (``problem``) and what is ``valid``."""
+    noun = "an integer" if kind is int else "a number"
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {noun}; give {valid}") from None
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"{value} {problem}; give {valid}")
+    return value
+
+
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer; give a positive integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not positive; give an integer >= 1")
-    return value
+    return _number(text, int, lambda v: v >= 1, "is not positive", "an integer >= 1")
 
 
 def non_negative_int(text: str) -> int:
     """argparse type: an integer >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer; give an integer >= 0") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} is negative; give an integer >= 0")
-    return value
+    return _number(text, int, lambda v: v >= 0, "is negative", "an integer >= 0")
 
 
 def positive_float(text: str) -> float:
     """argparse type: a float > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number; give a number > 0") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{value} is not positive; give a number > 0")
-    return value
+    return _number(text, float, lambda v: v > 0, "is not positive", "a number > 0")
 
 
 def rate(text: str) -> float:
     """argparse type: a number in [0, 1) (a dropout rate, label smoothing, a shift)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number; give a number in [0, 1)") from None
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"{value} is outside [0, 1); give a number in [0, 1)")
-    return value
+    return _number(text, float, lambda v: 0.0 <= v < 1.0, "is outside [0, 1)",
+                   "a number in [0, 1)")
 
 
 def probability(text: str) -> float:
     """argparse type: a number in [0, 1]."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number; give a number in [0, 1]") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{value} is outside [0, 1]; give a number in [0, 1]")
-    return value
+    return _number(text, float, lambda v: 0.0 <= v <= 1.0, "is outside [0, 1]",
+                   "a number in [0, 1]")
 
 
 def int_list(text: str) -> list:
