@@ -195,6 +195,28 @@ class TestRegularisation:
         assert baseline.get_layer("head").get_layer("dropout").rate == pytest.approx(0.4)
 
 
+class TestEvaluation:
+    def test_flip_averaged_accuracy_uses_the_mirror_images(self):
+        from tasks.classifier_training import evaluate
+
+        # A "model" that sees only the left half: class 1 if it is bright.
+        inputs = keras.Input((28, 28, 1))
+        left = keras.layers.Cropping2D(((0, 0), (0, 14)))(inputs)
+        bright = keras.layers.GlobalAveragePooling2D()(left)
+        probs = keras.layers.Concatenate()([1.0 - bright, bright])
+        model = keras.Model(inputs, probs)
+        x = np.zeros((4, 28, 28, 1), "float32")
+        x[:2, :, :14], x[:2, :, 14:] = 1.0, 0.4  # brighter on the left: class 1
+        x[2:, :, :14], x[2:, :, 14:] = 0.4, 1.0  # brighter on the right: class 1 too
+        y = np.array([1, 1, 1, 1])
+        result = evaluate(model, x, y, num_classes=2)
+        assert result["test_accuracy"] == 0.5  # the right-bright pair is missed
+        # averaged, every image votes (0, 1) + (0.6, 0.4) in one order or the other
+
+        assert result["test_accuracy_flip_averaged"] == 1.0
+        np.testing.assert_array_equal(result["predictions"], [1, 1, 0, 0])
+
+
 class TestEncoderFiles:
     def test_cae_gives_its_encoder_and_encoder_itself(self):
         cae = build_cae(TINY)
