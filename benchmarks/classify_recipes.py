@@ -116,7 +116,7 @@ def run_recipe(name: str, args) -> dict:
     for key in MODELS:
         row[key] = {k: res[key][k] for k in ("test_accuracy", "test_accuracy_flip_averaged",
                                              "best_val_accuracy", "epochs", "wall_time_s",
-                                             "trainable_parameters")}
+                                             "trainable_parameters") if k in res[key]}
     return row
 
 

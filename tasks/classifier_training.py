@@ -127,22 +127,26 @@ def _fit(model, x, y, x_val, y_val, epochs, settings: Settings, offset: float = 
             "seconds": clock.seconds}
 
 
-def evaluate(model, x_test, y_test, num_classes: int = 10) -> dict:
+def evaluate(model, x_test, y_test, num_classes: int = 10,
+             flip_average: bool = False) -> dict:
     """Test accuracy, per-class accuracy and the predicted labels.
 
-    Also the accuracy of predictions averaged over each image and its mirror
-    image (``test_accuracy_flip_averaged``), a common test-time augmentation,
+    With ``flip_average`` (for a model trained on flipped images), also the
+    accuracy of predictions averaged over each image and its mirror image
+    (``test_accuracy_flip_averaged``), a common test-time augmentation,
     reported beside the plain accuracy, never instead of it.
     """
     probs = model.predict(x_test, batch_size=512, verbose=0)
     pred = np.argmax(probs, axis=-1)
-    mirrored = model.predict(x_test[:, :, ::-1], batch_size=512, verbose=0)  # NHWC: W
     per_class = [float(np.mean(pred[y_test == c] == c)) if np.any(y_test == c) else None
                  for c in range(num_classes)]
-    return {"test_accuracy": float(np.mean(pred == y_test)),
-            "test_accuracy_flip_averaged": float(np.mean(
-                np.argmax(probs + mirrored, axis=-1) == y_test)),
-            "per_class_accuracy": per_class, "predictions": pred}
+    result = {"test_accuracy": float(np.mean(pred == y_test)),
+              "per_class_accuracy": per_class, "predictions": pred}
+    if flip_average:
+        mirrored = model.predict(x_test[:, :, ::-1], batch_size=512, verbose=0)  # NHWC: W
+        result["test_accuracy_flip_averaged"] = float(np.mean(
+            np.argmax(probs + mirrored, axis=-1) == y_test))
+    return result
 
 
 def train_pretrained(encoder, x, y, x_val, y_val, x_test, y_test, settings: Settings,
@@ -223,7 +227,8 @@ def train_pretrained(encoder, x, y, x_val, y_val, x_test, y_test, settings: Sett
     # Cumulative: fine-tuning starts from the trained frozen classifier.
     tuned["total_wall_time_s"] = frozen["wall_time_s"] + tuned["wall_time_s"]
     tuned["epoch_offset"] = frozen["epochs"]
-    tuned.update(evaluate(model, x_test, y_test))
+    tuned.update(evaluate(model, x_test, y_test,
+                          flip_average=settings.augment and settings.flip))
     frozen["model"] = tuned["model"] = model
     return {"frozen": frozen, "fine_tuned": tuned}
 
@@ -244,6 +249,7 @@ def train_baseline(encoder, x, y, x_val, y_val, x_test, y_test, settings: Settin
     record = _fit(model, x, y, x_val, y_val, epochs, settings, patience=patience)
     record["trainable_parameters"] = trainable_parameters(model)
     record["augment"] = settings.augment
-    record.update(evaluate(model, x_test, y_test))
+    record.update(evaluate(model, x_test, y_test,
+                           flip_average=settings.augment and settings.flip))
     record["model"] = model
     return record

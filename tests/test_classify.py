@@ -209,7 +209,8 @@ class TestEvaluation:
         x[:2, :, :14], x[:2, :, 14:] = 1.0, 0.4  # brighter on the left: class 1
         x[2:, :, :14], x[2:, :, 14:] = 0.4, 1.0  # brighter on the right: class 1 too
         y = np.array([1, 1, 1, 1])
-        result = evaluate(model, x, y, num_classes=2)
+        assert "test_accuracy_flip_averaged" not in evaluate(model, x, y, num_classes=2)
+        result = evaluate(model, x, y, num_classes=2, flip_average=True)
         assert result["test_accuracy"] == 0.5  # the right-bright pair is missed
         # averaged, every image votes (0, 1) + (0.6, 0.4) in one order or the other
 
