@@ -97,6 +97,14 @@ def scaled_epochs(epochs: int, patience: int, n_train: int, batch_size: int,
     return scaled, max(patience, round(patience * scaled / max(1, epochs)))
 
 
+def _budget(settings: Settings, epochs: int, n_train: int, epoch_scale: bool) -> tuple:
+    """(epochs, patience) of a phase: as set, or scaled up for a small subset."""
+    if not epoch_scale:
+        return epochs, settings.patience
+    return scaled_epochs(epochs, settings.patience, n_train, settings.batch_size,
+                         settings.min_steps)
+
+
 def _augmentation(settings: Settings, offset: int):
     """The augmentation sub-model when ``settings.augment``, else None."""
     if not settings.augment:
@@ -180,9 +188,7 @@ def train_pretrained(encoder, x, y, x_val, y_val, x_test, y_test, settings: Sett
                       feature_dropout=settings.feature_dropout)
     compile_classifier(head, settings.learning_rate, settings.weight_decay,
                        settings.label_smoothing)
-    epochs, patience = (scaled_epochs(settings.epochs, settings.patience, len(x),
-                                      settings.batch_size, settings.min_steps) if epoch_scale
-                        else (settings.epochs, settings.patience))
+    epochs, patience = _budget(settings, settings.epochs, len(x), epoch_scale)
     frozen = _fit(head, f_train, y, f_val, y_val, epochs, settings, offset=feature_s,
                   patience=patience)
     frozen["wall_time_s"] += feature_s
@@ -216,9 +222,7 @@ def train_pretrained(encoder, x, y, x_val, y_val, x_test, y_test, settings: Sett
     unfrozen = unfreeze_encoder(model, settings.unfreeze_last)
     compile_classifier(model, settings.fine_tune_lr, settings.weight_decay,
                        settings.label_smoothing)
-    epochs, patience = (scaled_epochs(settings.fine_tune_epochs, settings.patience, len(x),
-                                      settings.batch_size, settings.min_steps) if epoch_scale
-                        else (settings.fine_tune_epochs, settings.patience))
+    epochs, patience = _budget(settings, settings.fine_tune_epochs, len(x), epoch_scale)
     tuned = _fit(model, x, y, x_val, y_val, epochs, settings,
                  offset=frozen["wall_time_s"], patience=patience)
     tuned["unfrozen_layers"] = unfrozen
@@ -243,9 +247,7 @@ def train_baseline(encoder, x, y, x_val, y_val, x_test, y_test, settings: Settin
                            feature_dropout=settings.feature_dropout)
     compile_classifier(model, settings.baseline_lr, settings.weight_decay,
                        settings.label_smoothing)
-    epochs, patience = (scaled_epochs(settings.baseline_epochs, settings.patience, len(x),
-                                      settings.batch_size, settings.min_steps) if epoch_scale
-                        else (settings.baseline_epochs, settings.patience))
+    epochs, patience = _budget(settings, settings.baseline_epochs, len(x), epoch_scale)
     record = _fit(model, x, y, x_val, y_val, epochs, settings, patience=patience)
     record["trainable_parameters"] = trainable_parameters(model)
     record["augment"] = settings.augment
