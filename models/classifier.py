@@ -16,7 +16,7 @@ the same head) with random initial weights, trained end to end.
 
 Both models trained end to end on images (the fine-tuned one and the baseline)
 can put an ``augmentation`` sub-model (:func:`build_augmentation`: random
-horizontal flips and shifts) in front of the features. Keras's random
+horizontal flips, shifts, erased rectangles) in front of the features. Keras's random
 preprocessing layers transform only while training (``fit``) and pass images
 through unchanged at inference (``predict``, ``evaluate``), on every backend.
 """
@@ -85,7 +85,7 @@ def build_augmentation(flip: bool = True, shift: float = 0.1, erasing: float = 0
     called with ``training=True``.
 
     Raises:
-        ValueError: ``shift`` outside [0, 1).
+        ValueError: ``shift`` outside [0, 1) or ``erasing`` outside [0, 1].
     """
     if not 0.0 <= shift < 1.0:
         raise ValueError(f"shift must be in [0, 1). Received: shift={shift}")

@@ -62,6 +62,11 @@ class Settings:
     def head_dropout_end_to_end(self) -> float:
         return self.dropout if self.end_to_end_dropout is None else self.end_to_end_dropout
 
+    @property
+    def trains_on_flips(self) -> bool:
+        """Whether the end-to-end models see mirrored training images."""
+        return self.augment and self.flip
+
 
 class EpochClock(keras.callbacks.Callback):
     """Seconds since ``start`` at the end of every epoch (validation included)."""
@@ -207,14 +212,15 @@ def train_pretrained(encoder, x, y, x_val, y_val, x_test, y_test, settings: Sett
         return {"frozen": frozen}
 
     keras.utils.set_random_seed(settings.seed + 1)
-    dropout = settings.head_dropout_end_to_end
-    if dropout != settings.dropout:
+    new_dropout = settings.head_dropout_end_to_end != settings.dropout
+    if new_dropout:
         # The same head weights (dropout has none) with the end-to-end dropout.
-        tuned_head = build_head(feature_shape, settings.hidden_units, dropout,
+        tuned_head = build_head(feature_shape, settings.hidden_units,
+                                settings.head_dropout_end_to_end,
                                 feature_dropout=settings.feature_dropout)
         tuned_head.set_weights(head.get_weights())
         head = tuned_head
-    if settings.augment or dropout != settings.dropout:
+    if settings.augment or new_dropout:
         # The same encoder layers (shared weights) behind the augmentation; the
         # frozen classifier saved above stays as it is.
         model = build_classifier(extractor, head, frozen=False,
@@ -232,7 +238,7 @@ def train_pretrained(encoder, x, y, x_val, y_val, x_test, y_test, settings: Sett
     tuned["total_wall_time_s"] = frozen["wall_time_s"] + tuned["wall_time_s"]
     tuned["epoch_offset"] = frozen["epochs"]
     tuned.update(evaluate(model, x_test, y_test,
-                          flip_average=settings.augment and settings.flip))
+                          flip_average=settings.trains_on_flips))
     frozen["model"] = tuned["model"] = model
     return {"frozen": frozen, "fine_tuned": tuned}
 
@@ -252,6 +258,6 @@ def train_baseline(encoder, x, y, x_val, y_val, x_test, y_test, settings: Settin
     record["trainable_parameters"] = trainable_parameters(model)
     record["augment"] = settings.augment
     record.update(evaluate(model, x_test, y_test,
-                           flip_average=settings.augment and settings.flip))
+                           flip_average=settings.trains_on_flips))
     record["model"] = model
     return record
