@@ -54,6 +54,9 @@ class Settings:
     erasing: float = 0.25  # probability per image
     label_smoothing: float = 0.1  # all three models
     feature_dropout: float = 0.2  # on the features, before the head's hidden layer
+    # Validate, keep and test the exponential moving average of the weights
+    # (Polyak averaging; 0: the raw weights), all three models.
+    ema_momentum: float = 0.999
     min_steps: int = 300  # on a label subset: at least this many steps (more epochs)
     verbose: int = 0
     seed: int = 0
@@ -119,16 +122,22 @@ def _augmentation(settings: Settings, offset: int):
 
 
 def _fit(model, x, y, x_val, y_val, epochs, settings: Settings, offset: float = 0.0,
-         patience: int | None = None) -> dict:
+         patience: int | None = None, extra_callbacks: tuple = ()) -> dict:
     clock = EpochClock(offset)
     patience = settings.patience if patience is None else patience
-    callbacks = [
+    callbacks = []
+    if getattr(model.optimizer, "use_ema", False):
+        # Before EarlyStopping: the weights it keeps at the end of an epoch (and
+        # restores) are then the averaged ones that were validated.
+        callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
+    callbacks += [
         keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=patience,
                                       restore_best_weights=True),
         keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5,
                                           patience=max(1, patience // 2), min_lr=1e-6),
         keras.callbacks.TerminateOnNaN(),
         clock,
+        *extra_callbacks,
     ]
     start = time.perf_counter()
     history = model.fit(x, y, validation_data=(x_val, y_val), epochs=epochs,
@@ -137,6 +146,7 @@ def _fit(model, x, y, x_val, y_val, epochs, settings: Settings, offset: float = 
     val_acc = [float(v) for v in history.history["val_accuracy"]]
     return {"epochs": len(val_acc), "wall_time_s": time.perf_counter() - start,
             "best_val_accuracy": max(val_acc), "val_accuracy": val_acc,
+            "val_loss": [float(v) for v in history.history["val_loss"]],
             "seconds": clock.seconds}
 
 
@@ -192,7 +202,7 @@ def train_pretrained(encoder, x, y, x_val, y_val, x_test, y_test, settings: Sett
     head = build_head(f_train.shape[1:], settings.hidden_units, settings.dropout,
                       feature_dropout=settings.feature_dropout)
     compile_classifier(head, settings.learning_rate, settings.weight_decay,
-                       settings.label_smoothing)
+                       settings.label_smoothing, settings.ema_momentum)
     epochs, patience = _budget(settings, settings.epochs, len(x), epoch_scale)
     frozen = _fit(head, f_train, y, f_val, y_val, epochs, settings, offset=feature_s,
                   patience=patience)
@@ -227,7 +237,7 @@ def train_pretrained(encoder, x, y, x_val, y_val, x_test, y_test, settings: Sett
                                  augmentation=_augmentation(settings, offset=1))
     unfrozen = unfreeze_encoder(model, settings.unfreeze_last)
     compile_classifier(model, settings.fine_tune_lr, settings.weight_decay,
-                       settings.label_smoothing)
+                       settings.label_smoothing, settings.ema_momentum)
     epochs, patience = _budget(settings, settings.fine_tune_epochs, len(x), epoch_scale)
     tuned = _fit(model, x, y, x_val, y_val, epochs, settings,
                  offset=frozen["wall_time_s"], patience=patience)
@@ -252,7 +262,7 @@ def train_baseline(encoder, x, y, x_val, y_val, x_test, y_test, settings: Settin
                            augmentation=_augmentation(settings, offset=2),
                            feature_dropout=settings.feature_dropout)
     compile_classifier(model, settings.baseline_lr, settings.weight_decay,
-                       settings.label_smoothing)
+                       settings.label_smoothing, settings.ema_momentum)
     epochs, patience = _budget(settings, settings.baseline_epochs, len(x), epoch_scale)
     record = _fit(model, x, y, x_val, y_val, epochs, settings, patience=patience)
     record["trainable_parameters"] = trainable_parameters(model)

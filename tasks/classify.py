@@ -90,6 +90,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="the head's dropout in the fine-tuned model and the baseline, "
                             "which overfit more than the frozen head, whose dropout is "
                             "tuned; in [0, 1) (default 0.5)")
+    group.add_argument("--ema", type=rate, default=0.999, metavar="MOMENTUM",
+                       help="momentum of the exponential moving average of the weights "
+                            "that all three models validate, keep and are tested with; "
+                            "in [0, 1), 0 keeps the raw weights (default 0.999: an "
+                            "average over about 1000 steps)")
     group = parser.add_argument_group("tuning and label efficiency")
     group.add_argument("--max-trials", type=positive_int, default=10,
                        help="Bayesian-optimisation trials for the head (default 10)")
@@ -242,7 +247,7 @@ def run(args) -> str:
                         label_smoothing=args.label_smoothing,
                         feature_dropout=args.feature_dropout,
                         end_to_end_dropout=args.end_to_end_dropout,
-                        min_steps=args.min_steps,
+                        ema_momentum=args.ema, min_steps=args.min_steps,
                         verbose=args.verbose, seed=args.seed, **best)
 
     results = train_pretrained(

@@ -195,6 +195,57 @@ class TestRegularisation:
         assert baseline.get_layer("head").get_layer("dropout").rate == pytest.approx(0.4)
 
 
+class TestWeightAveraging:
+    class RawWeights(keras.callbacks.Callback):
+        """The weights after every training step, before any swap."""
+
+        def __init__(self):
+            super().__init__()
+            self.steps = []
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.steps.append(weights_of(self.model))
+
+    def test_fit_keeps_the_average_not_the_last_weights(self, tiny_dataset):
+        from tasks.classifier_training import _fit
+
+        d = tiny_dataset
+        x = d.x_train[:32].reshape(32, -1)[:, :16]
+        head = build_head((16,), hidden_units=8, dropout=0.0)
+        compile_classifier(head, learning_rate=0.05, ema_momentum=0.5)
+        raw = self.RawWeights()
+        _fit(head, x, d.y_train[:32], x, d.y_train[:32], 1,
+             Settings(batch_size=16, patience=5), extra_callbacks=[raw])
+        # One epoch of two steps: Keras's average starts at the first step's
+        # weights, then 0.5 * w1 + 0.5 * w2; the last weights are w2.
+        assert len(raw.steps) == 2
+        w1, w2 = raw.steps
+        kept = weights_of(head)
+        for a, b, k in zip(w1, w2, kept):
+            np.testing.assert_allclose(k, 0.5 * a + 0.5 * b, rtol=1e-5, atol=1e-6)
+        assert any(changed(w2, kept))
+
+    def test_restored_weights_are_the_validated_ones(self, tiny_dataset):
+        from tasks.classifier_training import _fit
+
+        d = tiny_dataset
+        head = build_head((16,), hidden_units=8, dropout=0.0)
+        compile_classifier(head, learning_rate=0.05, ema_momentum=0.9)
+        x, x_val = (a.reshape(len(a), -1)[:, :16] for a in (d.x_train, d.x_val))
+        record = _fit(head, x, d.y_train, x_val, d.y_val, 4, Settings(batch_size=16,
+                                                                      patience=10))
+        best = int(np.argmax(record["val_accuracy"]))  # EarlyStopping keeps the first best
+        loss = head.evaluate(x_val, d.y_val, batch_size=16, verbose=0, return_dict=True)["loss"]
+        assert loss == pytest.approx(record["val_loss"][best], rel=1e-4)
+
+    def test_no_average_at_zero_and_bad_momentum(self):
+        model = build_head((16,), hidden_units=8)
+        assert not compile_classifier(model, ema_momentum=0.0).optimizer.use_ema
+        assert compile_classifier(model, ema_momentum=0.99).optimizer.ema_momentum == 0.99
+        with pytest.raises(ValueError, match="ema_momentum=1.0"):
+            compile_classifier(model, ema_momentum=1.0)
+
+
 class TestEvaluation:
     def test_flip_averaged_accuracy_uses_the_mirror_images(self):
         from tasks.classifier_training import evaluate
