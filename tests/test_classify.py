@@ -162,13 +162,14 @@ class TestRegularisation:
 
     def test_compiled_model_with_smoothing_saves_and_loads(self, tmp_path, tiny_dataset):
         _, model = tiny_classifier()
-        compile_classifier(model, label_smoothing=0.1)
+        compile_classifier(model, label_smoothing=0.1, ema_momentum=0.99)
         model.fit(tiny_dataset.x_train, tiny_dataset.y_train, epochs=1, batch_size=16,
                   verbose=0)
         path = str(tmp_path / "m.keras")
         model.save(path)
         loaded = keras.saving.load_model(path)
         assert loaded.loss.label_smoothing == pytest.approx(0.1)
+        assert loaded.optimizer.use_ema and loaded.optimizer.ema_momentum == pytest.approx(0.99)
         x = tiny_dataset.x_train[:8]
         np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0),
                                    atol=1e-6)
