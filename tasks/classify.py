@@ -18,8 +18,8 @@ import argparse
 import os
 import time
 
-from tasks.common import (add_data_arguments, add_output_arguments, positive_float,
-                          positive_int, probability, rate)
+from tasks.common import (add_data_arguments, add_output_arguments, non_negative_float,
+                          positive_float, positive_int, probability, rate)
 from tasks.label_subsets import fraction_list
 
 HELP = ("classify with the CAE encoder (frozen, fine-tuned) against a supervised CNN; "
@@ -90,11 +90,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="the head's dropout in the fine-tuned model and the baseline, "
                             "which overfit more than the frozen head, whose dropout is "
                             "tuned; in [0, 1) (default 0.5)")
-    group.add_argument("--ema", type=rate, default=0.999, metavar="MOMENTUM",
-                       help="momentum of the exponential moving average of the weights "
-                            "that all three models validate, keep and are tested with; "
-                            "in [0, 1), 0 keeps the raw weights (default 0.999: an "
-                            "average over about 1000 steps)")
+    group.add_argument("--ema-epochs", type=non_negative_float, default=2.5, metavar="E",
+                       help="all three models validate, keep and are tested with an "
+                            "exponential moving average of their weights over about E "
+                            "epochs (momentum 1 - 1/(E x steps per epoch)); 0 keeps the raw "
+                            "weights (default 2.5)")
     group = parser.add_argument_group("tuning and label efficiency")
     group.add_argument("--max-trials", type=positive_int, default=10,
                        help="Bayesian-optimisation trials for the head (default 10)")
@@ -247,7 +247,7 @@ def run(args) -> str:
                         label_smoothing=args.label_smoothing,
                         feature_dropout=args.feature_dropout,
                         end_to_end_dropout=args.end_to_end_dropout,
-                        ema_momentum=args.ema, min_steps=args.min_steps,
+                        ema_epochs=args.ema_epochs, min_steps=args.min_steps,
                         verbose=args.verbose, seed=args.seed, **best)
 
     results = train_pretrained(

@@ -42,6 +42,12 @@ def positive_float(text: str) -> float:
     return _number(text, float, lambda v: v > 0, "is not positive", "a number > 0")
 
 
+def non_negative_float(text: str) -> float:
+    """argparse type: a finite number >= 0."""
+    return _number(text, float, lambda v: 0 <= v < float("inf"), "is negative or infinite",
+                   "a finite number >= 0")
+
+
 def rate(text: str) -> float:
     """argparse type: a number in [0, 1) (a dropout rate, label smoothing, a shift)."""
     return _number(text, float, lambda v: 0.0 <= v < 1.0, "is outside [0, 1)",

@@ -239,6 +239,13 @@ class TestWeightAveraging:
         loss = head.evaluate(x_val, d.y_val, batch_size=16, verbose=0, return_dict=True)["loss"]
         assert loss == pytest.approx(record["val_loss"][best], rel=1e-4)
 
+    def test_momentum_spans_the_same_epochs_on_any_subset(self):
+        settings = Settings(batch_size=128, ema_epochs=2.5)
+        assert settings.ema_momentum(48000) == pytest.approx(1 - 1 / (2.5 * 375))
+        assert settings.ema_momentum(480) == pytest.approx(0.9)  # 4 steps an epoch
+        assert Settings(ema_epochs=0).ema_momentum(48000) == 0.0
+        assert Settings(ema_epochs=0.1, batch_size=128).ema_momentum(128) == 0.0
+
     def test_no_average_at_zero_and_bad_momentum(self):
         model = build_head((16,), hidden_units=8)
         assert not compile_classifier(model, ema_momentum=0.0).optimizer.use_ema
@@ -323,7 +330,8 @@ class TestCommandLine:
 
     @pytest.mark.parametrize("option, value, message", [
         ("--erasing", "1.5", "outside [0, 1]"), ("--label-smoothing", "1", "outside [0, 1)"),
-        ("--feature-dropout", "-0.1", "outside [0, 1)"), ("--shift", "x", "not a number")])
+        ("--feature-dropout", "-0.1", "outside [0, 1)"), ("--shift", "x", "not a number"),
+        ("--ema-epochs", "-1", "negative or infinite"), ("--ema-epochs", "inf", "finite")])
     def test_bad_regularisation(self, option, value, message):
         result = run_main("classify", option, value)
         assert_one_line_error(result, option, value, message)
