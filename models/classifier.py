@@ -219,13 +219,15 @@ class SmoothedSparseCrossentropy(keras.losses.Loss):
 
 def compile_classifier(model: keras.Model, learning_rate: float = 1e-3,
                        weight_decay: float = 1e-4, label_smoothing: float = 0.0,
-                       ema_momentum: float = 0.0) -> keras.Model:
+                       ema_momentum: float = 0.0, decay_steps: int | None = None) -> keras.Model:
     """AdamW (decoupled weight decay), sparse cross-entropy (smoothed when
     ``label_smoothing`` > 0), accuracy.
 
     With ``ema_momentum`` in (0, 1) the optimizer also keeps an exponential
     moving average of the weights (``use_ema``); train with
     :func:`tasks.classifier_training._fit`, which evaluates and keeps the average.
+    With ``decay_steps``, the learning rate follows a cosine from
+    ``learning_rate`` down to 0 over that many steps.
     """
     if not 0.0 <= ema_momentum < 1.0:
         raise ValueError(f"ema_momentum must be in [0, 1) (0: no average). "
@@ -233,6 +235,8 @@ def compile_classifier(model: keras.Model, learning_rate: float = 1e-3,
     loss = (SmoothedSparseCrossentropy(label_smoothing) if label_smoothing > 0
             else "sparse_categorical_crossentropy")
     use_ema = ema_momentum > 0
+    if decay_steps is not None:
+        learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps)
     optimizer = keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=weight_decay,
                                        use_ema=use_ema,
                                        ema_momentum=ema_momentum if use_ema else 0.99)

@@ -19,6 +19,9 @@ from models.classifier import (build_augmentation, build_baseline, build_classif
                                unfreeze_encoder)
 
 
+LR_SCHEDULES = ("plateau", "cosine")
+
+
 @dataclasses.dataclass
 class Settings:
     """How the three classifiers are trained (hyperparameters of the head included).
@@ -56,11 +59,20 @@ class Settings:
     feature_dropout: float = 0.2  # on the features, before the head's hidden layer
     # Validate, keep and test the exponential moving average of the weights
     # (Polyak averaging), all three models: its time constant in epochs (2.5:
-    # momentum 0.9989 on 48 000 images, batch 128); 0: the raw weights.
-    ema_epochs: float = 2.5
+    # momentum 0.9989 on 48 000 images, batch 128); 0 (default, measured no
+    # better): the raw weights.
+    ema_epochs: float = 0.0
+    # "plateau": halve the learning rate after patience / 2 epochs without a
+    # lower validation loss; "cosine": cosine decay to 0 over the phase's epochs.
+    lr_schedule: str = "plateau"
     min_steps: int = 300  # on a label subset: at least this many steps (more epochs)
     verbose: int = 0
     seed: int = 0
+
+    def __post_init__(self):
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}. "
+                             f"Received: lr_schedule={self.lr_schedule!r}")
 
     @property
     def head_dropout_end_to_end(self) -> float:
@@ -131,6 +143,15 @@ def _augmentation(settings: Settings, offset: int):
                               seed=settings.seed + 100 * offset)
 
 
+def _compile(model, learning_rate: float, settings: Settings, n_train: int, epochs: int):
+    """``compile_classifier`` with the settings' schedule and weight average."""
+    steps = math.ceil(n_train / settings.batch_size)
+    decay_steps = epochs * steps if settings.lr_schedule == "cosine" else None
+    return compile_classifier(model, learning_rate, settings.weight_decay,
+                              settings.label_smoothing, settings.ema_momentum(n_train),
+                              decay_steps=decay_steps)
+
+
 def _fit(model, x, y, x_val, y_val, epochs, settings: Settings, offset: float = 0.0,
          patience: int | None = None, extra_callbacks: tuple = ()) -> dict:
     clock = EpochClock(offset)
@@ -143,12 +164,13 @@ def _fit(model, x, y, x_val, y_val, epochs, settings: Settings, offset: float = 
     callbacks += [
         keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=patience,
                                       restore_best_weights=True),
-        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5,
-                                          patience=max(1, patience // 2), min_lr=1e-6),
         keras.callbacks.TerminateOnNaN(),
         clock,
         *extra_callbacks,
     ]
+    if settings.lr_schedule == "plateau":
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss", factor=0.5, patience=max(1, patience // 2), min_lr=1e-6))
     start = time.perf_counter()
     history = model.fit(x, y, validation_data=(x_val, y_val), epochs=epochs,
                         batch_size=settings.batch_size, callbacks=callbacks,
@@ -211,9 +233,8 @@ def train_pretrained(encoder, x, y, x_val, y_val, x_test, y_test, settings: Sett
     feature_s = time.perf_counter() - start
     head = build_head(f_train.shape[1:], settings.hidden_units, settings.dropout,
                       feature_dropout=settings.feature_dropout)
-    compile_classifier(head, settings.learning_rate, settings.weight_decay,
-                       settings.label_smoothing, settings.ema_momentum(len(x)))
     epochs, patience = _budget(settings, settings.epochs, len(x), epoch_scale)
+    _compile(head, settings.learning_rate, settings, len(x), epochs)
     frozen = _fit(head, f_train, y, f_val, y_val, epochs, settings, offset=feature_s,
                   patience=patience)
     frozen["wall_time_s"] += feature_s
@@ -246,9 +267,8 @@ def train_pretrained(encoder, x, y, x_val, y_val, x_test, y_test, settings: Sett
         model = build_classifier(extractor, head, frozen=False,
                                  augmentation=_augmentation(settings, offset=1))
     unfrozen = unfreeze_encoder(model, settings.unfreeze_last)
-    compile_classifier(model, settings.fine_tune_lr, settings.weight_decay,
-                       settings.label_smoothing, settings.ema_momentum(len(x)))
     epochs, patience = _budget(settings, settings.fine_tune_epochs, len(x), epoch_scale)
+    _compile(model, settings.fine_tune_lr, settings, len(x), epochs)
     tuned = _fit(model, x, y, x_val, y_val, epochs, settings,
                  offset=frozen["wall_time_s"], patience=patience)
     tuned["unfrozen_layers"] = unfrozen
@@ -271,9 +291,8 @@ def train_baseline(encoder, x, y, x_val, y_val, x_test, y_test, settings: Settin
                            settings.head_dropout_end_to_end,
                            augmentation=_augmentation(settings, offset=2),
                            feature_dropout=settings.feature_dropout)
-    compile_classifier(model, settings.baseline_lr, settings.weight_decay,
-                       settings.label_smoothing, settings.ema_momentum(len(x)))
     epochs, patience = _budget(settings, settings.baseline_epochs, len(x), epoch_scale)
+    _compile(model, settings.baseline_lr, settings, len(x), epochs)
     record = _fit(model, x, y, x_val, y_val, epochs, settings, patience=patience)
     record["trainable_parameters"] = trainable_parameters(model)
     record["augment"] = settings.augment

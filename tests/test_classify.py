@@ -254,6 +254,31 @@ class TestWeightAveraging:
             compile_classifier(model, ema_momentum=1.0)
 
 
+class TestSchedule:
+    def test_cosine_decays_to_zero_over_the_phase(self, tiny_dataset):
+        from tasks.classifier_training import _compile, _fit
+
+        d = tiny_dataset
+        x, x_val = (a.reshape(len(a), -1)[:, :16] for a in (d.x_train, d.x_val))
+        settings = Settings(batch_size=16, lr_schedule="cosine", patience=10)
+        head = _compile(build_head((16,), hidden_units=8), 0.01, settings, len(x), 2)
+        assert float(head.optimizer.learning_rate) == pytest.approx(0.01)
+        _fit(head, x, d.y_train, x_val, d.y_val, 1, settings)
+        assert 0 < float(head.optimizer.learning_rate) < 0.01  # halfway down
+        _fit(head, x, d.y_train, x_val, d.y_val, 1, settings)
+        assert float(head.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-9)
+
+    def test_plateau_keeps_a_constant_rate_and_unknown_schedules_fail(self, tiny_dataset):
+        from tasks.classifier_training import _compile
+
+        settings = Settings(batch_size=16)
+        head = _compile(build_head((16,), hidden_units=8), 0.01, settings, 64, 2)
+        assert not isinstance(head.optimizer._learning_rate,
+                              keras.optimizers.schedules.LearningRateSchedule)
+        with pytest.raises(ValueError, match="lr_schedule='step'"):
+            Settings(lr_schedule="step")
+
+
 class TestEvaluation:
     def test_flip_averaged_accuracy_uses_the_mirror_images(self):
         from tasks.classifier_training import evaluate
@@ -331,7 +356,8 @@ class TestCommandLine:
     @pytest.mark.parametrize("option, value, message", [
         ("--erasing", "1.5", "outside [0, 1]"), ("--label-smoothing", "1", "outside [0, 1)"),
         ("--feature-dropout", "-0.1", "outside [0, 1)"), ("--shift", "x", "not a number"),
-        ("--ema-epochs", "-1", "negative or infinite"), ("--ema-epochs", "inf", "finite")])
+        ("--ema-epochs", "-1", "negative or infinite"), ("--ema-epochs", "inf", "finite"),
+        ("--lr-schedule", "step", "invalid choice")])
     def test_bad_regularisation(self, option, value, message):
         result = run_main("classify", option, value)
         assert_one_line_error(result, option, value, message)
