@@ -59,10 +59,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="learning rate of the supervised baseline (default 1e-3)")
     group.add_argument("--batch-size", type=positive_int, default=128,
                        help="images per step (default 128)")
-    group.add_argument("--patience", type=positive_int, default=10,
-                       help="epochs without validation-accuracy gain before stopping; the "
-                            "learning rate halves after half as many without validation-loss "
-                            "gain (default 10)")
+    group.add_argument("--patience", type=positive_int, default=20,
+                       help="epochs without validation-accuracy gain before stopping (best "
+                            "weights restored); with --lr-schedule plateau the learning rate "
+                            "halves after half as many without validation-loss gain "
+                            "(default 20)")
     group = parser.add_argument_group(
         "regularisation", "the defaults are the best recipe of benchmarks/classify_recipes.py "
         "on full Fashion-MNIST")
@@ -95,10 +96,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             "exponential moving average of their weights over about E "
                             "epochs (momentum 1 - 1/(E x steps per epoch)); 0 keeps the raw "
                             "weights (default 0: 2.67 measured no better)")
-    group.add_argument("--lr-schedule", choices=("plateau", "cosine"), default="plateau",
-                       help="plateau (default): halve the learning rate after --patience/2 "
-                            "epochs without a lower validation loss; cosine: decay it to 0 "
-                            "along a cosine over each phase's epochs")
+    group.add_argument("--lr-schedule", choices=("cosine", "plateau"), default="cosine",
+                       help="cosine (default): decay the learning rate to 0 along a cosine "
+                            "over each phase's epochs; plateau: halve it after --patience/2 "
+                            "epochs without a lower validation loss")
     group = parser.add_argument_group("tuning and label efficiency")
     group.add_argument("--max-trials", type=positive_int, default=10,
                        help="Bayesian-optimisation trials for the head (default 10)")

@@ -271,7 +271,7 @@ class TestSchedule:
     def test_plateau_keeps_a_constant_rate_and_unknown_schedules_fail(self, tiny_dataset):
         from tasks.classifier_training import _compile
 
-        settings = Settings(batch_size=16)
+        settings = Settings(batch_size=16, lr_schedule="plateau")
         head = _compile(build_head((16,), hidden_units=8), 0.01, settings, 64, 2)
         assert not isinstance(head.optimizer._learning_rate,
                               keras.optimizers.schedules.LearningRateSchedule)
