@@ -14,7 +14,7 @@ single small model leaves mostly idle; on a 2-core CPU use ``--jobs 1``.
 
     python benchmarks/classify_recipes.py --encoder runs/cae/<stamp>/cae.keras \
         [--data-dir DIR] [--recipes plain,flip,...] [--jobs 1] [--train-size N] \
-        [--out benchmarks/results/classify_recipes.json]
+        [--skip-baseline] [--out benchmarks/results/classify_recipes.json]
 """
 
 from __future__ import annotations
