@@ -252,7 +252,8 @@ def run(args) -> str:
                         label_smoothing=args.label_smoothing,
                         feature_dropout=args.feature_dropout,
                         end_to_end_dropout=args.end_to_end_dropout,
-                        ema_epochs=args.ema_epochs, lr_schedule=args.lr_schedule, min_steps=args.min_steps,
+                        ema_epochs=args.ema_epochs, lr_schedule=args.lr_schedule,
+                        min_steps=args.min_steps,
                         verbose=args.verbose, seed=args.seed, **best)
 
     results = train_pretrained(
