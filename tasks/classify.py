@@ -48,8 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--fine-tune-epochs", type=positive_int, default=80,
                        help="most epochs of fine-tuning the unfrozen encoder (default 80)")
     group.add_argument("--fine-tune-lr", type=positive_float, default=1e-3,
-                       help="learning rate while fine-tuning, halved on validation-loss "
-                            "plateaus (default 1e-3: lower rates measured worse, see "
+                       help="learning rate while fine-tuning, then following "
+                            "--lr-schedule (default 1e-3: lower rates measured worse, see "
                             "benchmarks/classify_recipes.py)")
     group.add_argument("--unfreeze-last", type=positive_int, default=None, metavar="K",
                        help="fine-tune only the last K weighted encoder layers (default all)")
@@ -64,6 +64,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             "weights restored); with --lr-schedule plateau the learning rate "
                             "halves after half as many without validation-loss gain "
                             "(default 20)")
+    group.add_argument("--lr-schedule", choices=("cosine", "plateau"), default="cosine",
+                       help="cosine (default): decay the learning rate to 0 along a cosine "
+                            "over each phase's epochs; plateau: halve it after --patience/2 "
+                            "epochs without a lower validation loss")
     group = parser.add_argument_group(
         "regularisation", "the defaults are the best recipe of benchmarks/classify_recipes.py "
         "on full Fashion-MNIST")
@@ -96,10 +100,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             "exponential moving average of their weights over about E "
                             "epochs (momentum 1 - 1/(E x steps per epoch)); 0 keeps the raw "
                             "weights (default 0: 2.67 measured no better)")
-    group.add_argument("--lr-schedule", choices=("cosine", "plateau"), default="cosine",
-                       help="cosine (default): decay the learning rate to 0 along a cosine "
-                            "over each phase's epochs; plateau: halve it after --patience/2 "
-                            "epochs without a lower validation loss")
     group = parser.add_argument_group("tuning and label efficiency")
     group.add_argument("--max-trials", type=positive_int, default=10,
                        help="Bayesian-optimisation trials for the head (default 10)")
