@@ -234,12 +234,10 @@ def compile_classifier(model: keras.Model, learning_rate: float = 1e-3,
                          f"Received: ema_momentum={ema_momentum}")
     loss = (SmoothedSparseCrossentropy(label_smoothing) if label_smoothing > 0
             else "sparse_categorical_crossentropy")
-    use_ema = ema_momentum > 0
     if decay_steps is not None:
         learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps)
     optimizer = keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=weight_decay,
-                                       use_ema=use_ema,
-                                       ema_momentum=ema_momentum if use_ema else 0.99)
+                                       use_ema=ema_momentum > 0, ema_momentum=ema_momentum)
     model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
     return model
 

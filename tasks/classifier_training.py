@@ -79,13 +79,16 @@ class Settings:
     def head_dropout_end_to_end(self) -> float:
         return self.dropout if self.end_to_end_dropout is None else self.end_to_end_dropout
 
+    def steps_per_epoch(self, n_train: int) -> int:
+        return math.ceil(n_train / self.batch_size)
+
     def ema_momentum(self, n_train: int) -> float:
         """The average's momentum for ``n_train`` images: 1 - 1 / (its steps).
 
         In epochs rather than steps, so that a 1% label subset (4 steps an
         epoch) is not averaged over more steps than it trains.
         """
-        steps = self.ema_epochs * math.ceil(n_train / self.batch_size)
+        steps = self.ema_epochs * self.steps_per_epoch(n_train)
         return 0.0 if steps <= 1 else 1.0 - 1.0 / steps
 
     @property
@@ -146,8 +149,8 @@ def _augmentation(settings: Settings, offset: int):
 
 def _compile(model, learning_rate: float, settings: Settings, n_train: int, epochs: int):
     """``compile_classifier`` with the settings' schedule and weight average."""
-    steps = math.ceil(n_train / settings.batch_size)
-    decay_steps = epochs * steps if settings.lr_schedule == "cosine" else None
+    decay_steps = (epochs * settings.steps_per_epoch(n_train)
+                   if settings.lr_schedule == "cosine" else None)
     return compile_classifier(model, learning_rate, settings.weight_decay,
                               settings.label_smoothing, settings.ema_momentum(n_train),
                               decay_steps=decay_steps)

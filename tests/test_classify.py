@@ -29,6 +29,11 @@ def changed(before, after):
     return [not np.allclose(a, b) for a, b in zip(before, after)]
 
 
+def head_inputs(images):
+    """Images as 16 numbers each: inputs for a bare head, to test training plumbing."""
+    return images.reshape(len(images), -1)[:, :16]
+
+
 def tiny_classifier(features="dense1"):
     encoder = build_encoder(TINY)
     extractor = feature_model(encoder, features)
@@ -211,7 +216,7 @@ class TestWeightAveraging:
         from tasks.classifier_training import _fit
 
         d = tiny_dataset
-        x = d.x_train[:32].reshape(32, -1)[:, :16]
+        x = head_inputs(d.x_train[:32])
         head = build_head((16,), hidden_units=8, dropout=0.0)
         compile_classifier(head, learning_rate=0.05, ema_momentum=0.5)
         raw = self.RawWeights()
@@ -232,7 +237,7 @@ class TestWeightAveraging:
         d = tiny_dataset
         head = build_head((16,), hidden_units=8, dropout=0.0)
         compile_classifier(head, learning_rate=0.05, ema_momentum=0.9)
-        x, x_val = (a.reshape(len(a), -1)[:, :16] for a in (d.x_train, d.x_val))
+        x, x_val = head_inputs(d.x_train), head_inputs(d.x_val)
         record = _fit(head, x, d.y_train, x_val, d.y_val, 4, Settings(batch_size=16,
                                                                       patience=10))
         best = int(np.argmax(record["val_accuracy"]))  # EarlyStopping keeps the first best
@@ -259,7 +264,7 @@ class TestSchedule:
         from tasks.classifier_training import _compile, _fit
 
         d = tiny_dataset
-        x, x_val = (a.reshape(len(a), -1)[:, :16] for a in (d.x_train, d.x_val))
+        x, x_val = head_inputs(d.x_train), head_inputs(d.x_val)
         settings = Settings(batch_size=16, lr_schedule="cosine", patience=10)
         head = _compile(build_head((16,), hidden_units=8), 0.01, settings, len(x), 2)
         assert float(head.optimizer.learning_rate) == pytest.approx(0.01)
@@ -268,7 +273,7 @@ class TestSchedule:
         _fit(head, x, d.y_train, x_val, d.y_val, 1, settings)
         assert float(head.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-9)
 
-    def test_plateau_keeps_a_constant_rate_and_unknown_schedules_fail(self, tiny_dataset):
+    def test_plateau_keeps_a_constant_rate_and_unknown_schedules_fail(self):
         from tasks.classifier_training import _compile
 
         settings = Settings(batch_size=16, lr_schedule="plateau")
@@ -297,7 +302,6 @@ class TestEvaluation:
         result = evaluate(model, x, y, num_classes=2, flip_average=True)
         assert result["test_accuracy"] == 0.5  # the right-bright pair is missed
         # averaged, every image votes (0, 1) + (0.6, 0.4) in one order or the other
-
         assert result["test_accuracy_flip_averaged"] == 1.0
         np.testing.assert_array_equal(result["predictions"], [1, 1, 0, 0])
 
