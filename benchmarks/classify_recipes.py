@@ -26,6 +26,8 @@ import subprocess
 import sys
 import time
 
+import numpy as np
+
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # The task's defaults before this sweep, written out: the recipes change them.
@@ -107,8 +109,8 @@ def run_recipe(name: str, args) -> dict:
     from tasks.common import load_keras_model
     from tasks.data import load_dataset
 
-    data = load_dataset("fashion_mnist", data_dir=args.data_dir, seed=args.seed,
-                        train_limit=args.train_size, test_limit=args.test_size)
+    data = load_dataset("fashion_mnist", data_dir=args.data_dir, val_size=args.val_size,
+                        seed=args.seed, train_limit=args.train_size, test_limit=args.test_size)
     encoder = encoder_from_model(load_keras_model(args.encoder, "encoder"))
     overrides = {"features": "conv2", **COMMON, "seed": args.seed, **RECIPES[name],
                  "verbose": 0}
@@ -123,11 +125,23 @@ def run_recipe(name: str, args) -> dict:
         res["baseline"] = train_baseline(encoder, data.x_train, data.y_train, data.x_val,
                                          data.y_val, data.x_test, data.y_test, settings)
     row = {"recipe": name, "overrides": RECIPES[name], "backend": keras.backend.backend(),
-           "train_images": len(data.x_train), "wall_time_s": time.perf_counter() - start}
+           "conv_filters": [int(layer.filters) for layer in encoder.layers
+                            if hasattr(layer, "filters")],
+           "train_images": len(data.x_train), "val_images": len(data.x_val),
+           "wall_time_s": time.perf_counter() - start}
     for key in (m for m in MODELS if m in res):
         row[key] = {k: res[key][k] for k in ("test_accuracy", "test_accuracy_flip_averaged",
                                              "best_val_accuracy", "epochs", "wall_time_s",
                                              "trainable_parameters") if k in res[key]}
+    # A smaller --val-size moves images into training; its validation images are
+    # the first ones of any larger split's (same seeded order), so runs with
+    # different sizes compare on those shared images.
+    n = min(args.shared_val, len(data.x_val))
+    for key in ("fine_tuned", "baseline"):
+        if key in res:
+            probs = res[key]["model"].predict(data.x_val[:n], batch_size=512, verbose=0)
+            row[key][f"val_accuracy_first_{n}"] = float(
+                np.mean(np.argmax(probs, axis=-1) == data.y_val[:n]))
     return row
 
 
@@ -148,6 +162,11 @@ def main() -> int:
     parser.add_argument("--recipes", default=",".join(RECIPES),
                         help=f"comma-separated, from: {', '.join(RECIPES)}")
     parser.add_argument("--jobs", type=int, default=1, help="recipes trained at once")
+    parser.add_argument("--val-size", type=int, default=12_000,
+                        help="validation images held out of the 60 000 (default 12 000)")
+    parser.add_argument("--shared-val", type=int, default=6_000,
+                        help="also score the end-to-end models on the first N validation "
+                             "images, which every --val-size >= N shares (default 6 000)")
     parser.add_argument("--train-size", type=int, default=None)
     parser.add_argument("--test-size", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
@@ -171,7 +190,8 @@ def main() -> int:
     env = {**os.environ, "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
     base = [sys.executable, os.path.abspath(__file__), "--encoder", args.encoder,
             "--seed", str(args.seed)]
-    for flag in ("data_dir", "train_size", "test_size", "max_epochs"):
+    for flag in ("data_dir", "val_size", "shared_val", "train_size", "test_size",
+                 "max_epochs"):
         if getattr(args, flag) is not None:
             base += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
     if args.skip_baseline:

@@ -8,7 +8,7 @@ import json
 import os
 import tempfile
 
-from tasks.data import DATASETS
+from tasks.data import DATASETS, DEFAULT_VAL_SIZE
 from tasks.errors import UserError
 
 # ----------------------------------------------------------- argument types
@@ -74,8 +74,15 @@ def int_list(text: str) -> list:
     return values
 
 
-def add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    """--dataset, --data-dir, --train-size, --test-size, --seed."""
+def _spaced(n: int) -> str:
+    """12000 -> '12 000', as the help texts write numbers."""
+    return f"{n:_}".replace("_", " ")
+
+
+def add_data_arguments(parser: argparse.ArgumentParser,
+                       val_size: int = DEFAULT_VAL_SIZE) -> None:
+    """--dataset, --data-dir, --val-size (default ``val_size``), --train-size,
+    --test-size, --seed."""
     group = parser.add_argument_group("data")
     group.add_argument("--dataset", default="fashion_mnist", choices=DATASETS,
                        help="which images: fashion_mnist (default), mnist, or digits "
@@ -84,9 +91,14 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
                        help="folder with the four IDX .gz files (train-images-idx3-ubyte.gz, "
                             "...); tried before Debian's dataset-fashion-mnist package and "
                             "tensorflow-datasets")
+    group.add_argument("--val-size", type=positive_int, default=val_size, metavar="N",
+                       help=f"training images held out (seeded) for validation; a smaller "
+                            f"split shares its images with every larger one (default "
+                            f"{_spaced(val_size)}, leaving {_spaced(60_000 - val_size)} of "
+                            f"Fashion-MNIST's 60 000 to train on)")
     group.add_argument("--train-size", type=positive_int, default=None, metavar="N",
                        help="train on a seeded subset of N images (quick runs); default all "
-                            "48 000 after the validation split")
+                            "after the validation split")
     group.add_argument("--test-size", type=positive_int, default=None, metavar="N",
                        help="evaluate on the first N test images; default all 10 000")
     group.add_argument("--seed", type=int, default=0,
@@ -105,8 +117,8 @@ def load_data(args):
     """The dataset named by the data arguments, printed in one line."""
     from tasks.data import load_dataset
 
-    data = load_dataset(args.dataset, data_dir=args.data_dir, seed=args.seed,
-                        train_limit=args.train_size, test_limit=args.test_size)
+    data = load_dataset(args.dataset, data_dir=args.data_dir, val_size=args.val_size,
+                        seed=args.seed, train_limit=args.train_size, test_limit=args.test_size)
     print(data.summary(), flush=True)
     return data
 

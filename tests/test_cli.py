@@ -49,6 +49,7 @@ class TestBadInput:
         (["cae", "--latent-dim", "-1"], ["--latent-dim", "-1"]),
         (["cae", "--batch-size", "0"], ["--batch-size", "0"]),
         (["cae", "--batch-size", "lots"], ["--batch-size", "'lots'"]),
+        (["classify", "--val-size", "0"], ["--val-size", "0 is not positive"]),
     ])
     def test_argument_errors(self, args, fragments):
         assert_one_line_error(run_main(*args), *fragments)
@@ -57,6 +58,13 @@ class TestBadInput:
         result = run_main("cae", "--data-dir", str(tmp_path / "absent"), "--out",
                           str(tmp_path / "run"))
         assert_one_line_error(result, "absent", "not a directory")
+
+    def test_validation_split_leaving_no_training_images(self, tmp_path):
+        from test_data import make_idx_dir
+        make_idx_dir(tmp_path, n_train=50)
+        result = run_main("cae", "--dataset", "mnist", "--data-dir", str(tmp_path),
+                          "--val-size", "50", "--out", str(tmp_path / "run"))
+        assert_one_line_error(result, "validation size 50", "has 50")
 
     def test_corrupt_idx(self, tmp_path):
         from test_data import make_idx_dir

@@ -89,6 +89,17 @@ class TestLoadDataset:
         other = data.load_dataset("mnist", data_dir=str(tmp_path), val_size=10, seed=4)
         assert not np.array_equal(ds.x_val, other.x_val)
 
+    def test_smaller_validation_split_is_part_of_larger(self, tmp_path):
+        # Why runs with different --val-size compare on shared images.
+        make_idx_dir(tmp_path, n_train=50)
+        small = data.load_dataset("mnist", data_dir=str(tmp_path), val_size=5, seed=3)
+        large = data.load_dataset("mnist", data_dir=str(tmp_path), val_size=10, seed=3)
+        np.testing.assert_array_equal(small.x_val, large.x_val[:5])
+        np.testing.assert_array_equal(small.y_val, large.y_val[:5])
+        moved = {x.tobytes() for x in large.x_val[5:]}
+        assert len(small.x_train) == 45
+        assert moved <= {x.tobytes() for x in small.x_train}
+
     def test_digits_offline(self):
         ds = data.load_dataset("digits", seed=0)
         assert ds.x_train.shape[1:] == (28, 28, 1)
