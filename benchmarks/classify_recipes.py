@@ -14,7 +14,12 @@ single small model leaves mostly idle; on a 2-core CPU use ``--jobs 1``.
 
     python benchmarks/classify_recipes.py --encoder runs/cae/<stamp>/cae.keras \
         [--data-dir DIR] [--recipes plain,flip,...] [--jobs 1] [--train-size N] \
-        [--skip-baseline] [--out benchmarks/results/classify_recipes.json]
+        [--skip-baseline] [--val-size 12000] [--shared-val 6000] \
+        [--out benchmarks/results/classify_recipes.json]
+
+Runs with different ``--val-size`` train on different images and validate on
+different ones; compare them on ``val_accuracy_first_<N>``, the accuracy on the
+``--shared-val`` validation images every split holds.
 """
 
 from __future__ import annotations
