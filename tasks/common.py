@@ -74,15 +74,8 @@ def int_list(text: str) -> list:
     return values
 
 
-def _spaced(n: int) -> str:
-    """12000 -> '12 000', as the help texts write numbers."""
-    return f"{n:_}".replace("_", " ")
-
-
-def add_data_arguments(parser: argparse.ArgumentParser,
-                       val_size: int = DEFAULT_VAL_SIZE) -> None:
-    """--dataset, --data-dir, --val-size (default ``val_size``), --train-size,
-    --test-size, --seed."""
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """--dataset, --data-dir, --val-size, --train-size, --test-size, --seed."""
     group = parser.add_argument_group("data")
     group.add_argument("--dataset", default="fashion_mnist", choices=DATASETS,
                        help="which images: fashion_mnist (default), mnist, or digits "
@@ -91,11 +84,10 @@ def add_data_arguments(parser: argparse.ArgumentParser,
                        help="folder with the four IDX .gz files (train-images-idx3-ubyte.gz, "
                             "...); tried before Debian's dataset-fashion-mnist package and "
                             "tensorflow-datasets")
-    group.add_argument("--val-size", type=positive_int, default=val_size, metavar="N",
-                       help=f"training images held out (seeded) for validation; a smaller "
-                            f"split shares its images with every larger one (default "
-                            f"{_spaced(val_size)}, leaving {_spaced(60_000 - val_size)} of "
-                            f"Fashion-MNIST's 60 000 to train on)")
+    group.add_argument("--val-size", type=positive_int, default=DEFAULT_VAL_SIZE, metavar="N",
+                       help="training images held out (seeded) for validation; a smaller "
+                            "split shares its images with every larger one (default 12 000, "
+                            "leaving 48 000 of Fashion-MNIST's 60 000 to train on)")
     group.add_argument("--train-size", type=positive_int, default=None, metavar="N",
                        help="train on a seeded subset of N images (quick runs); default all "
                             "after the validation split")
