@@ -31,9 +31,9 @@ import subprocess
 import sys
 import time
 
-import numpy as np
-
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from tasks.data import DEFAULT_VAL_SIZE  # noqa: E402  (after the path)
 
 # The task's defaults before this sweep, written out: the recipes change them.
 COMMON = {"epochs": 60, "fine_tune_epochs": 50, "baseline_epochs": 60, "patience": 10,
@@ -110,7 +110,7 @@ def run_recipe(name: str, args) -> dict:
     import keras
 
     from models.classifier import encoder_from_model
-    from tasks.classifier_training import Settings, train_baseline, train_pretrained
+    from tasks.classifier_training import Settings, evaluate, train_baseline, train_pretrained
     from tasks.common import load_keras_model
     from tasks.data import load_dataset
 
@@ -144,9 +144,8 @@ def run_recipe(name: str, args) -> dict:
     n = min(args.shared_val, len(data.x_val))
     for key in ("fine_tuned", "baseline"):
         if key in res:
-            probs = res[key]["model"].predict(data.x_val[:n], batch_size=512, verbose=0)
-            row[key][f"val_accuracy_first_{n}"] = float(
-                np.mean(np.argmax(probs, axis=-1) == data.y_val[:n]))
+            row[key][f"val_accuracy_first_{n}"] = evaluate(
+                res[key]["model"], data.x_val[:n], data.y_val[:n])["test_accuracy"]
     return row
 
 
@@ -167,7 +166,7 @@ def main() -> int:
     parser.add_argument("--recipes", default=",".join(RECIPES),
                         help=f"comma-separated, from: {', '.join(RECIPES)}")
     parser.add_argument("--jobs", type=int, default=1, help="recipes trained at once")
-    parser.add_argument("--val-size", type=int, default=12_000,
+    parser.add_argument("--val-size", type=int, default=DEFAULT_VAL_SIZE,
                         help="validation images held out of the 60 000 (default 12 000)")
     parser.add_argument("--shared-val", type=int, default=6_000,
                         help="also score the end-to-end models on the first N validation "
