@@ -83,3 +83,51 @@ def test_fast_conv_transpose_round_trips_through_config():
     restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
     assert type(restored) is Conv2DTranspose
     assert restored.get_config() == layer.get_config()
+
+
+RECIPES_SCRIPT = os.path.join(ROOT, "benchmarks", "classify_recipes.py")
+
+
+@pytest.mark.slow
+def test_classify_recipes_writes_a_row_per_recipe_in_the_asked_order(tmp_path):
+    from conftest import real_data_or_skip
+    from models.cae import build_cae
+
+    real_data_or_skip("fashion_mnist", train_limit=10, test_limit=10)  # the script's data
+    encoder_path = tmp_path / "cae.keras"
+    build_cae().save(encoder_path)  # untrained: the plumbing, not the accuracy
+    out = tmp_path / "recipes.json"
+    result = subprocess.run(
+        [sys.executable, RECIPES_SCRIPT, "--encoder", str(encoder_path),
+         "--recipes", "c3,plain", "--jobs", "2", "--max-epochs", "1", "--train-size", "300",
+         "--val-size", "200", "--test-size", "200", "--shared-val", "50",
+         "--skip-baseline", "--out", str(out)],
+        capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["recipe"] for r in rows] == ["c3", "plain"]  # as asked, not as finished
+    for row in rows:
+        # load_dataset keeps a quarter of --train-size for validation.
+        assert (row["train_images"], row["val_images"]) == (300, 75)
+        assert row["conv_filters"] == [32, 64, 128]
+        assert "baseline" not in row  # --skip-baseline
+        for model in ("frozen", "fine_tuned"):
+            assert row[model]["epochs"] == 1  # --max-epochs
+            assert 0.0 <= row[model]["test_accuracy"] <= 1.0
+        assert 0.0 <= row["fine_tuned"]["val_accuracy_first_50"] <= 1.0
+    # Only the recipe with flips in its augmentation reports flip-averaged accuracy.
+    assert "test_accuracy_flip_averaged" in rows[0]["fine_tuned"]
+    assert "test_accuracy_flip_averaged" not in rows[1]["fine_tuned"]
+    table = (tmp_path / "recipes.md").read_text()
+    assert "| c3 |" in table and "| plain |" in table
+
+
+@pytest.mark.backend_independent
+def test_classify_recipes_rejects_an_unknown_recipe(tmp_path):
+    result = subprocess.run(
+        [sys.executable, RECIPES_SCRIPT, "--encoder", str(tmp_path / "none.keras"),
+         "--recipes", "plain,nonsense", "--out", str(tmp_path / "r.json")],
+        capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 2
+    assert "unknown recipe 'nonsense'" in result.stderr and "c3_cosine" in result.stderr
+    assert not (tmp_path / "r.json").exists()
