@@ -124,10 +124,11 @@ def scaled_epochs(epochs: int, patience: int, n_train: int, batch_size: int,
     """More epochs (and patience) for small label subsets: at least ``min_steps`` steps.
 
     With 1% of the labels an epoch is a handful of steps; the same epoch count
-    would stop training long before it converges.
+    would stop training long before it converges. ``cap`` bounds only the
+    scaling up: a phase set to more than ``cap`` epochs keeps its own count.
     """
     steps = max(1, math.ceil(n_train / batch_size))
-    scaled = min(cap, max(epochs, math.ceil(min_steps / steps)))
+    scaled = max(epochs, min(cap, math.ceil(min_steps / steps)))
     return scaled, max(patience, round(patience * scaled / max(1, epochs)))
 
 

@@ -15,7 +15,8 @@ from models.classifier import (SmoothedSparseCrossentropy, build_augmentation, b
                                build_classifier, build_head, compile_classifier,
                                encoder_from_model, feature_model, trainable_parameters,
                                unfreeze_encoder)
-from tasks.classifier_training import Settings, train_baseline, train_pretrained
+from tasks.classifier_training import (Settings, scaled_epochs, train_baseline,
+                                       train_pretrained)
 from tasks.label_subsets import class_balanced_subset, fraction_list
 
 TINY = CAEConfig(conv_filters=(4, 8, 8), dense_units=16, latent_dim=3)
@@ -349,6 +350,15 @@ class TestLabelSubsets:
 
     def test_good_fractions(self):
         assert fraction_list("1,0.01,0.1") == [0.01, 0.1, 1.0]
+
+    @pytest.mark.backend_independent
+    def test_small_subsets_get_more_epochs_up_to_the_cap_and_never_fewer(self):
+        # 480 images of batch 128: 4 steps an epoch, so 300 steps need 75 epochs.
+        assert scaled_epochs(60, 20, 480, 128, min_steps=300, cap=100) == (75, 25)
+        assert scaled_epochs(60, 20, 120, 128, min_steps=300, cap=100) == (100, 33)
+        # A phase set beyond the cap keeps its own budget on a subset.
+        assert scaled_epochs(120, 20, 4800, 128, min_steps=300, cap=100) == (120, 20)
+        assert scaled_epochs(60, 20, 48000, 128, min_steps=300, cap=100) == (60, 20)
 
 
 class TestCommandLine:
