@@ -41,7 +41,7 @@ COMMON = {"epochs": 60, "fine_tune_epochs": 50, "baseline_epochs": 60, "patience
           "fine_tune_lr": 3e-4, "baseline_lr": 1e-3, "end_to_end_dropout": None,
           "augment": False, "flip": True, "shift": 0.1, "erasing": 0.0,
           "label_smoothing": 0.0, "feature_dropout": 0.0, "ema_epochs": 0.0,
-          "batch_size": 128}
+          "lr_schedule": "plateau", "batch_size": 128}
 # Each recipe: Settings overrides on top of COMMON. "augment" turns the
 # augmentation on; flip / shift / erasing choose its parts. "erasing" is the
 # probability of erasing a rectangle of an image. The three rounds recorded in
@@ -109,6 +109,8 @@ RECIPES = {
     # Ninth round (2-core CPU, tensorflow): a wider head, and a longer cosine.
     "c3_cosine_hidden512": {**C3_COSINE, "hidden_units": 512},
     "c3_cosine_e120": {**C3_COSINE, "fine_tune_epochs": 120, "baseline_epochs": 120},
+    "c3_cosine_e120_seed1": {**C3_COSINE, "fine_tune_epochs": 120, "baseline_epochs": 120,
+                             "seed": 1},
 }
 MODELS = ("frozen", "fine_tuned", "baseline")
 
