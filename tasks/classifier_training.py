@@ -37,11 +37,12 @@ class Settings:
     learning_rate: float = 1e-3
     weight_decay: float = 1e-4
     epochs: int = 60
-    # Fine-tuning starts from the frozen classifier's weights.
-    fine_tune_epochs: int = 80
+    # Fine-tuning starts from the frozen classifier's weights. 120 epochs of
+    # cosine decay measured +0.1 validation / +0.2 test point over 80 (round 9).
+    fine_tune_epochs: int = 120
     fine_tune_lr: float = 1e-3
     unfreeze_last: int | None = None  # None: the whole encoder
-    baseline_epochs: int = 80
+    baseline_epochs: int = 120  # the fine-tuned model's budget, for a fair comparison
     baseline_lr: float = 1e-3
     # The head's dropout in the two models trained end to end (fine-tuned,
     # baseline), which overfit far more than a head on frozen features;
