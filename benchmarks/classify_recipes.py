@@ -54,6 +54,7 @@ COMBINED = {**FLIP, "erasing": 0.25, "label_smoothing": 0.1, "feature_dropout": 
             "dropout": 0.5, "fine_tune_epochs": 80, "baseline_epochs": 80}
 C3 = {**COMBINED, "fine_tune_lr": 1e-3}  # the task's defaults since (its frozen dropout tuned)
 C3_COSINE = {**C3, "lr_schedule": "cosine", "patience": 20}  # the defaults after round 5
+C3_COSINE_E120 = {**C3_COSINE, "fine_tune_epochs": 120, "baseline_epochs": 120}  # after round 9
 RECIPES = {
     "plain": {"augment": False},
     "flip": FLIP,
@@ -98,8 +99,8 @@ RECIPES = {
     "c3_ema_seed1": {**C3, "ema_epochs": 2.67, "seed": 1},
     # Fifth round (2-core CPU, tensorflow): cosine decay of the learning rate.
     # Patience 20: the accuracy gained late, at low rates, is the point of it.
-    "c3_cosine": {**C3, "lr_schedule": "cosine", "patience": 20},
-    "c3_cosine_seed1": {**C3, "lr_schedule": "cosine", "patience": 20, "seed": 1},
+    "c3_cosine": C3_COSINE,
+    "c3_cosine_seed1": {**C3_COSINE, "seed": 1},
     # Eighth round (2-core CPU, tensorflow): shifts by whole pixels on top of
     # the defaults (never measured before: too slow on the GPU). 0.07 of 28
     # pixels is up to 1.96, which rounds to -2..2 pixels (+-2 half as often);
@@ -108,9 +109,8 @@ RECIPES = {
     "c3_cosine_shift10": {**C3_COSINE, "shift": 0.1},
     # Ninth round (2-core CPU, tensorflow): a wider head, and a longer cosine.
     "c3_cosine_hidden512": {**C3_COSINE, "hidden_units": 512},
-    "c3_cosine_e120": {**C3_COSINE, "fine_tune_epochs": 120, "baseline_epochs": 120},
-    "c3_cosine_e120_seed1": {**C3_COSINE, "fine_tune_epochs": 120, "baseline_epochs": 120,
-                             "seed": 1},
+    "c3_cosine_e120": C3_COSINE_E120,
+    "c3_cosine_e120_seed1": {**C3_COSINE_E120, "seed": 1},
 }
 MODELS = ("frozen", "fine_tuned", "baseline")
 
