@@ -2,7 +2,8 @@
 """Images/s of a GAN and a VAE training step per Keras backend vs plain PyTorch.
 
 Each Keras backend runs in its own process (the backend is fixed at import):
-``model.fit`` on random images, ``--warmup`` steps first (compilation), then
+``model.fit`` on real Fashion-MNIST images (scikit-learn's digits where the
+Debian package is missing), ``--warmup`` steps first (compilation), then
 ``--steps`` timed steps. The reference is a hand-written PyTorch loop over the
 same networks, losses and optimizers. Ratio = Keras images/s / PyTorch images/s
 (target >= 1.0). Writes benchmarks/results/train_step_speed.json and prints a
@@ -20,8 +21,29 @@ import subprocess
 import sys
 import time
 
+import numpy as np
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BACKENDS = ("tensorflow", "jax", "torch")
+
+
+def real_images(model_name: str, n: int):
+    """``n`` real training images, shaped for the model: (n, 28, 28, 1) in [0, 1]
+    for the VAE, padded to (n, 32, 32, 1) in [-1, 1] for the GAN."""
+    sys.path.insert(0, ROOT)
+    from tasks.data import load_dataset
+    from tasks.errors import UserError
+
+    try:
+        x = load_dataset("fashion_mnist", train_limit=n).x_train
+    except UserError:
+        x = load_dataset("digits").x_train
+    while len(x) < n:  # the digits set is small: repeat it
+        x = np.concatenate([x, x])[:n]
+    x = x[:n]
+    if model_name == "gan":
+        x = np.pad(x, ((0, 0), (2, 2), (2, 2), (0, 0))) * 2.0 - 1.0
+    return x.astype("float32")
 
 
 def keras_speed(model_name: str, steps: int, warmup: int, batch: int, width: int) -> float:
@@ -36,16 +58,15 @@ def keras_speed(model_name: str, steps: int, warmup: int, batch: int, width: int
     from models.vae import build_vae
 
     keras.utils.set_random_seed(0)
-    rng = np.random.default_rng(0)
     if model_name == "gan":
         model = build_gan(latent_dim=100, width=width, seed=0)
         model.compile(*default_optimizers())
-        x = rng.uniform(-1, 1, (batch * max(steps, warmup), 32, 32, 1)).astype("float32")
     else:
         model = build_vae(latent_dim=2, width=width, seed=0)
         model.compile(optimizer=keras.optimizers.Adam(1e-3))
-        x = rng.random((batch * max(steps, warmup), 28, 28, 1)).astype("float32")
-    model.fit(x, batch_size=batch, steps_per_epoch=warmup, epochs=1, verbose=0)
+    x = real_images(model_name, batch * max(steps, warmup, 1))
+    if warmup:
+        model.fit(x, batch_size=batch, steps_per_epoch=warmup, epochs=1, verbose=0)
     start = time.perf_counter()
     model.fit(x, batch_size=batch, steps_per_epoch=steps, epochs=1, verbose=0)
     return steps * batch / (time.perf_counter() - start)
@@ -75,9 +96,7 @@ def torch_speed(model_name: str, steps: int, warmup: int, batch: int, width: int
             nn.LeakyReLU(0.2), nn.Flatten(), nn.Linear(16 * 4 * w, 1))
         d_opt = torch.optim.Adam(disc.parameters(), 2e-4, betas=(0.5, 0.999))
         g_opt = torch.optim.Adam(gen.parameters(), 2e-4, betas=(0.5, 0.999))
-        x = torch.rand(batch, 1, 32, 32) * 2 - 1
-
-        def step():
+        def step(x):
             fake = gen(torch.randn(batch, latent)).detach()
             d_loss = F.softplus(-disc(x)).mean() + F.softplus(disc(fake)).mean()
             d_opt.zero_grad()
@@ -98,9 +117,7 @@ def torch_speed(model_name: str, steps: int, warmup: int, batch: int, width: int
                             nn.ConvTranspose2d(2 * w, w, 3, 2, 1, 1), nn.ReLU(),
                             nn.Conv2d(w, 1, 3, 1, 1), nn.Sigmoid())
         opt = torch.optim.Adam([*enc.parameters(), *dec.parameters()], 1e-3)
-        x = torch.rand(batch, 1, 28, 28)
-
-        def step():
+        def step(x):
             z_mean, z_log_var = enc(x).chunk(2, dim=1)
             z = z_mean + torch.exp(0.5 * z_log_var) * torch.randn_like(z_mean)
             recon = dec(z)
@@ -110,11 +127,14 @@ def torch_speed(model_name: str, steps: int, warmup: int, batch: int, width: int
             (rec + kl).backward()
             opt.step()
 
-    for _ in range(warmup):
-        step()
+    images = torch.from_numpy(np.ascontiguousarray(
+        real_images(model_name, batch * max(steps, warmup, 1)).transpose(0, 3, 1, 2)))
+    batches = [images[i:i + batch] for i in range(0, len(images) - batch + 1, batch)]
+    for i in range(warmup):
+        step(batches[i % len(batches)])
     start = time.perf_counter()
-    for _ in range(steps):
-        step()
+    for i in range(steps):
+        step(batches[i % len(batches)])
     return steps * batch / (time.perf_counter() - start)
 
 

@@ -131,3 +131,34 @@ def test_classify_recipes_rejects_an_unknown_recipe(tmp_path):
     assert result.returncode == 2
     assert "unknown recipe 'nonsense'" in result.stderr and "c3_cosine" in result.stderr
     assert not (tmp_path / "r.json").exists()
+
+
+WHOLE = os.path.join(ROOT, "benchmarks", "whole_process.py")
+
+
+@pytest.mark.slow
+def test_whole_process_benchmark_times_both_processes(tmp_path):
+    backend = keras.backend.backend()
+    result = subprocess.run(
+        [sys.executable, WHOLE, "--models", "cae", "--backends", backend, "--dataset", "digits",
+         "--train-size", "200", "--epochs", "1", "--rounds", "1", "--out", str(tmp_path / "wp")],
+        capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    report = json.loads((tmp_path / "wp.json").read_text())
+    (row,) = report["results"]
+    assert (row["model"], row["backend"]) == ("cae", backend)
+    pair = row["rounds"][0]
+    # Each side is a real process: it took time, and its CPU time was counted.
+    for side in ("keras", "pytorch"):
+        assert pair[side]["wall_s"] > 1 and pair[side]["cpu_s"] > 0.5
+    assert row["wall_ratio"] == pytest.approx(pair["keras"]["wall_s"] / pair["pytorch"]["wall_s"])
+    assert f"| cae | {backend} |" in (tmp_path / "wp.md").read_text()
+
+
+@pytest.mark.backend_independent
+def test_whole_process_benchmark_rejects_an_unknown_model(tmp_path):
+    result = subprocess.run([sys.executable, WHOLE, "--models", "cae,dcgan", "--out",
+                             str(tmp_path / "wp")], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 2
+    assert "dcgan" in result.stderr and "cae,vae,gan" in result.stderr
+    assert not (tmp_path / "wp.json").exists()
