@@ -28,14 +28,14 @@ class Step:
         args: its command-line arguments; ``{root}`` is the study's folder.
         quick: extra arguments under ``--quick``.
         needs: steps whose outputs this one reads; if one failed, it is skipped.
-        headline: (metrics.json key, label) shown in the summary.
+
+    The summary shows each step's headline figure (``tasks.headlines``).
     """
 
     name: str
     args: list
     quick: list
     needs: tuple = ()
-    headline: tuple = ("", "")
 
 
 # Subsets under --quick: small enough for the whole chain to finish in minutes
@@ -45,34 +45,27 @@ QUICK_DATA = ["--train-size", "4000", "--test-size", "2000"]
 CAE = "{root}/cae/cae.keras"
 
 STEPS = [
-    Step("cae", ["--out", "{root}/cae"], QUICK_DATA + ["--epochs", "8"],
-         headline=("test_mse", "test MSE")),
+    Step("cae", ["--out", "{root}/cae"], QUICK_DATA + ["--epochs", "8"]),
     # A small search: the full one is `main.py tune` with its own budget.
     Step("tune", ["--out", "{root}/tune", "--tuner", "bayesian", "--max-trials", "4",
                   "--epochs", "3", "--final-epochs", "10"],
          QUICK_DATA + ["--max-trials", "2", "--epochs", "1", "--final-epochs", "1",
-                       "--space", "small"],
-         headline=("test_mse", "best config's test MSE")),
+                       "--space", "small"]),
     Step("latent", ["--out", "{root}/latent", "--model", CAE],
-         QUICK_DATA + ["--tsne-samples", "500"], needs=("cae",),
-         headline=("knn5_accuracy", "kNN (k=5) accuracy")),
+         QUICK_DATA + ["--tsne-samples", "500"], needs=("cae",)),
     Step("denoise", ["--out", "{root}/denoise", "--model", CAE],
-         QUICK_DATA + ["--epochs", "3"], needs=("cae",),
-         headline=("denoising_beats_plain_on_every_noise",
-                   "denoising CAE beats plain on every noise")),
+         QUICK_DATA + ["--epochs", "3"], needs=("cae",)),
     Step("classify", ["--out", "{root}/classify", "--encoder", CAE],
          QUICK_DATA + ["--max-trials", "2", "--tuning-epochs", "2", "--epochs", "10",
                        "--fine-tune-epochs", "2", "--baseline-epochs", "5",
                        "--min-steps", "20", "--label-fractions", "0.1,1"],
-         needs=("cae",), headline=("models.fine_tuned.test_accuracy", "fine-tuned accuracy")),
-    Step("vae", ["--out", "{root}/vae"], QUICK_DATA + ["--epochs", "5"],
-         headline=("test_elbo_nats", "test ELBO (nats)")),
-    Step("gan", ["--out", "{root}/gan"], QUICK_DATA + ["--epochs", "4"],
-         headline=("final_epoch.g_loss", "final generator loss")),
+         needs=("cae",)),
+    Step("vae", ["--out", "{root}/vae"], QUICK_DATA + ["--epochs", "5"]),
+    Step("gan", ["--out", "{root}/gan"], QUICK_DATA + ["--epochs", "4"]),
     Step("quality", ["--out", "{root}/quality", "--gan", "{root}/gan/generator.keras",
                      "--vae", "{root}/vae/vae.keras", "--cae", CAE],
          QUICK_DATA + ["--n", "1000", "--classifier-epochs", "1"],
-         needs=("cae", "vae", "gan"), headline=("rows.GAN.fid", "GAN FID")),
+         needs=("cae", "vae", "gan")),
 ]
 
 
@@ -116,16 +109,18 @@ def select_steps(spec: str | None) -> list:
     return [s for s in STEPS if s.name in names]
 
 
-def headline_value(out: str, key: str):
+def headline_value(out: str, task: str):
+    """(label, value) of the step's headline figure; the value None where the run
+    wrote no readable metrics.json or no such figure."""
     from tasks.common import read_json
+    from tasks.headlines import HEADLINES, headline
 
+    label = HEADLINES.get(task, ("", ""))[1]
     try:
-        value = read_json(os.path.join(out, "metrics.json"))
-        for part in key.split("."):
-            value = value[part]
-        return value
-    except (OSError, KeyError, TypeError, ValueError):
-        return None
+        found = headline(task, read_json(os.path.join(out, "metrics.json")))
+    except (OSError, ValueError):
+        found = None
+    return label, (found[1] if found else None)
 
 
 def run(args) -> str:
@@ -172,10 +167,9 @@ def run(args) -> str:
         if status != "ok":
             failed.add(step.name)
             print(f"step {step.name} failed: {reason}", flush=True)
-        key, label = step.headline
+        label, value = headline_value(out, step.name)
         results.append(dict(step=step.name, status=status, reason=reason, seconds=seconds,
-                            out=out, headline=label,
-                            value=headline_value(out, key) if status == "ok" and key else None))
+                            out=out, headline=label, value=value if status == "ok" else None))
     write_json(os.path.join(root, "summary.json"), results)
     table = summary_table(results)
     write_text(os.path.join(root, "summary.md"), table)

@@ -8,6 +8,7 @@ matplotlib.use("Agg")  # no display on servers and CI
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from tasks.common import save_figure  # noqa: E402
 
@@ -45,6 +46,7 @@ def learning_curves_figure(records: dict, path: str, title: str) -> str:
         ax_e.plot(epochs, acc, **style)
         ax_t.plot(rec["seconds"], acc, **style)
     ax_e.set_xlabel("epoch (fine-tuning continues after the frozen phase)")
+    ax_e.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs only
     ax_t.set_xlabel("wall-clock seconds of training (fine-tuning after frozen)")
     ax_e.set_ylabel("validation accuracy (%)")
     for ax in (ax_e, ax_t):

@@ -8,6 +8,7 @@ matplotlib.use("Agg")  # no display on servers and CI
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from tasks.common import save_figure  # noqa: E402
 
@@ -61,6 +62,7 @@ def loss_curves(history: dict, path: str, title: str, ylabel: str = "loss",
         epochs = np.arange(1, len(values) + 1)
         ax.plot(epochs, values, marker="o", ms=3, label=key)
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs only
     ax.set_ylabel(ylabel)
     if log_y:
         ax.set_yscale("log")

@@ -313,6 +313,25 @@ def overview_table(runs: list) -> str:
             f"<th>wall time (s)</th><th>figures</th></tr>{''.join(rows)}</table>")
 
 
+def headlines_table(runs: list) -> str:
+    """Each run's headline figure (``tasks.headlines``), the first thing the page shows."""
+    from tasks.headlines import headline
+
+    rows = []
+    for r in runs:
+        found = headline(r.task, r.metrics)
+        if found:
+            label, value = found
+            rows.append(f"<tr><td>{esc(r.task)}</td><td><a href=\"#{r.anchor}\">{esc(r.stamp)}"
+                        f"</a></td><td>{esc(r.backend)}</td><td>{esc(label)}</td>"
+                        f'<td class="num">{render_value(value)}</td></tr>')
+    if not rows:
+        return ""
+    return ('<section id="headlines"><h2>Headline figures</h2><table><tr><th>task</th>'
+            "<th>run</th><th>backend</th><th>figure</th><th>value</th></tr>"
+            f"{''.join(rows)}</table></section>")
+
+
 def render_report(runs: list, runs_dir: str, now: datetime.datetime | None = None) -> str:
     """The whole page as a string.
 
@@ -366,6 +385,7 @@ def render_report(runs: list, runs_dir: str, now: datetime.datetime | None = Non
 in {n_tasks} task{'s' if n_tasks != 1 else ''} · generated {stamp}</p>
 </header>
 <main>
+{headlines_table(runs)}
 {''.join(toc)}
 <section id="overview"><h2>Overview</h2>{overview_table(runs)}</section>
 {''.join(sections)}

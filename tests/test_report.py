@@ -184,6 +184,20 @@ class TestRendering:
         assert page.count('src="data:image/png;base64,') == 9
         assert "src=\"http" not in page and "file:" not in page
 
+    def test_page_opens_with_each_runs_headline_figure(self, report):
+        _, page = report
+        assert page.index('id="headlines"') < page.index('id="overview"')
+        section = page[page.index('id="headlines"'):page.index("</section>")]
+        rows = re.findall(r"<tr><td>(\w+)</td><td><a href=\"#[^\"]+\">([^<]+)</a></td>"
+                          r"<td>\w+</td><td>([^<]+)</td><td class=\"num\">([^<]+)</td></tr>",
+                          section)
+        # The three CAE runs (two stamps and the classify run's sub-run) have a test
+        # MSE; the hand-made classify run lacks its figure and 'zeta' has none.
+        assert [(task, label) for task, _, label, _ in rows] == [("cae", "test MSE")] * 3
+        mse = {stamp: float(value) for _, stamp, _, value in rows}
+        assert mse[CAE_B] == pytest.approx(2 * mse[CAE_A], rel=1e-3)
+        assert mse[f"classify/{CLASSIFY}/cae"] == 0.02
+
     def test_comparison_has_a_column_per_run_and_a_row_per_metric(self, report):
         _, page = report
         section = page[page.index('id="compare-cae"'):page.index(f'<article class="run"')]
