@@ -113,8 +113,12 @@ def test_classify_recipes_writes_a_row_per_recipe_in_the_asked_order(tmp_path):
         assert "baseline" not in row  # --skip-baseline
         for model in ("frozen", "fine_tuned"):
             assert row[model]["epochs"] == 1  # --max-epochs
-            assert 0.0 <= row[model]["test_accuracy"] <= 1.0
-        assert 0.0 <= row["fine_tuned"]["val_accuracy_first_50"] <= 1.0
+            # Scored on the 200 test images: a whole number of them is right.
+            right = row[model]["test_accuracy"] * 200
+            assert right == pytest.approx(round(right), abs=1e-6) and 0 <= right <= 200
+        # ... and on the first 50 shared validation images.
+        right = row["fine_tuned"]["val_accuracy_first_50"] * 50
+        assert right == pytest.approx(round(right), abs=1e-6) and 0 <= right <= 50
     # Only the recipe with flips in its augmentation reports flip-averaged accuracy.
     assert "test_accuracy_flip_averaged" in rows[0]["fine_tuned"]
     assert "test_accuracy_flip_averaged" not in rows[1]["fine_tuned"]

@@ -87,7 +87,9 @@ def test_latent_end_to_end_with_sweep(tmp_path, tiny_cae_file):
         assert (out / name).is_file(), name
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["latent_dim"] == 3 and metrics["test_images"] == 80
-    assert 0 <= metrics["knn5_accuracy"] <= 1
+    # Chance is 0.1 on ten classes; even an untrained encoder keeps the digits apart
+    # (about 0.5 measured), while a kNN on mismatched labels would score near chance.
+    assert 0.2 < metrics["knn5_accuracy"] <= 1
     assert set(metrics["trustworthiness"]) == {"pca", "tsne", "isomap"}
     assert metrics["views"]["subsample"] == 50
     assert [r["latent_dim"] for r in metrics["sweep"]] == [2]
