@@ -77,7 +77,7 @@ class ClassifierHyperModel(TrainableHyperModel):
         from models.classifier import FEATURES, feature_model
 
         super().__init__(**kwargs)
-        self.encoder_config = encoder.get_config()
+        self.encoder = encoder
         self.encoder_weights = encoder.get_weights()
         self.num_classes = num_classes
         self.space = dict(CLASSIFIER_SPACES[space] if isinstance(space, str) else space)
@@ -97,7 +97,7 @@ class ClassifierHyperModel(TrainableHyperModel):
         """A fresh copy of the pretrained encoder."""
         import keras
 
-        encoder = keras.Model.from_config(self.encoder_config)
+        encoder = keras.models.clone_model(self.encoder)  # fresh variables
         encoder.set_weights(self.encoder_weights)
         return encoder
 
