@@ -202,19 +202,26 @@ def make_hypermodel(args, data, out: str):
     return cls(**common)
 
 
-def _pretrained_encoder(args, data, out: str):
-    """The encoder of ``--encoder``, or of a CAE trained now into ``<out>/cae``."""
-    from models.cae import CAEConfig, split_cae
+def load_encoder(path: str):
+    """The encoder in a CAE or encoder ``.keras`` file; one line (exit 2) if none."""
     from models.classifier import encoder_from_model
     from tasks.common import load_keras_model
     from tasks.errors import UserError
 
+    model = load_keras_model(path, "--encoder")
+    try:
+        return encoder_from_model(model)
+    except ValueError as e:
+        raise UserError(f"--encoder {path!r}: {e}") from None
+
+
+def _pretrained_encoder(args, data, out: str):
+    """The encoder of ``--encoder``, or of a CAE trained now into ``<out>/cae``."""
+    from models.cae import CAEConfig, split_cae
+    from tasks.common import load_keras_model
+
     if args.encoder is not None:
-        model = load_keras_model(args.encoder, "encoder")
-        try:
-            return encoder_from_model(model)
-        except ValueError as e:
-            raise UserError(f"--encoder {args.encoder!r}: {e}") from None
+        return load_encoder(args.encoder)
     path = os.path.join(out, "cae", "cae.keras")
     if os.path.isfile(path):  # a resumed search keeps the CAE its trials used
         print(f"reusing the CAE {path}", flush=True)
@@ -274,6 +281,8 @@ def run(args) -> str:
     if args.tuner_id is not None and role != "worker":
         raise UserError("--tuner-id is only for --distributed worker")
     check_model_options(args)
+    if args.encoder is not None:
+        load_encoder(args.encoder)  # a file that is no encoder: fail before any work
     if role == "chief":
         distributed.check_port_free(*args.oracle)  # fail now, not after loading data
     out = make_run_dir("tune", args.out)
