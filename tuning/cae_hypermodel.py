@@ -45,7 +45,7 @@ class CAEHyperModel(TrainableHyperModel):
         space: a name in :data:`SPACES` or a dict shaped like them.
     """
 
-    objective = "val_mse"
+    OBJECTIVES = {"val_mse": "min", "val_loss": "min"}
 
     def __init__(self, space="default", **kwargs):
         super().__init__(**kwargs)
@@ -72,3 +72,9 @@ class CAEHyperModel(TrainableHyperModel):
         declare_training_hyperparameters(hp, self.space)
         model.compile(optimizer=make_optimizer(hp), loss="mse", metrics=["mse"])
         return model
+
+    def test_metrics(self, model, data) -> dict:
+        import numpy as np
+
+        recon = model.predict(data.x_test, batch_size=512, verbose=0)
+        return {"test_mse": float(np.mean((np.asarray(recon) - data.x_test) ** 2))}

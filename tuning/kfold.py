@@ -16,6 +16,7 @@ may not have them; it then trains from scratch for the round's epochs).
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import time
@@ -32,6 +33,14 @@ def fold_indices(n: int, folds: int, seed: int) -> list:
     if n < folds:
         raise ValueError(f"cannot split {n} samples into {folds} folds")
     return list(KFold(n_splits=folds, shuffle=True, random_state=seed).split(np.arange(n)))
+
+
+def _best_in_history(history, name: str, direction: str) -> float:
+    values = history.history.get(name)
+    if not values:
+        raise KeyError(f"objective {name!r} is not among the fit's metrics "
+                       f"{sorted(history.history)}")
+    return float(np.nanmin(values) if direction == "min" else np.nanmax(values))
 
 
 def _take(a, idx):
@@ -112,13 +121,11 @@ class KFoldTrialMixin:
                     model.load_weights(parent_file)
                 else:
                     start_epoch = 0  # parent trained elsewhere: start afresh
-            fold_callbacks = [
-                keras.callbacks.EarlyStopping(monitor=name, mode=direction,
-                                              patience=self.patience,
-                                              restore_best_weights=True),
-                keras.callbacks.TerminateOnNaN(),
-                *callbacks,
-            ]
+            fold_callbacks = [keras.callbacks.TerminateOnNaN(), *callbacks]
+            if getattr(self.hypermodel, "early_stopping", True):
+                fold_callbacks.insert(0, keras.callbacks.EarlyStopping(
+                    monitor=name, mode=direction, patience=self.patience,
+                    restore_best_weights=True))
             if log_root:
                 fold_callbacks.append(keras.callbacks.TensorBoard(
                     os.path.join(log_root, f"fold{k + 1}" if self.folds > 1 else "holdout"),
@@ -127,15 +134,17 @@ class KFoldTrialMixin:
                                           epochs=epochs, initial_epoch=start_epoch,
                                           callbacks=fold_callbacks, verbose=verbose,
                                           **fit_kwargs)
-            values = history.history.get(name)
-            if not values:
-                raise KeyError(f"objective {name!r} is not among the fit's metrics "
-                               f"{sorted(history.history)}")
-            best = np.nanmin(values) if direction == "min" else np.nanmax(values)
-            scores.append(float(best))
-            epochs_run.append(len(values))
+            if hasattr(self.hypermodel, "trial_score"):
+                scores.append(self.hypermodel.trial_score(model, history))
+            else:
+                scores.append(_best_in_history(history, name, direction))
+            epochs_run.append(len(next(iter(history.history.values()), ())))
             if keep_weights:
                 model.save_weights(self._fold_weights(trial.trial_id, k))
+            # Drop this fold's model before the next is built: with
+            # clear_session above, memory stays flat across trials.
+            del model, history
+            gc.collect()
         metrics = {
             name: float(np.mean(scores)),
             f"{name}_std": float(np.std(scores)),

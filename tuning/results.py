@@ -65,10 +65,11 @@ def write_trials_csv(rows: list, path: str) -> str:
     return write_text(path, buf.getvalue())
 
 
-def best_row(rows: list):
+def best_row(rows: list, direction: str = "min"):
     done = [r for r in rows if r["status"] == "COMPLETED" and r["objective"] is not None
             and math.isfinite(r["objective"])]
-    return min(done, key=lambda r: r["objective"]) if done else None
+    pick = min if direction == "min" else max
+    return pick(done, key=lambda r: r["objective"]) if done else None
 
 
 def write_best(row: dict, hp_names: list, objective: str, path: str) -> str:
@@ -85,7 +86,8 @@ def _completed(rows):
     return [r for r in rows if r["status"] == "COMPLETED" and r["objective"] is not None]
 
 
-def plot_objective_per_trial(rows: list, path: str, title: str, ylabel: str) -> str:
+def plot_objective_per_trial(rows: list, path: str, title: str, ylabel: str,
+                             direction: str = "min") -> str:
     """Objective of each trial (with its fold spread) and the best so far."""
     import matplotlib
     matplotlib.use("Agg")
@@ -99,11 +101,13 @@ def plot_objective_per_trial(rows: list, path: str, title: str, ylabel: str) -> 
         err = np.array([r["objective_std"] or 0.0 for r in done])
         ax.errorbar(x, y, yerr=err if err.any() else None, fmt="o", ms=5, capsize=3,
                     label="trial (± fold std)" if err.any() else "trial")
-        ax.step(x, np.minimum.accumulate(y), where="post", color="C3", lw=2,
+        best_so_far = (np.minimum if direction == "min" else np.maximum).accumulate(y)
+        ax.step(x, best_so_far, where="post", color="C3", lw=2,
                 label="best so far")
         ax.set_xticks(x)
         ax.set_xticklabels([r["trial_id"] for r in done], rotation=90, fontsize=7)
-        ax.set_yscale("log")
+        if (y > 0).all():  # KID can be negative
+            ax.set_yscale("log")
         ax.legend()
     ax.set_xlabel("trial id (in order)")
     ax.set_ylabel(ylabel)
@@ -114,7 +118,7 @@ def plot_objective_per_trial(rows: list, path: str, title: str, ylabel: str) -> 
 
 
 def plot_hparams_vs_objective(rows: list, hp_names: list, path: str, title: str,
-                              ylabel: str) -> str:
+                              ylabel: str, direction: str = "min") -> str:
     """One panel per hyperparameter: its value in each trial against the objective."""
     import matplotlib
     matplotlib.use("Agg")
@@ -126,7 +130,7 @@ def plot_hparams_vs_objective(rows: list, hp_names: list, path: str, title: str,
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(3.2 * n_cols, 2.8 * n_rows),
                              squeeze=False, sharey=True)
     y = np.array([r["objective"] for r in done])
-    best = int(np.argmin(y)) if len(y) else None
+    best = None if not len(y) else int(np.argmin(y) if direction == "min" else np.argmax(y))
     for ax, name in zip(axes.flat, hp_names):
         values = [r[name] for r in done]
         numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
@@ -144,7 +148,8 @@ def plot_hparams_vs_objective(rows: list, hp_names: list, path: str, title: str,
         if best is not None:
             ax.scatter([xs[best]], [y[best]], s=60, marker="*", color="C3", label="best")
         ax.set_xlabel(name)
-        ax.set_yscale("log")
+        if len(y) and (y > 0).all():  # KID can be negative
+            ax.set_yscale("log")
         ax.grid(True, alpha=0.3)
     for ax in axes[:, 0]:
         ax.set_ylabel(ylabel)
@@ -167,12 +172,14 @@ def write_all(oracle, out: str, title: str) -> tuple:
     hp_names = tunable_names(oracle.get_space())
     rows = trial_rows(oracle, hp_names)
     write_trials_csv(rows, os.path.join(out, "trials.csv"))
-    best = best_row(rows)
+    direction = oracle.objective.direction
+    best = best_row(rows, direction)
     if best is not None:
         write_best(best, hp_names, objective, os.path.join(out, "best_hyperparameters.json"))
-    ylabel = f"{objective} (lower is better)"
+    ylabel = f"{objective} ({'lower' if direction == 'min' else 'higher'} is better)"
     plot_objective_per_trial(rows, os.path.join(out, "trials.png"),
-                             f"{title}: objective per trial", ylabel)
+                             f"{title}: objective per trial", ylabel, direction)
     plot_hparams_vs_objective(rows, hp_names, os.path.join(out, "hyperparameters.png"),
-                              f"{title}: each hyperparameter against {objective}", ylabel)
+                              f"{title}: each hyperparameter against {objective}", ylabel,
+                              direction)
     return rows, best

@@ -47,12 +47,58 @@ class TrainableHyperModel(kt.HyperModel):
 
     Subclasses implement ``build(hp)`` (calling
     :func:`declare_training_hyperparameters` and compiling with
-    :func:`make_optimizer`) and name the metric to minimise in ``objective``.
+    :func:`make_optimizer`) and list the objectives they can be tuned on in
+    ``OBJECTIVES``; ``objective`` is the one this search uses.
+
+    What ``tune`` needs to run any model's search (``tasks/tune.py``):
+    :meth:`search_data` (the arrays a trial trains and validates on),
+    :meth:`trial_score` (the trial's objective once a model is trained) and
+    :meth:`test_metrics` (the retrained best model on the test split).
     """
 
-    #: The metric the tuner minimises, a key of ``History.history``.
-    objective = "val_loss"
+    #: Objectives this hypermodel can be tuned on, name -> direction; the first
+    #: is the default. A name is a key of ``History.history`` unless
+    #: :meth:`trial_score` computes it.
+    OBJECTIVES = {"val_loss": "min"}
+    #: Whether a trial may train K models on K folds (``--folds K``).
+    supports_folds = True
+    #: Whether trials stop early on the objective (it must be in the history).
+    early_stopping = True
+
+    def __init__(self, objective: str | None = None, **kwargs):
+        super().__init__(**kwargs)
+        name = objective or next(iter(self.OBJECTIVES))
+        if name not in self.OBJECTIVES:
+            raise ValueError(f"unknown objective {name!r}; valid: {', '.join(self.OBJECTIVES)}")
+        self.objective = name
+
+    @property
+    def direction(self) -> str:
+        return self.OBJECTIVES[self.objective]
 
     def fit(self, hp, model, *args, **kwargs):
         kwargs["batch_size"] = hp.get("batch_size")
         return model.fit(*args, **kwargs)
+
+    def search_data(self, data) -> tuple:
+        """(x, y, validation_data) of a trial, from a ``tasks.data.Dataset``:
+        by default an autoencoder's (images as inputs and targets)."""
+        return data.x_train, data.x_train, (data.x_val, data.x_val)
+
+    def trial_score(self, model, history) -> float:
+        """The trial's objective: its best epoch in the history."""
+        import numpy as np
+
+        values = history.history.get(self.objective)
+        if not values:
+            raise KeyError(f"objective {self.objective!r} is not among the fit's metrics "
+                           f"{sorted(history.history)}")
+        return float(np.nanmin(values) if self.direction == "min" else np.nanmax(values))
+
+    def test_metrics(self, model, data) -> dict:
+        """The retrained best model on the test split (for metrics.json)."""
+        return {}
+
+    def inference_model(self, model):
+        """The model saved as ``best.keras``."""
+        return model

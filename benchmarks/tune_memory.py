@@ -1,0 +1,106 @@
+"""Memory across the trials of a `tune` search: the resident set size after each
+trial and the process's peak, to check that each trial frees its models.
+
+Runs the search in this process (the same hypermodel, tuner and trial loop as
+``main.py tune``), reading the RSS from ``/proc/self/status`` (Linux) after every
+trial and the peak from ``resource.getrusage``. Writes
+``benchmarks/results/tune_memory_<model>_<backend>.json``:
+
+    KERAS_BACKEND=jax python benchmarks/tune_memory.py --model gan --trials 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+
+def rss_mib() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="gan", choices=("cae", "vae", "gan"))
+    parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--train-size", type=int, default=256)
+    parser.add_argument("--fid-samples", type=int, default=256)
+    cli = parser.parse_args()
+
+    from tasks.quiet import import_tensorflow_quietly
+    import_tensorflow_quietly()
+    import keras
+
+    from tasks import tune
+    from tasks.common import load_data, seed_everything
+    from tuning.kfold import KFoldTrialMixin
+    from tuning.tuners import make_tuner
+
+    out = tempfile.mkdtemp(prefix="tune_memory_")
+    tune_parser = argparse.ArgumentParser()
+    tune.add_arguments(tune_parser)
+    args = tune_parser.parse_args([
+        "--model", cli.model, "--dataset", "digits", "--train-size", str(cli.train_size),
+        "--test-size", "64", "--space", "small", "--epochs", "1",
+        "--fid-samples", str(cli.fid_samples), "--out", out])
+    seed_everything(0)
+    data = load_data(args)
+    hypermodel = tune.make_hypermodel(args, data, out)
+    samples = []
+    start = time.perf_counter()
+
+    def record(trial_id, metrics):
+        samples.append({"trial": int(trial_id), "rss_mib": round(rss_mib(), 1),
+                        "peak_rss_mib": round(peak_rss_mib(), 1),
+                        "seconds": round(time.perf_counter() - start, 1)})
+        print(samples[-1], flush=True)
+
+    rss_before = rss_mib()
+    tuner = make_tuner("random", hypermodel,
+                       objective=tune.kt_objective(hypermodel.objective, hypermodel.direction),
+                       max_trials=cli.trials, directory=os.path.join(out, "tuner"),
+                       project_name=cli.model, seed=0, tuner_class=KFoldTrialMixin,
+                       folds=1, tensorboard_dir=os.path.join(out, "tensorboard"),
+                       on_trial_done=record, fit_verbose=0)
+    x, y, val = hypermodel.search_data(data)
+    tuner.search(x, y, validation_data=val, epochs=1, verbose=0)
+    half = len(samples) // 2
+    result = {
+        "model": cli.model, "backend": keras.backend.backend(), "trials": len(samples),
+        "train_images": len(data.x_train), "space": "small", "epochs_per_trial": 1,
+        "rss_before_search_mib": round(rss_before, 1),
+        "rss_after_trial_1_mib": samples[0]["rss_mib"],
+        "rss_after_last_trial_mib": samples[-1]["rss_mib"],
+        # Growth per trial over the second half (the first trials warm caches up).
+        "rss_growth_per_trial_second_half_mib": round(
+            (samples[-1]["rss_mib"] - samples[half - 1]["rss_mib"]) / (len(samples) - half), 2),
+        "peak_rss_mib": samples[-1]["peak_rss_mib"], "per_trial": samples,
+        "command": f"KERAS_BACKEND={keras.backend.backend()} python benchmarks/tune_memory.py "
+                   f"--model {cli.model} --trials {cli.trials} --train-size {cli.train_size}"
+                   f" --fid-samples {cli.fid_samples}",
+    }
+    path = os.path.join(ROOT, "benchmarks", "results",
+                        f"tune_memory_{cli.model}_{keras.backend.backend()}.json")
+    with open(path, "w") as f:
+        json.dump(result, f, indent=2)
+    print({k: v for k, v in result.items() if k != "per_trial"})
+
+
+if __name__ == "__main__":
+    main()
