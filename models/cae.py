@@ -14,7 +14,7 @@ import json
 
 import keras
 
-from models.layers import Conv2DTranspose
+from models.layers import conv2d_transpose
 
 IMAGE_SHAPE = (28, 28, 1)
 
@@ -106,12 +106,12 @@ def build_decoder(config: CAEConfig) -> keras.Model:
     x = keras.layers.Dense(3 * 3 * f3, activation="relu", kernel_regularizer=reg,
                            name="dense2")(x)
     x = keras.layers.Reshape((3, 3, f3), name="reshape")(x)
-    x = Conv2DTranspose(f2, 3, strides=2, padding="valid", activation="relu",
-                                     kernel_regularizer=reg, name="deconv1")(x)  # 7x7
-    x = Conv2DTranspose(f1, k, strides=2, padding="same", activation="relu",
-                                     kernel_regularizer=reg, name="deconv2")(x)  # 14x14
-    image = Conv2DTranspose(1, k, strides=2, padding="same", activation="sigmoid",
-                                         kernel_regularizer=reg, name="deconv3")(x)  # 28x28
+    x = conv2d_transpose(f2, 3, strides=2, padding="valid", activation="relu",
+                         kernel_regularizer=reg, name="deconv1")(x)  # 7x7
+    x = conv2d_transpose(f1, k, strides=2, padding="same", activation="relu",
+                         kernel_regularizer=reg, name="deconv2")(x)  # 14x14
+    image = conv2d_transpose(1, k, strides=2, padding="same", activation="sigmoid",
+                             kernel_regularizer=reg, name="deconv3")(x)  # 28x28
     return keras.Model(inputs, image, name="decoder")
 
 

@@ -18,7 +18,7 @@ import keras
 from keras import ops
 
 from models import train_steps
-from models.layers import Conv2DTranspose  # fast kernel gradient on jax
+from models.layers import conv2d_transpose  # fast kernel gradient on jax
 
 GAN_IMAGE_SHAPE = (32, 32, 1)
 
@@ -42,13 +42,13 @@ def build_generator(latent_dim: int = 100, width: int = 16) -> keras.Model:
     x = _batch_norm("bn0")(x)
     x = keras.layers.ReLU(name="relu0")(x)
     for i, filters in enumerate((3 * width, width), start=1):  # 4 -> 8 -> 16
-        x = Conv2DTranspose(filters, 4, strides=2, padding="same",
-                                         use_bias=False, kernel_initializer=_init(),
-                                         name=f"deconv{i}")(x)
+        x = conv2d_transpose(filters, 4, strides=2, padding="same",
+                             use_bias=False, kernel_initializer=_init(),
+                             name=f"deconv{i}")(x)
         x = _batch_norm(f"bn{i}")(x)
         x = keras.layers.ReLU(name=f"relu{i}")(x)
-    image = Conv2DTranspose(1, 4, strides=2, padding="same", activation="tanh",
-                                         kernel_initializer=_init(), name="image")(x)  # 32
+    image = conv2d_transpose(1, 4, strides=2, padding="same", activation="tanh",
+                             kernel_initializer=_init(), name="image")(x)  # 32
     return keras.Model(inputs, image, name="generator")
 
 

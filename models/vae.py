@@ -15,7 +15,7 @@ import keras
 from keras import ops
 
 from models import train_steps
-from models.layers import Conv2DTranspose  # fast kernel gradient on jax
+from models.layers import conv2d_transpose  # fast kernel gradient on jax
 
 IMAGE_SHAPE = (28, 28, 1)
 
@@ -39,10 +39,10 @@ def build_vae_decoder(latent_dim: int = 2, width: int = 32) -> keras.Model:
     inputs = keras.Input((latent_dim,), name="z")
     x = keras.layers.Dense(7 * 7 * 2 * width, activation="relu", name="dense")(inputs)
     x = keras.layers.Reshape((7, 7, 2 * width), name="reshape")(x)
-    x = Conv2DTranspose(2 * width, 3, strides=2, padding="same",
-                                     activation="relu", name="deconv1")(x)  # 14x14
-    x = Conv2DTranspose(width, 3, strides=2, padding="same",
-                                     activation="relu", name="deconv2")(x)  # 28x28
+    x = conv2d_transpose(2 * width, 3, strides=2, padding="same",
+                         activation="relu", name="deconv1")(x)  # 14x14
+    x = conv2d_transpose(width, 3, strides=2, padding="same",
+                         activation="relu", name="deconv2")(x)  # 28x28
     image = keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid", name="image")(x)
     return keras.Model(inputs, image, name="vae_decoder")
 

@@ -169,8 +169,13 @@ def write_text(path: str, text: str) -> str:
 
 
 def save_model(model, path: str) -> str:
-    """``model.save`` to a temporary file, then rename: a crash leaves no half file."""
-    return _atomic(path, model.save)
+    """``model.save`` to a temporary file, then rename: a crash leaves no half file.
+
+    The file holds only Keras's own classes where the model is an inference model
+    (see ``models.saving``): it loads without this toolkit."""
+    from models.saving import for_saving
+
+    return _atomic(path, for_saving(model).save)
 
 
 def save_figure(fig, path: str) -> str:
@@ -202,10 +207,12 @@ def read_json(path: str):
 
 
 def load_keras_model(path: str, what: str = "model"):
-    """``keras.saving.load_model`` with a one-line error for a missing or bad file."""
+    """``keras.saving.load_model`` with a one-line error for a missing or bad file;
+    the transposed convolutions get the fast JAX gradient for further training."""
     import keras
 
     import models  # noqa: F401  registers the custom classes before loading
+    from models.layers import speed_up
 
     if not os.path.isfile(path):
         raise UserError(f"{what} file {path!r} does not exist; give a .keras file "
@@ -213,10 +220,11 @@ def load_keras_model(path: str, what: str = "model"):
     if not path.endswith(".keras"):
         raise UserError(f"{what} file {path!r} is not a .keras file")
     try:
-        return keras.saving.load_model(path)
+        model = keras.saving.load_model(path)
     except Exception as e:  # any corrupt or foreign file: one line, not a traceback
         first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
         raise UserError(f"cannot load {what} {path!r}: {first}") from None
+    return speed_up(model)
 
 
 def seed_everything(seed: int) -> None:

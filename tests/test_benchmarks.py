@@ -10,7 +10,7 @@ import pytest
 
 import keras
 from conftest import ROOT
-from models.layers import Conv2DTranspose
+from models.layers import Conv2DTranspose, conv2d_transpose
 
 SCRIPT = os.path.join(ROOT, "benchmarks", "cae_throughput.py")
 
@@ -50,7 +50,8 @@ def test_fast_conv_transpose_matches_keras(kernel_size, padding, size):
     """Same outputs everywhere; on JAX (the custom gradient) the same gradients."""
     rng = np.random.default_rng(0)
     x = rng.random((2, size, size, 6)).astype("float32")
-    fast = Conv2DTranspose(4, kernel_size, strides=2, padding=padding, activation="relu")
+    fast = conv2d_transpose(4, kernel_size, strides=2, padding=padding, activation="relu")
+    assert type(fast) is keras.layers.Conv2DTranspose  # what is saved is Keras's own
     stock = keras.layers.Conv2DTranspose(4, kernel_size, strides=2, padding=padding,
                                          activation="relu")
     fast.build(x.shape)
@@ -65,6 +66,8 @@ def test_fast_conv_transpose_matches_keras(kernel_size, padding, size):
     import jax
     import jax.numpy as jnp
 
+    assert "call" in vars(fast) and "call" not in vars(stock)  # the fast gradient is on
+
     def outputs_and_grads(layer):  # jitted: one compilation instead of one per op
         def loss(params, inputs):
             y = layer.stateless_call(params, [], inputs)[0]
@@ -78,11 +81,23 @@ def test_fast_conv_transpose_matches_keras(kernel_size, padding, size):
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-4, atol=1e-4)
 
 
-def test_fast_conv_transpose_round_trips_through_config():
-    layer = Conv2DTranspose(8, 3, strides=2, padding="same", activation="relu", name="deconv")
-    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
-    assert type(restored) is Conv2DTranspose
+def test_fast_conv_transpose_serialises_as_keras_own_layer():
+    layer = conv2d_transpose(8, 3, strides=2, padding="same", activation="relu", name="deconv")
+    serialised = keras.saving.serialize_keras_object(layer)
+    assert serialised["module"] == "keras.layers" and serialised["registered_name"] is None
+    restored = keras.saving.deserialize_keras_object(serialised)
+    assert type(restored) is keras.layers.Conv2DTranspose
     assert restored.get_config() == layer.get_config()
+
+
+def test_old_fast_conv_transpose_config_loads_as_keras_own_layer():
+    """Files written before issue 16 name ``unsupervised28>Conv2DTranspose``."""
+    old = Conv2DTranspose(8, 3, strides=2, padding="same", activation="relu", name="deconv")
+    serialised = keras.saving.serialize_keras_object(old)
+    assert serialised["registered_name"] == "unsupervised28>Conv2DTranspose"
+    restored = keras.saving.deserialize_keras_object(serialised)
+    assert type(restored) is keras.layers.Conv2DTranspose
+    assert restored.get_config() == old.get_config()
 
 
 RECIPES_SCRIPT = os.path.join(ROOT, "benchmarks", "classify_recipes.py")

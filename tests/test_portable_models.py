@@ -1,0 +1,157 @@
+"""Saved inference models load with plain Keras, without this toolkit (issue 16).
+
+A tiny study (every task that saves a model) writes its ``.keras`` files; a fresh
+Python process that cannot import the toolkit (``python -I``, working folder
+elsewhere) loads each inference model with ``keras.saving.load_model`` and must
+predict what the toolkit's loader predicts. Files written before issue 16 (with
+the old custom transposed convolution) still load inside the toolkit.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import zipfile
+
+import numpy as np
+import pytest
+
+import keras
+from conftest import ROOT
+
+FIXTURES = os.path.join(ROOT, "tests", "fixtures")
+# Files whose model has a custom train_step: they need `import models` (README).
+TRAINING_WRAPPERS = {os.path.join("vae", "vae.keras")}
+
+TINY = ["--dataset", "digits", "--train-size", "64", "--test-size", "32", "--verbose", "0"]
+STUDY = {
+    "cae": ["--epochs", "1", "--conv-filters", "4", "8", "8", "--dense-units", "16",
+            "--latent-dim", "3"],
+    "tune": ["--max-trials", "1", "--epochs", "1", "--final-epochs", "1", "--space", "small"],
+    "classify": ["--encoder", "{root}/cae/cae.keras", "--max-trials", "1",
+                 "--tuning-epochs", "1", "--epochs", "1", "--fine-tune-epochs", "1",
+                 "--baseline-epochs", "1", "--min-steps", "1", "--batch-size", "32",
+                 "--skip-label-efficiency"],  # label smoothing and augmentation on (defaults)
+    "vae": ["--epochs", "1", "--latent-dim", "3", "--width", "4"],  # 3: no manifold figure
+    "gan": ["--epochs", "1", "--latent-dim", "4", "--width", "2"],
+    "quality": ["--gan", "{root}/gan/generator.keras", "--vae", "{root}/vae/vae.keras",
+                "--cae", "{root}/cae/cae.keras", "--n", "64", "--classifier-epochs", "1"],
+}
+
+# Run with `python -I` (no PYTHONPATH, no script folder on sys.path) in a folder
+# outside the repository: plain Keras only.
+PLAIN_KERAS = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    try:
+        import models  # noqa: F401
+    except ModuleNotFoundError:
+        pass
+    else:
+        sys.exit("the toolkit is importable: the test proves nothing")
+    import keras
+    jobs = json.load(open("jobs.json"))
+    outputs = {}
+    for name, (model_path, inputs_path) in jobs.items():
+        model = keras.saving.load_model(model_path)  # compile=True, the default
+        y = model.predict(np.load(inputs_path), verbose=0)
+        for i, part in enumerate(y if isinstance(y, list) else [y]):
+            outputs[f"{name}:{i}"] = np.asarray(part)
+    np.savez("outputs.npz", **outputs)
+    print(keras.backend.backend())
+""")
+
+
+def _run_study(root):
+    import main as cli
+
+    for task, args in STUDY.items():
+        argv = [task, *TINY, "--out", os.path.join(root, task),
+                *(a.format(root=root) for a in args)]
+        assert cli.main(argv) == 0, f"main.py {' '.join(argv)} failed"
+
+
+def _saved_models(root):
+    found = []
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if d not in ("tuner", "backup")]  # KerasTuner's trials
+        found += [os.path.relpath(os.path.join(folder, f), root) for f in files
+                  if f.endswith(".keras")]
+    return sorted(found)
+
+
+@pytest.mark.slow
+def test_every_saved_inference_model_loads_and_predicts_without_the_toolkit(tmp_path):
+    from tasks.common import load_keras_model
+
+    root = tmp_path / "study"
+    _run_study(str(root))
+    saved = _saved_models(str(root))
+    expected = {os.path.join("cae", f) for f in ("cae.keras", "encoder.keras", "decoder.keras")}
+    expected |= {os.path.join("classify", f) for f in
+                 ("classifier_frozen.keras", "classifier_fine_tuned.keras", "baseline.keras")}
+    expected |= {os.path.join("vae", "encoder.keras"), os.path.join("vae", "decoder.keras"),
+                 os.path.join("gan", "generator.keras"),
+                 os.path.join("gan", "discriminator.keras"),
+                 os.path.join("quality", "domain_classifier.keras"),
+                 os.path.join("tune", "best.keras")}
+    assert expected <= set(saved), sorted(expected - set(saved))
+
+    rng = np.random.default_rng(0)
+    jobs, toolkit = {}, {}
+    for name in saved:
+        if name in TRAINING_WRAPPERS:
+            continue
+        path = str(root / name)
+        config = zipfile.ZipFile(path).read("config.json").decode()
+        assert "unsupervised28" not in config, f"{name} names a class of this toolkit"
+        model = load_keras_model(path)
+        x = rng.random((8, *model.input_shape[1:])).astype("float32")
+        np.save(root / f"{name.replace(os.sep, '_')}.npy", x)
+        jobs[name] = [path, str(root / f"{name.replace(os.sep, '_')}.npy")]
+        y = model.predict(x, verbose=0)
+        for i, part in enumerate(y if isinstance(y, list) else [y]):
+            toolkit[f"{name}:{i}"] = np.asarray(part)
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "jobs.json").write_text(json.dumps(jobs))
+    result = subprocess.run([sys.executable, "-I", "-c", PLAIN_KERAS], cwd=elsewhere,
+                            capture_output=True, text=True, timeout=300,
+                            env=dict(os.environ, KERAS_BACKEND=keras.backend.backend()))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == keras.backend.backend()
+    plain = np.load(elsewhere / "outputs.npz")
+    assert sorted(plain.files) == sorted(toolkit)
+    for key, want in toolkit.items():
+        assert np.max(np.abs(plain[key] - want)) <= 1e-4, key
+
+
+@pytest.mark.parametrize("name,inputs", [("cae", "x"), ("generator", "z")])
+def test_files_written_with_the_old_custom_layer_still_load_in_the_toolkit(name, inputs):
+    """Fixtures written before issue 16 (tests/fixtures/make_old_layer_fixtures.py)."""
+    from tasks.common import load_keras_model
+
+    path = os.path.join(FIXTURES, f"old_layer_{name}.keras")
+    assert b"unsupervised28>Conv2DTranspose" in zipfile.ZipFile(path).read("config.json")
+    model = load_keras_model(path)
+    recorded = np.load(os.path.join(FIXTURES, "old_layer_outputs.npz"))
+    got = model.predict(recorded[inputs], verbose=0)
+    assert np.max(np.abs(got - recorded[name])) <= 1e-5
+    # Loaded as Keras's own layer: re-saving it writes a plain-Keras file.
+    layers = [layer for m in [model, *[s for s in model.layers if isinstance(s, keras.Model)]]
+              for layer in m.layers]
+    transposed = [layer for layer in layers if isinstance(layer, keras.layers.Conv2DTranspose)]
+    assert len(transposed) == 3
+    assert all(type(layer) is keras.layers.Conv2DTranspose for layer in transposed)
+
+
+def test_old_cae_file_works_with_the_latent_and_generate_loaders():
+    from tasks.cae_source import load_cae
+    from tasks.generate import load_sampler
+
+    _, encoder, decoder = load_cae(os.path.join(FIXTURES, "old_layer_cae.keras"))
+    assert decoder.output_shape == (None, 28, 28, 1)
+    sampler = load_sampler(os.path.join(FIXTURES, "old_layer_generator.keras"))
+    assert sampler.kind == "gan" and sampler.latent_dim == 2
