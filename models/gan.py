@@ -123,6 +123,10 @@ class GAN(keras.Model):
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
         self.d_real_tracker = keras.metrics.Mean(name="d_real")
         self.d_fake_tracker = keras.metrics.Mean(name="d_fake")
+        # One discriminator call on real and fake together: only without batch
+        # norm, whose batch statistics would then mix the two.
+        self._joint_batch = any(isinstance(layer, keras.layers.SpectralNormalization)
+                                for layer in discriminator.layers)
         # The sub-models are built functional models: nothing left to build.
         self.built = True
 
@@ -160,8 +164,14 @@ class GAN(keras.Model):
     def _d_loss(self, data, training=True):
         real = keras.utils.unpack_x_y_sample_weight(data)[0]
         fake = ops.stop_gradient(self.generator(self._noise(real), training=training))
-        real_logits = self.discriminator(real, training=training)
-        fake_logits = self.discriminator(fake, training=training)
+        if self._joint_batch:
+            # Spectral normalisation rewrites its kernel in place on each training
+            # call; torch's autograd rejects a second call in the same graph.
+            logits = self.discriminator(ops.concatenate([real, fake]), training=training)
+            real_logits, fake_logits = logits[:ops.shape(real)[0]], logits[ops.shape(real)[0]:]
+        else:
+            real_logits = self.discriminator(real, training=training)
+            fake_logits = self.discriminator(fake, training=training)
         loss = discriminator_loss(real_logits, fake_logits)
         return loss, {"d_loss": loss, "d_real": ops.mean(ops.sigmoid(real_logits)),
                       "d_fake": ops.mean(ops.sigmoid(fake_logits))}
