@@ -52,19 +52,28 @@ def build_generator(latent_dim: int = 100, width: int = 16) -> keras.Model:
     return keras.Model(inputs, image, name="generator")
 
 
-def build_discriminator(width: int = 16) -> keras.Model:
-    """32x32x1 image in [-1, 1] -> one logit (real > 0)."""
+def build_discriminator(width: int = 16, spectral_norm: bool = False) -> keras.Model:
+    """32x32x1 image in [-1, 1] -> one logit (real > 0).
+
+    ``spectral_norm`` wraps every convolution and the logit layer in Keras's
+    built-in ``SpectralNormalization`` (Miyato et al. 2018) in place of batch
+    norm; only the discriminator has it, so the saved generator stays plain.
+    """
+    def sn(layer):
+        return keras.layers.SpectralNormalization(layer, name=f"sn_{layer.name}") \
+            if spectral_norm else layer
+
     inputs = keras.Input(GAN_IMAGE_SHAPE, name="image")
     x = inputs
     for i, filters in enumerate((width, 2 * width, 4 * width), start=1):  # 32->16->8->4
-        x = keras.layers.Conv2D(filters, 4, strides=2, padding="same",
-                                use_bias=i == 1, kernel_initializer=_init(),
-                                name=f"conv{i}")(x)
-        if i > 1:  # DCGAN: no batch norm on the discriminator's input layer
+        x = sn(keras.layers.Conv2D(filters, 4, strides=2, padding="same",
+                                   use_bias=i == 1 or spectral_norm,
+                                   kernel_initializer=_init(), name=f"conv{i}"))(x)
+        if i > 1 and not spectral_norm:  # DCGAN: no batch norm on the input layer
             x = _batch_norm(f"bn{i}")(x)
         x = keras.layers.LeakyReLU(0.2, name=f"lrelu{i}")(x)
     x = keras.layers.Flatten(name="flatten")(x)
-    logit = keras.layers.Dense(1, kernel_initializer=_init(), name="logit")(x)
+    logit = sn(keras.layers.Dense(1, kernel_initializer=_init(), name="logit"))(x)
     return keras.Model(inputs, logit, name="discriminator")
 
 
@@ -114,6 +123,10 @@ class GAN(keras.Model):
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
         self.d_real_tracker = keras.metrics.Mean(name="d_real")
         self.d_fake_tracker = keras.metrics.Mean(name="d_fake")
+        # One discriminator call on real and fake together: only without batch
+        # norm, whose batch statistics would then mix the two.
+        self._joint_batch = any(isinstance(layer, keras.layers.SpectralNormalization)
+                                for layer in discriminator.layers)
         # The sub-models are built functional models: nothing left to build.
         self.built = True
 
@@ -151,8 +164,14 @@ class GAN(keras.Model):
     def _d_loss(self, data, training=True):
         real = keras.utils.unpack_x_y_sample_weight(data)[0]
         fake = ops.stop_gradient(self.generator(self._noise(real), training=training))
-        real_logits = self.discriminator(real, training=training)
-        fake_logits = self.discriminator(fake, training=training)
+        if self._joint_batch:
+            # Spectral normalisation rewrites its kernel in place on each training
+            # call; torch's autograd rejects a second call in the same graph.
+            logits = self.discriminator(ops.concatenate([real, fake]), training=training)
+            real_logits, fake_logits = logits[:ops.shape(real)[0]], logits[ops.shape(real)[0]:]
+        else:
+            real_logits = self.discriminator(real, training=training)
+            fake_logits = self.discriminator(fake, training=training)
         loss = discriminator_loss(real_logits, fake_logits)
         return loss, {"d_loss": loss, "d_real": ops.mean(ops.sigmoid(real_logits)),
                       "d_fake": ops.mean(ops.sigmoid(fake_logits))}
@@ -197,12 +216,26 @@ class GAN(keras.Model):
         return cls(**config)
 
 
-def build_gan(latent_dim: int = 100, width: int = 16, seed: int | None = None) -> GAN:
-    return GAN(build_discriminator(width), build_generator(latent_dim, width), seed=seed,
-               name="gan")
+def build_gan(latent_dim: int = 100, width: int = 16, seed: int | None = None,
+              spectral_norm: bool = False) -> GAN:
+    return GAN(build_discriminator(width, spectral_norm), build_generator(latent_dim, width),
+               seed=seed, name="gan")
 
 
-def default_optimizers(lr: float = 2e-4, beta_1: float = 0.5):
-    """Adam(2e-4, beta_1=0.5) for the discriminator and for the generator."""
-    return (keras.optimizers.Adam(lr, beta_1=beta_1, name="d_adam"),
-            keras.optimizers.Adam(lr, beta_1=beta_1, name="g_adam"))
+def default_optimizers(lr: float = 2e-4, beta_1: float = 0.5, d_lr: float | None = None,
+                       ema: float = 0.0):
+    """Adam(beta_1=0.5) for the discriminator (``d_lr``, default ``lr``) and the
+    generator (``lr``); ``ema`` > 0 keeps an exponential moving average of the
+    generator's weights in its optimizer (``use_ema``): :func:`use_generator_ema`
+    copies it into the generator after training."""
+    g_kwargs = {"use_ema": True, "ema_momentum": ema} if ema else {}
+    return (keras.optimizers.Adam(d_lr or lr, beta_1=beta_1, name="d_adam"),
+            keras.optimizers.Adam(lr, beta_1=beta_1, name="g_adam", **g_kwargs))
+
+
+def use_generator_ema(gan) -> bool:
+    """Replaces the generator's weights by their moving average, if kept."""
+    if not gan.g_optimizer.use_ema:
+        return False
+    gan.g_optimizer.finalize_variable_values(gan.generator.trainable_variables)
+    return True

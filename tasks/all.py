@@ -64,7 +64,10 @@ STEPS = [
     Step("gan", ["--out", "{root}/gan"], QUICK_DATA + ["--epochs", "4"]),
     Step("quality", ["--out", "{root}/quality", "--gan", "{root}/gan/generator.keras",
                      "--vae", "{root}/vae/vae.keras", "--cae", CAE],
-         QUICK_DATA + ["--n", "1000", "--classifier-epochs", "1"],
+         # Quick: a one-epoch classifier on the subset, not the reference extractor
+         # (trained once on the full training split).
+         QUICK_DATA + ["--n", "1000", "--classifier", "{root}/quality/domain_classifier.keras",
+                       "--classifier-epochs", "1"],
          needs=("cae", "vae", "gan")),
 ]
 
@@ -88,7 +91,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def step_argv(step: Step, root: str, args) -> list:
     argv = [a.format(root=root) for a in step.args]
     if args.quick:
-        argv += step.quick
+        argv += [a.format(root=root) for a in step.quick]
     argv += ["--dataset", args.dataset, "--seed", str(args.seed)]
     if args.data_dir:
         argv += ["--data-dir", args.data_dir]

@@ -28,10 +28,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="Adam learning rate of both networks (default 2e-4)")
     group.add_argument("--beta1", type=positive_float, default=0.5,
                        help="Adam beta_1 of both networks (default 0.5)")
+    group.add_argument("--d-lr", type=positive_float, default=None,
+                       help="the discriminator's learning rate if not --lr (two time-scale "
+                            "update rule; default: --lr)")
+    group.add_argument("--ema", type=ema_momentum, default=0.0,
+                       help="momentum of an exponential moving average of the generator's "
+                            "weights, saved as the generator; 0 keeps the last weights "
+                            "(default 0)")
+    group.add_argument("--spectral-norm", action="store_true",
+                       help="spectral normalisation in the discriminator instead of its "
+                            "batch norm (the generator is unchanged)")
     parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2),
                         help="Keras progress: 0 silent, 1 progress bar (default), "
                              "2 one line per epoch")
     add_output_arguments(parser, "gan")
+
+
+def ema_momentum(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not in [0, 1)")
+    return value
 
 
 def make_sample_callback(out: str, latent_dim: int, seed: int, n: int = 64):
@@ -96,22 +113,26 @@ def iteration_curves(iterations: dict, path: str, title: str) -> str:
 
 def train_gan(data, out: str, latent_dim: int = 100, width: int = 16, epochs: int = 5,
               batch_size: int = 128, lr: float = 2e-4, beta1: float = 0.5, seed: int = 0,
-              verbose: int = 1) -> dict:
+              verbose: int = 1, d_lr: float | None = None, ema: float = 0.0,
+              spectral_norm: bool = False, callbacks=()) -> dict:
     """Trains a DCGAN; writes models, curves and sample grids into ``out``."""
     import keras
 
-    from models.gan import build_gan, from_gan_range, to_gan_range
+    from models.gan import (build_gan, default_optimizers, from_gan_range, to_gan_range,
+                            use_generator_ema)
     from tasks.common import backend_name, save_model, write_json
     from tasks.figures import image_grid
 
-    gan = build_gan(latent_dim=latent_dim, width=width, seed=seed)
-    gan.compile(keras.optimizers.Adam(lr, beta_1=beta1, name="d_adam"),
-                keras.optimizers.Adam(lr, beta_1=beta1, name="g_adam"))
+    gan = build_gan(latent_dim=latent_dim, width=width, seed=seed,
+                    spectral_norm=spectral_norm)
+    gan.compile(*default_optimizers(lr, beta1, d_lr=d_lr, ema=ema))
     monitor = make_sample_callback(out, latent_dim, seed)
     start = time.perf_counter()
     history = gan.fit(to_gan_range(data.x_train), epochs=epochs, batch_size=batch_size,
-                      verbose=verbose, callbacks=[monitor, keras.callbacks.TerminateOnNaN()])
+                      verbose=verbose, callbacks=[monitor, keras.callbacks.TerminateOnNaN(),
+                                                  *callbacks])
     wall = time.perf_counter() - start
+    use_generator_ema(gan)  # the averaged weights, when kept, are the generator saved
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
 
     save_model(gan.generator, os.path.join(out, "generator.keras"))
@@ -130,6 +151,7 @@ def train_gan(data, out: str, latent_dim: int = 100, width: int = 16, epochs: in
         "final_epoch": {k: v[-1] for k, v in hist.items()},
         "wall_time_s": wall, "train_images": int(len(data.x_train)),
         "batch_size": batch_size, "learning_rate": lr, "beta_1": beta1,
+        "d_learning_rate": d_lr or lr, "ema": ema, "spectral_norm": spectral_norm,
         "generator_parameters": int(gan.generator.count_params()),
         "discriminator_parameters": int(gan.discriminator.count_params()),
     }
@@ -145,7 +167,8 @@ def run(args) -> str:
     data = load_data(args)
     metrics = train_gan(data, out, latent_dim=args.latent_dim, width=args.width,
                         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                        beta1=args.beta1, seed=args.seed, verbose=args.verbose)
+                        beta1=args.beta1, seed=args.seed, verbose=args.verbose,
+                        d_lr=args.d_lr, ema=args.ema, spectral_norm=args.spectral_norm)
     last = metrics["final_epoch"]
     print(f"last epoch: d_loss {last['d_loss']:.3f}, g_loss {last['g_loss']:.3f}, "
           f"D(x) {last['d_real']:.2f}, D(G(z)) {last['d_fake']:.2f}; "

@@ -5,6 +5,10 @@ Works with a VAE (``vae.keras`` or its ``decoder.keras``), a GAN generator
 its decoder is fed samples of a Gaussian fitted to the training codes: the
 mean and covariance are read from ``latent_gaussian.json`` next to the decoder
 (written by ``quality --cae`` or by ``generate --codes-from``).
+
+``--sampler`` picks the code distribution (:mod:`tasks.samplers`): ``prior``,
+``gaussian``, ``gmm`` (``--components``) or ``two_stage``; a fitted one is
+saved beside the decoder and reused (``--refit`` fits anew).
 """
 
 from __future__ import annotations
@@ -17,46 +21,53 @@ from tasks.common import add_data_arguments, add_output_arguments, positive_int
 
 HELP = "draw new images from a saved VAE, GAN generator or CAE decoder into a grid PNG"
 
-GAUSSIAN_FILE = "latent_gaussian.json"
+GAUSSIAN_FILE = "latent_gaussian.json"  # tasks.samplers.GaussianSampler.FILE
 
 
 @dataclasses.dataclass
 class Sampler:
-    """Noise -> images in [0, 1], shape (n, 28, 28, 1).
+    """Latent sampler -> decoder -> images in [0, 1], shape (n, 28, 28, 1).
 
     Attributes:
         kind: "vae", "gan" or "cae".
         network: the Keras model that decodes latent points.
         latent_dim: size of its input.
-        mean, chol: the CAE's code Gaussian (``z = mean + chol @ eps``); None
-            for a VAE or GAN, whose prior is N(0, I).
+        latent: the code distribution (:mod:`tasks.samplers`): prior, gaussian,
+            gmm or two_stage.
     """
 
     kind: str
     network: object
     latent_dim: int
-    mean: object = None
-    chol: object = None
+    latent: object = None
 
-    def __call__(self, eps, batch_size: int = 500):
-        """Images for standard-normal noise ``eps`` of shape (n, latent_dim)."""
+    def __post_init__(self):
+        if self.latent is None:
+            from tasks.samplers import PriorSampler
+            self.latent = PriorSampler(self.latent_dim)
+
+    @property
+    def name(self) -> str:
+        return self.latent.name
+
+    def decode(self, z, batch_size: int = 500):
         import numpy as np
 
         from models.gan import from_gan_range
 
-        z = np.asarray(eps, "float32")
-        if self.mean is not None:
-            z = (self.mean + z @ self.chol.T).astype("float32")
-        images = self.network.predict(z, batch_size=batch_size, verbose=0)
+        images = self.network.predict(np.asarray(z, "float32"), batch_size=batch_size,
+                                      verbose=0)
         if self.kind == "gan":
             return from_gan_range(images)
         return np.clip(np.asarray(images, "float32"), 0.0, 1.0)
 
-    def sample(self, n: int, seed: int = 0):
-        import numpy as np
+    def __call__(self, eps, batch_size: int = 500):
+        """Images for standard-normal noise ``eps`` of shape (n, latent_dim)
+        (prior, gaussian and two_stage samplers: each maps noise to codes)."""
+        return self.decode(self.latent.transform(eps), batch_size)
 
-        eps = np.random.default_rng(seed).standard_normal((n, self.latent_dim))
-        return self(eps)
+    def sample(self, n: int, seed: int = 0):
+        return self.decode(self.latent.sample(n, seed))
 
 
 def identify(model, path: str):
@@ -80,59 +91,130 @@ def identify(model, path: str):
                     f"decoder.keras")
 
 
-def fit_latent_gaussian(encoder, images) -> dict:
-    """Mean and covariance of the encoder's codes of ``images``."""
+def encoder_of(model):
+    """The encoder inside a whole VAE or CAE, the model itself if it is an
+    encoder, else None."""
+    from models.cae import split_cae
+    from models.vae import VAE
+
+    if isinstance(model, VAE):
+        return model.encoder
+    if model.name == "cae":
+        return split_cae(model)[0]
+    if model.name in ("encoder", "vae_encoder"):
+        return model
+    return None
+
+
+def training_codes(encoder, images):
+    """The encoder's codes of ``images`` (a VAE's posterior means)."""
     import numpy as np
 
     codes = encoder.predict(images, batch_size=512, verbose=0)
     if isinstance(codes, (list, tuple)):  # a VAE encoder: use the means
         codes = codes[0]
-    codes = np.asarray(codes, "float64")
-    return {"mean": codes.mean(axis=0).tolist(),
-            "cov": np.atleast_2d(np.cov(codes, rowvar=False)).tolist(),
-            "n_codes": int(len(codes))}
+    return np.asarray(codes, "float64")
 
 
-def load_sampler(path: str, gaussian: dict | None = None) -> Sampler:
-    """The sampler for a saved model; a CAE decoder needs its code Gaussian,
-    given or read from ``latent_gaussian.json`` next to the file."""
-    import numpy as np
+def fit_latent_gaussian(encoder, images) -> dict:
+    """Mean and covariance of the encoder's codes of ``images``."""
+    from tasks.samplers import GaussianSampler
 
-    from tasks.common import load_keras_model, read_json
+    codes = training_codes(encoder, images)
+    return GaussianSampler(codes.shape[1]).fit(codes).to_json()
+
+
+def load_sampler(path: str, gaussian: dict | None = None, sampler: str | None = None,
+                 components: int = 10, codes_from: str | None = None,
+                 training_images=None, refit: bool = False, seed: int = 0) -> Sampler:
+    """The image sampler for a saved model and a latent sampler name.
+
+    The latent sampler is the one saved beside the model when it matches
+    (same name, dimension and, for gmm, ``components``) unless ``refit``;
+    otherwise it is fitted to the codes of ``training_images()`` (a callable,
+    so data load only when needed) by the model's own encoder (a whole
+    vae.keras / cae.keras) or the one in ``codes_from``, and saved beside the
+    model. ``gaussian`` (a dict from :func:`fit_latent_gaussian`) is used as given.
+    """
+    from tasks import samplers
+    from tasks.common import load_keras_model
     from tasks.errors import UserError
 
-    kind, network = identify(load_keras_model(path, "generator"), path)
+    model = load_keras_model(path, "generator")
+    kind, network = identify(model, path)
     latent_dim = int(network.input_shape[-1])
-    if kind != "cae":
-        return Sampler(kind, network, latent_dim)
-    if gaussian is None:
-        json_path = os.path.join(os.path.dirname(path), GAUSSIAN_FILE)
-        if not os.path.isfile(json_path):
-            raise UserError(f"CAE decoder {path!r} has no {GAUSSIAN_FILE} beside it; give "
-                            f"--codes-from <cae.keras or encoder.keras> to fit one")
-        gaussian = read_json(json_path)
-    mean = np.asarray(gaussian["mean"], "float64")
-    cov = np.asarray(gaussian["cov"], "float64")
-    if mean.shape != (latent_dim,) or cov.shape != (latent_dim, latent_dim):
-        raise UserError(f"the code Gaussian for {path!r} has dimension {mean.shape[0]}, the "
-                        f"decoder takes {latent_dim}")
-    chol = np.linalg.cholesky(cov + 1e-6 * np.eye(latent_dim))
-    return Sampler(kind, network, latent_dim, mean=mean, chol=chol)
+    name = sampler or samplers.DEFAULT[kind]
+    samplers.check_valid(name, kind)
+    if gaussian is not None and name == "gaussian":
+        return Sampler(kind, network, latent_dim,
+                       samplers.GaussianSampler.from_json(gaussian, latent_dim))
+    folder = os.path.dirname(path)
+    fresh = refit or codes_from is not None  # a named encoder asks for a new fit
+    latent = None if fresh else samplers.saved_matches(name, folder, latent_dim, components)
+    if latent is None:
+        encoder = encoder_of(model) if codes_from is None else encoder_from(codes_from, kind)
+        file = samplers.CLASSES[name].FILE
+        if encoder is None:
+            raise UserError(f"{kind.upper()} decoder {path!r} has no {file} beside it; give "
+                            f"--codes-from <the {kind} .keras or its encoder.keras> to fit one")
+        if training_images is None:
+            raise UserError(f"no training images to fit the {name} sampler of {path!r}")
+        codes = training_codes(encoder, training_images())
+        if codes.shape[1] != latent_dim:
+            raise UserError(f"the encoder's codes have dimension {codes.shape[1]}, the "
+                            f"decoder {path!r} takes {latent_dim}")
+        latent = samplers.new_sampler(name, latent_dim, components, seed).fit(codes)
+        latent.save(folder)
+        print(f"fitted the {name} sampler to {len(codes)} training codes; saved beside "
+              f"{path}", flush=True)
+    return Sampler(kind, network, latent_dim, latent)
+
+
+def encoder_from(codes_from: str, kind: str = "cae"):
+    """The encoder in ``--codes-from`` (a whole CAE/VAE or its encoder.keras)."""
+    from tasks.common import load_keras_model
+    from tasks.errors import UserError
+
+    encoder = encoder_of(load_keras_model(codes_from, "--codes-from model"))
+    if encoder is None:
+        raise UserError(f"--codes-from {codes_from!r} holds no encoder; give the {kind}'s "
+                        f".keras or its encoder.keras")
+    return encoder
 
 
 def cae_gaussian_from(codes_from: str, data) -> dict:
     """Fits the code Gaussian with a CAE (or its encoder) on ``data.x_train``."""
-    from models.cae import split_cae
-    from tasks.common import load_keras_model
-    from tasks.errors import UserError
+    return fit_latent_gaussian(encoder_from(codes_from), data.x_train)
 
-    model = load_keras_model(codes_from, "--codes-from model")
-    if model.name == "cae":
-        model = split_cae(model)[0]
-    if model.name != "encoder":
-        raise UserError(f"--codes-from {codes_from!r} holds {model.name!r}; give a CAE's "
-                        f"cae.keras or encoder.keras")
-    return fit_latent_gaussian(model, data.x_train)
+
+def add_sampler_arguments(parser: argparse.ArgumentParser, several: bool = False) -> None:
+    from tasks.samplers import SAMPLERS
+
+    if several:
+        parser.add_argument("--samplers", type=sampler_list, default=None,
+                            metavar="NAME[,NAME...]",
+                            help=f"latent samplers to score, of {', '.join(SAMPLERS)}; each "
+                                 f"model gets those that fit it (default: all that fit)")
+    else:
+        parser.add_argument("--sampler", choices=SAMPLERS, default=None,
+                            help="latent sampler: prior (VAE, GAN), gaussian or gmm fitted "
+                                 "to the training codes (CAE, VAE), two_stage (VAE) "
+                                 "(default: prior, for a CAE gaussian)")
+    parser.add_argument("--components", type=positive_int, default=10,
+                        help="Gaussian-mixture components of the gmm sampler (default 10)")
+    parser.add_argument("--refit", action="store_true",
+                        help="fit the samplers anew even when one is saved beside the model")
+
+
+def sampler_list(text: str) -> list:
+    from tasks.samplers import SAMPLERS
+
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    bad = [name for name in names if name not in SAMPLERS]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(f"unknown sampler {', '.join(bad) or text!r}; "
+                                         f"valid: {', '.join(SAMPLERS)}")
+    return names
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -142,29 +224,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n", type=positive_int, default=64,
                         help="how many images to draw (default 64)")
     parser.add_argument("--codes-from", default=None, metavar="FILE.keras",
-                        help="for a CAE decoder without latent_gaussian.json: the CAE or "
-                             "encoder whose training codes the Gaussian is fitted to (it is "
-                             "then saved beside the decoder)")
+                        help="for a decoder alone: the CAE / VAE or encoder whose training "
+                             "codes a sampler is fitted to (then saved beside the decoder)")
+    add_sampler_arguments(parser)
     add_data_arguments(parser)
     add_output_arguments(parser, "generate")
 
 
 def run(args) -> str:
-    from tasks.common import load_data, make_run_dir, seed_everything, write_json
+    from tasks.common import load_data, make_run_dir, seed_everything
     from tasks.figures import image_grid
 
-    gaussian = None
-    if args.codes_from is not None:
-        gaussian = cae_gaussian_from(args.codes_from, load_data(args))
-    sampler = load_sampler(args.model, gaussian)
-    if gaussian is not None and sampler.kind == "cae":
-        write_json(os.path.join(os.path.dirname(args.model), GAUSSIAN_FILE), gaussian)
+    sampler = load_sampler(args.model, sampler=args.sampler, components=args.components,
+                           codes_from=args.codes_from, refit=args.refit, seed=args.seed,
+                           training_images=lambda: load_data(args).x_train)
     out = make_run_dir("generate", args.out)
     seed_everything(args.seed)
     images = sampler.sample(args.n, seed=args.seed)
     image_grid(images, os.path.join(out, "samples.png"),
-               f"{args.n} {sampler.kind.upper()} samples from {os.path.basename(args.model)}",
-               n_cols=min(8, args.n))
+               f"{args.n} {sampler.kind.upper()} samples ({sampler.name} sampler) from "
+               f"{os.path.basename(args.model)}", n_cols=min(8, args.n))
     print(f"{args.n} images from a {sampler.kind.upper()} {sampler.network.name} "
-          f"(latent {sampler.latent_dim})")
+          f"(latent {sampler.latent_dim}, {sampler.name} sampler)")
     return out

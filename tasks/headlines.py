@@ -14,7 +14,7 @@ HEADLINES = {
     "classify": ("models.fine_tuned.test_accuracy", "fine-tuned accuracy"),
     "vae": ("test_elbo_nats", "test ELBO (nats)"),
     "gan": ("final_epoch.g_loss", "final generator loss"),
-    "quality": ("rows.GAN.fid", "GAN FID"),
+    "quality": ("rows.GAN + prior.fid", "GAN FID"),
 }
 
 

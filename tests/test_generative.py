@@ -92,6 +92,30 @@ def test_vae_train_and_test_step_on_every_backend(tiny_images):
     assert int(keras.ops.convert_to_numpy(vae.optimizer.iterations)) == 1
 
 
+def test_gan_with_spectral_norm_and_ema_trains_on_every_backend(gan_images):
+    from models.gan import use_generator_ema
+
+    gan = build_gan(latent_dim=8, width=4, seed=1, spectral_norm=True)
+    gan.compile(*default_optimizers(d_lr=4e-4, ema=0.9))
+    before = values(gan.generator.trainable_variables)
+    d_before = values(gan.discriminator.trainable_variables)
+    gan.fit(gan_images, epochs=1, batch_size=8, verbose=0)
+    averages = values(gan.g_optimizer._model_variables_moving_average)
+    last = values(gan.generator.trainable_variables)
+    assert all(changed(d_before, values(gan.discriminator.trainable_variables)))
+    assert use_generator_ema(gan)
+    # The generator now holds the averages, which differ from its last weights.
+    for got, average in zip(values(gan.generator.trainable_variables), averages):
+        np.testing.assert_allclose(got, average, atol=1e-6)
+    assert any(changed(last, averages)) and any(changed(before, averages))
+    assert float(keras.ops.convert_to_numpy(gan.d_optimizer.learning_rate)) == \
+        pytest.approx(4e-4)
+    kinds = {type(layer).__name__ for layer in gan.discriminator.layers}
+    assert "SpectralNormalization" in kinds and "BatchNormalization" not in kinds
+    assert "SpectralNormalization" not in {type(layer).__name__
+                                           for layer in gan.generator.layers}
+
+
 @pytest.mark.slow
 def test_vae_loss_falls_on_real_images():
     data = real_data_or_skip("fashion_mnist", train_limit=256, test_limit=10)

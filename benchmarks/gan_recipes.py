@@ -1,0 +1,113 @@
+"""Screens DCGAN recipes by FID in the reference extractor, epoch by epoch.
+
+One training run scores its generator at each epoch of ``--snapshots``, with
+its last weights and, with ``--ema``, with their moving average, so one run
+gives FID against epochs and the EMA's effect. Appends one JSON line per
+snapshot to ``<out>/recipes.jsonl``; the table of runs is kept by hand in
+``benchmarks/results/gan_recipes.md``.
+
+    python3 benchmarks/gan_recipes.py --train-size 12000 --epochs 10 --ema 0.999 \
+        --snapshots 5,10 --out runs/gan_recipes/ema
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def snapshot_callback(data, epochs: set, log, n: int = 10000, seed: int = 0):
+    import keras
+    import numpy as np
+
+    from models.gan import from_gan_range
+    from tasks.sample_quality import featurize, fid, precision_recall, reference_extractor
+
+    extractor, info = reference_extractor(data.name, seed=0)
+    train_features, _ = featurize(extractor, data.x_train)
+    rng = np.random.default_rng(seed)
+    real = train_features[rng.choice(len(train_features), min(n, len(train_features)),
+                                     replace=False)]
+    noise = rng.standard_normal((n, 100)).astype("float32")
+    start = time.perf_counter()
+
+    def scored(generator, epoch, weights):
+        images = from_gan_range(generator.predict(noise[:, :generator.input_shape[-1]],
+                                                  batch_size=500, verbose=0))
+        features, _ = featurize(extractor, images)
+        precision, recall = precision_recall(real, features)
+        row = {"epoch": epoch, "weights": weights, "fid": fid(features, train_features),
+               "precision": precision, "recall": recall,
+               "train_seconds": time.perf_counter() - start,
+               "extractor": info["recipe_hash"]}
+        log(row)
+
+    class Snapshots(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch + 1 not in epochs:
+                return
+            t = time.perf_counter()
+            gan = self.model
+            scored(gan.generator, epoch + 1, "last")
+            if gan.g_optimizer.use_ema:
+                clone = keras.models.clone_model(gan.generator)
+                clone.set_weights(gan.generator.get_weights())
+                for variable, average in zip(clone.trainable_variables,
+                                             gan.g_optimizer._model_variables_moving_average):
+                    variable.assign(average)
+                scored(clone, epoch + 1, "ema")
+            nonlocal start
+            start += time.perf_counter() - t  # scoring time is not training time
+
+    return Snapshots()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--train-size", type=int, default=None)
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--snapshots", default=None, help="epochs to score, e.g. 5,10")
+    parser.add_argument("--width", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--lr", type=float, default=2e-4)
+    parser.add_argument("--d-lr", type=float, default=None)
+    parser.add_argument("--beta1", type=float, default=0.5)
+    parser.add_argument("--ema", type=float, default=0.0)
+    parser.add_argument("--spectral-norm", action="store_true")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+
+    from tasks.quiet import import_tensorflow_quietly
+    import_tensorflow_quietly()
+    from tasks.common import backend_name, seed_everything
+    from tasks.data import load_dataset
+    from tasks.gan import train_gan
+
+    os.makedirs(args.out, exist_ok=True)
+    seed_everything(args.seed)
+    data = load_dataset("fashion_mnist", seed=args.seed, train_limit=args.train_size)
+    snapshots = {int(e) for e in (args.snapshots or str(args.epochs)).split(",")}
+    recipe = {k: v for k, v in vars(args).items() if k not in ("out", "snapshots")}
+
+    def log(row):
+        row = {**recipe, **row, "backend": backend_name()}
+        print(json.dumps(row), flush=True)
+        with open(os.path.join(args.out, "recipes.jsonl"), "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+    callback = snapshot_callback(data, snapshots, log, seed=args.seed)
+    metrics = train_gan(data, args.out, width=args.width, epochs=args.epochs,
+                        batch_size=args.batch_size, lr=args.lr, beta1=args.beta1,
+                        seed=args.seed, verbose=2, d_lr=args.d_lr, ema=args.ema,
+                        spectral_norm=args.spectral_norm, callbacks=[callback])
+    print(f"trained in {metrics['wall_time_s']:.0f} s (with scoring)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
