@@ -23,7 +23,10 @@ _SEARCH_KEYS = ("model", "tuner", "folds", "space", "epochs", "patience", "seed"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from tuning.distributed import ROLES, parse_address
 
+    from tasks.compute import add_compute_arguments
+
     add_data_arguments(parser)
+    add_compute_arguments(parser)
     group = parser.add_argument_group("search")
     group.add_argument("--model", choices=MODELS, default="cae",
                        help="what to tune (default cae)")
@@ -138,6 +141,7 @@ def retrain_best(hypermodel, best_values: dict, data, out: str, epochs: int, pat
 def run(args) -> str:
     from tasks.common import (backend_name, load_data, make_run_dir, seed_everything,
                               write_json)
+    from tasks.compute import describe
     from tasks.errors import UserError
     from tuning import dashboard, distributed, results
     from tuning.cae_hypermodel import CAEHyperModel
@@ -225,7 +229,7 @@ def run(args) -> str:
         "trial_epochs_total": float(sum((r["epochs"] or 0) * (r["folds"] or 1)
                                         for r in completed)),
         "trial_seconds_total": float(sum(r["seconds"] or 0 for r in completed)),
-        "search_wall_s_this_run": search_s, "distributed": role or "none",
+        "search_wall_s_this_run": search_s, "distributed": role or "none", **describe(),
         **final,
     }
     write_json(os.path.join(out, "metrics.json"), metrics)
