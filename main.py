@@ -57,6 +57,8 @@ def main(argv=None) -> int:
         i = argv.index("--backend")
         if i + 1 < len(argv) and argv[i + 1] in BACKENDS:
             os.environ["KERAS_BACKEND"] = argv[i + 1]
+    from tasks.compute import early_environment
+    early_environment(argv)  # jax reads its simulated device count when it loads
     # PyTorch's OpenMP threads spin while they wait; beside any other busy process
     # on a small machine that made Keras-on-torch training 10-25x slower here.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -72,8 +74,12 @@ def main(argv=None) -> int:
     # TensorBoard); do it now, before its start-up chatter can bury an error.
     from tasks.quiet import import_tensorflow_quietly
     import_tensorflow_quietly()
+    from tasks.compute import configure, task_scope
     try:
-        out = args._module.run(args)
+        if hasattr(args, "precision"):  # a training task: dtype policy, devices
+            configure(args)
+        with task_scope():
+            out = args._module.run(args)
     except UserError as e:
         print(f"main.py {args.task}: error: {e}", file=sys.stderr)
         return 2

@@ -142,6 +142,9 @@ class GAN(keras.Model):
     def compile(self, d_optimizer, g_optimizer, **kwargs):
         """Args: the discriminator's and the generator's optimizers; ``kwargs``
         go to ``keras.Model.compile`` (e.g. ``jit_compile``, ``run_eagerly``)."""
+        # Under mixed_float16 each optimizer scales its loss (compile would wrap only one).
+        d_optimizer = train_steps.with_loss_scale(d_optimizer, self)
+        g_optimizer = train_steps.with_loss_scale(g_optimizer, self)
         super().compile(optimizer=g_optimizer, **kwargs)
         self.d_optimizer = d_optimizer
         self.g_optimizer = g_optimizer
@@ -158,8 +161,8 @@ class GAN(keras.Model):
         return self.discriminator(images, training=training)
 
     def _noise(self, images):
-        return keras.random.normal((ops.shape(images)[0], self.latent_dim),
-                                   seed=self.seed_generator)
+        return train_steps.batch_normal((ops.shape(images)[0], self.latent_dim),
+                                        self.seed_generator)
 
     def _d_loss(self, data, training=True):
         real = keras.utils.unpack_x_y_sample_weight(data)[0]
@@ -172,14 +175,17 @@ class GAN(keras.Model):
         else:
             real_logits = self.discriminator(real, training=training)
             fake_logits = self.discriminator(fake, training=training)
+        # Losses in float32 also when the networks compute in a mixed precision.
+        real_logits = ops.cast(real_logits, "float32")
+        fake_logits = ops.cast(fake_logits, "float32")
         loss = discriminator_loss(real_logits, fake_logits)
         return loss, {"d_loss": loss, "d_real": ops.mean(ops.sigmoid(real_logits)),
                       "d_fake": ops.mean(ops.sigmoid(fake_logits))}
 
     def _g_loss(self, data, training=True):
         real = keras.utils.unpack_x_y_sample_weight(data)[0]
-        fake_logits = self.discriminator(self.generator(self._noise(real), training=training),
-                                         training=training)
+        fake_logits = ops.cast(self.discriminator(
+            self.generator(self._noise(real), training=training), training=training), "float32")
         loss = generator_loss(fake_logits)
         return loss, {"g_loss": loss}
 

@@ -10,7 +10,11 @@ function returns ``(loss, logs)``; ``logs`` maps tracker names
 (``keras.metrics.Mean``) to the batch value they average.
 
 * tensorflow: ``tf.GradientTape`` and ``optimizer.apply`` (Keras wraps the step
-  in ``tf.function``).
+  in ``tf.function``). Under ``tf.distribute`` each replica runs the step on its
+  share of the batch: the loss is divided by the replica count (the optimizer
+  sums the replicas' gradients), batch norm uses the global batch's statistics
+  and noise is this replica's rows of one draw for the global batch, so the
+  step equals the one-device step on the same global batch.
 * torch: ``zero_grad``, ``backward`` and ``optimizer.apply`` under ``no_grad``.
 * jax: a pure function of ``state = (trainable, non_trainable, optimizer,
   metrics)`` values returning ``(logs, state)``, which Keras ``jax.jit``s.
@@ -20,11 +24,18 @@ function returns ``(loss, logs)``; ``logs`` maps tracker names
   ``optimizer.stateless_apply``. With two optimizers, the model's
   ``optimizer`` is an :class:`OptimizerGroup` whose ``variables`` are both
   optimizers' variables, so the Keras JAX trainer carries both in the
-  optimizer slot of the state, and syncs both back after ``fit``.
+  optimizer slot of the state, and syncs both back after ``fit``. Under
+  ``keras.distribution.DataParallel`` the jitted step is one program over the
+  sharded global batch: nothing changes.
+
+Every phase differentiates ``optimizer.scale_loss(loss)`` in float32: under
+``mixed_float16`` the optimizer is a ``keras.optimizers.LossScaleOptimizer``,
+whose ``apply`` unscales the gradients and skips steps that overflowed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from typing import Callable
 
@@ -84,6 +95,71 @@ def optimizers_of(model) -> list:
     return list(opt.optimizers) if isinstance(opt, OptimizerGroup) else [opt]
 
 
+def with_loss_scale(optimizer, model):
+    """``optimizer`` wrapped in a ``LossScaleOptimizer`` when ``model`` computes
+    in float16 (what ``compile`` does for a model's own optimizer)."""
+    if (model.dtype_policy.name == "mixed_float16"
+            and not isinstance(optimizer, keras.optimizers.LossScaleOptimizer)):
+        return keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
+
+
+def _replicas() -> int:
+    """Replicas of the current ``tf.distribute`` strategy (1 on other backends)."""
+    if keras.backend.backend() != "tensorflow":
+        return 1
+    import tensorflow as tf
+    return tf.distribute.get_strategy().num_replicas_in_sync
+
+
+def batch_normal(shape, seed):
+    """``keras.random.normal(shape, seed=seed)`` for a batch (axis 0).
+
+    Inside a ``tf.distribute`` replica, ``shape[0]`` is this replica's share:
+    one draw for the whole global batch is sliced to this replica's rows, so
+    the replicas get the noise one device gets (not each the same noise).
+    """
+    if keras.backend.backend() == "tensorflow" and _replicas() > 1:
+        import tensorflow as tf
+        context = tf.distribute.get_replica_context()
+        if context is not None and context.num_replicas_in_sync > 1:
+            local = shape[0]
+            draw = keras.random.normal((local * context.num_replicas_in_sync, *shape[1:]),
+                                       seed=seed)
+            start = context.replica_id_in_sync_group * local
+            return draw[start:start + local]
+    return keras.random.normal(shape, seed=seed)
+
+
+def _loss_to_differentiate(loss, optimizer):
+    """The float32 loss divided by the replica count, times the loss scale."""
+    loss = keras.ops.cast(loss, "float32")
+    replicas = _replicas()
+    if replicas > 1:
+        loss = loss / replicas
+    return optimizer.scale_loss(loss)
+
+
+@contextlib.contextmanager
+def _synchronized_batch_norm(model):
+    """While a ``tf.distribute`` step is traced, batch norm layers normalise
+    with the global batch's statistics (``synchronized``), as one device does.
+    Restored afterwards: saved models keep ``synchronized=False``, which the
+    other backends require."""
+    layers = []
+    if _replicas() > 1:
+        layers = [layer for layer in model._flatten_layers()
+                  if isinstance(layer, keras.layers.BatchNormalization)
+                  and not layer.synchronized]
+    for layer in layers:
+        layer.synchronized = True
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer.synchronized = False
+
+
 def _logs(model, values: dict) -> dict:
     for metric in model.metrics:
         if metric.name in values:
@@ -98,12 +174,14 @@ def _tensorflow_train_step(model, data):
     import tensorflow as tf
 
     values = {}
-    for phase in model.train_phases():
-        with tf.GradientTape() as tape:
-            loss, logs = phase.loss_fn(data, training=True)
-        grads = tape.gradient(loss, phase.variables)
-        phase.optimizer.apply(grads, phase.variables)
-        values.update(logs)
+    with _synchronized_batch_norm(model):
+        for phase in model.train_phases():
+            with tf.GradientTape() as tape:
+                loss, logs = phase.loss_fn(data, training=True)
+                loss = _loss_to_differentiate(loss, phase.optimizer)
+            grads = tape.gradient(loss, phase.variables)
+            phase.optimizer.apply(grads, phase.variables)
+            values.update(logs)
     return _logs(model, values)
 
 
@@ -119,7 +197,7 @@ def _torch_train_step(model, data):
         # (the generator phase backpropagates through the discriminator).
         model.zero_grad()
         loss, logs = phase.loss_fn(data, training=True)
-        loss.backward()
+        _loss_to_differentiate(loss, phase.optimizer).backward()
         grads = [v.value.grad for v in phase.variables]
         with torch.no_grad():
             phase.optimizer.apply(grads, phase.variables)
@@ -190,19 +268,24 @@ def _jax_train_step(model, state, data):
     values = {}
     for phase in model.train_phases():
         idx = _index(model.trainable_variables, phase.variables)
+        lo, hi = offsets[id(phase.optimizer)]
+        # The loss scale is an optimizer variable: read it from the state.
+        scale_state = list(zip(phase.optimizer.variables, optimizer_vars[lo:hi]))
 
-        def loss_of(phase_values, trainable, non_trainable, phase=phase, idx=idx):
+        def loss_of(phase_values, trainable, non_trainable, phase=phase, idx=idx,
+                    scale_state=scale_state):
             full = list(trainable)
             for i, v in zip(idx, phase_values):
                 full[i] = v
             (loss, logs), new_non_trainable = _jax_run_in_scope(
                 model, lambda: phase.loss_fn(data, training=True), full, non_trainable)
-            return loss, (logs, new_non_trainable)
+            scaled, _ = _stateless(scale_state, [], lambda: _loss_to_differentiate(
+                loss, phase.optimizer))
+            return scaled, (logs, new_non_trainable)
 
         phase_values = [trainable[i] for i in idx]
         (_, (logs, non_trainable)), grads = jax.value_and_grad(loss_of, has_aux=True)(
             phase_values, trainable, non_trainable)
-        lo, hi = offsets[id(phase.optimizer)]
         phase_values, new_opt_vars = phase.optimizer.stateless_apply(
             optimizer_vars[lo:hi], grads, phase_values)
         optimizer_vars[lo:hi] = new_opt_vars

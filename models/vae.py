@@ -91,7 +91,8 @@ class VAE(keras.Model):
                 self.kl_loss_tracker]
 
     def sample_z(self, z_mean, z_log_var):
-        eps = keras.random.normal(ops.shape(z_mean), seed=self.seed_generator)
+        eps = ops.cast(train_steps.batch_normal(ops.shape(z_mean), self.seed_generator),
+                       z_mean.dtype)
         return z_mean + ops.exp(0.5 * z_log_var) * eps
 
     def call(self, images, training=False):
@@ -102,7 +103,11 @@ class VAE(keras.Model):
         images = keras.utils.unpack_x_y_sample_weight(data)[0]
         z_mean, z_log_var = self.encoder(images, training=training)
         reconstruction = self.decoder(self.sample_z(z_mean, z_log_var), training=training)
-        reconstruction_loss, kl_loss = vae_losses(images, reconstruction, z_mean, z_log_var)
+        # Losses in float32 also when the networks compute in a mixed precision.
+        reconstruction, z_mean, z_log_var = (ops.cast(t, "float32") for t in
+                                             (reconstruction, z_mean, z_log_var))
+        reconstruction_loss, kl_loss = vae_losses(ops.cast(images, "float32"), reconstruction,
+                                                  z_mean, z_log_var)
         total = reconstruction_loss + self.beta * kl_loss
         return total, {"loss": total, "reconstruction_loss": reconstruction_loss,
                        "kl_loss": kl_loss}

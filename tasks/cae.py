@@ -39,8 +39,11 @@ def add_cae_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from tasks.compute import add_compute_arguments
+
     add_data_arguments(parser)
     add_cae_arguments(parser)
+    add_compute_arguments(parser)
     add_output_arguments(parser, "cae")
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted run from its last finished epoch; "
@@ -87,6 +90,7 @@ def train_cae(data, config, out: str, epochs: int = 30, batch_size: int = 128,
 
     from models.cae import build_cae, split_cae
     from tasks.common import backend_name, save_model, write_json, write_text
+    from tasks.compute import describe
     from tasks.figures import image_rows, loss_curves
     from tasks.metrics import mse, psnr
 
@@ -135,6 +139,7 @@ def train_cae(data, config, out: str, epochs: int = 30, batch_size: int = 128,
         "dataset": data.name,
         "data_source": data.source,
         "backend": backend_name(),
+        **describe(),
         "latent_dim": config.latent_dim,
         "test_mse": mse(recon, data.x_test),
         "test_psnr_db": psnr(recon, data.x_test),

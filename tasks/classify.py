@@ -28,7 +28,10 @@ MODELS = ("frozen", "fine_tuned", "baseline")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from tasks.compute import add_compute_arguments
+
     add_data_arguments(parser)
+    add_compute_arguments(parser)
     group = parser.add_argument_group("encoder")
     group.add_argument("--encoder", default=None, metavar="PATH",
                        help="a cae.keras or encoder.keras (28x28x1 image -> 1-D code) to "
@@ -237,6 +240,7 @@ def run(args) -> str:
     from tasks.classifier_training import Settings, train_baseline, train_pretrained
     from tasks.common import (backend_name, load_data, make_run_dir, save_model,
                               seed_everything, write_json, write_text)
+    from tasks.compute import describe
 
     out = make_run_dir("classify", args.out)
     seed_everything(args.seed)
@@ -283,7 +287,8 @@ def run(args) -> str:
 
     metrics = {
         "task": "classify", "dataset": data.name, "data_source": data.source,
-        "backend": backend_name(), "encoder": source, "features": args.features,
+        "backend": backend_name(), **describe(), "encoder": source,
+        "features": args.features,
         "train_images": int(len(data.x_train)), "val_images": int(len(data.x_val)),
         "test_images": int(len(data.x_test)), "settings": vars(settings),
         "tuning": tuning, "models": {k: public(results[k], names) for k in MODELS},

@@ -25,10 +25,12 @@ def noise_list(text: str) -> list:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from tasks.cae import add_cae_arguments
     from tasks.cae_source import add_model_argument
+    from tasks.compute import add_compute_arguments
 
     add_model_argument(parser, "the plain CAE to evaluate")
     add_data_arguments(parser)
     add_cae_arguments(parser)
+    add_compute_arguments(parser)
     add_output_arguments(parser, "denoise")
     parser.add_argument("--noises", type=noise_list, default="all", metavar="LIST",
                         help="noises to evaluate on: comma-separated from none, gaussian:SIGMA, "
@@ -79,6 +81,7 @@ def run(args) -> str:
     from tasks.cae_source import latent_dim_of, load_cae, obtain_cae
     from tasks.common import (backend_name, load_data, make_run_dir, seed_everything,
                               write_json, write_text)
+    from tasks.compute import describe
     from tasks.denoise_report import example_rows, markdown_table, mse_bars
     from tasks.metrics import mse, psnr
 
@@ -128,7 +131,7 @@ def run(args) -> str:
     noisy_rows = [r for r in rows if r["noise"] != "none"]
     metrics = {
         "task": "denoise", "dataset": data.name, "data_source": data.source,
-        "backend": backend_name(), "seed": args.seed, "latent_dims": dims,
+        "backend": backend_name(), **describe(), "seed": args.seed, "latent_dims": dims,
         "train_noise": [s.name for s in args.train_noise],
         "denoising_start": "random weights" if args.from_scratch else "plain CAE weights",
         "test_images": int(len(data.x_test)), "train_images": int(len(data.x_train)),

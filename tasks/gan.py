@@ -13,7 +13,10 @@ HELP = "train the DCGAN: fixed-noise sample grid per epoch, generator/discrimina
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from tasks.compute import add_compute_arguments
+
     add_data_arguments(parser)
+    add_compute_arguments(parser)
     group = parser.add_argument_group("GAN")
     group.add_argument("--latent-dim", type=positive_int, default=100,
                        help="size of the generator's noise input (default 100)")
@@ -121,6 +124,7 @@ def train_gan(data, out: str, latent_dim: int = 100, width: int = 16, epochs: in
     from models.gan import (build_gan, default_optimizers, from_gan_range, to_gan_range,
                             use_generator_ema)
     from tasks.common import backend_name, save_model, write_json
+    from tasks.compute import describe
     from tasks.figures import image_grid
 
     gan = build_gan(latent_dim=latent_dim, width=width, seed=seed,
@@ -146,7 +150,7 @@ def train_gan(data, out: str, latent_dim: int = 100, width: int = 16, epochs: in
                os.path.join(out, "samples.png"), f"DCGAN samples ({tag})")
     metrics = {
         "task": "gan", "dataset": data.name, "data_source": data.source,
-        "backend": backend_name(), "latent_dim": latent_dim, "width": width,
+        "backend": backend_name(), **describe(), "latent_dim": latent_dim, "width": width,
         "epochs": epochs, "iterations": int(keras.ops.convert_to_numpy(gan.g_optimizer.iterations)),
         "final_epoch": {k: v[-1] for k, v in hist.items()},
         "wall_time_s": wall, "train_images": int(len(data.x_train)),

@@ -28,7 +28,10 @@ _SEARCH_KEYS = ("model", "tuner", "folds", "space", "epochs", "patience", "seed"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from tuning.distributed import ROLES, parse_address
 
+    from tasks.compute import add_compute_arguments
+
     add_data_arguments(parser)
+    add_compute_arguments(parser)
     group = parser.add_argument_group("search")
     group.add_argument("--model", choices=MODELS, default="cae",
                        help="what to tune: the CAE, the classifier on a pretrained encoder, "
@@ -267,6 +270,7 @@ def _sample_distance(args, data, out: str):
 def run(args) -> str:
     from tasks.common import (backend_name, load_data, make_run_dir, seed_everything,
                               write_json)
+    from tasks.compute import describe
     from tasks.errors import UserError
     from tuning import dashboard, distributed, results
     from tuning.hypermodels import HYPERMODELS
@@ -363,7 +367,7 @@ def run(args) -> str:
         "trial_epochs_total": float(sum((r["epochs"] or 0) * (r["folds"] or 1)
                                         for r in completed)),
         "trial_seconds_total": float(sum(r["seconds"] or 0 for r in completed)),
-        "search_wall_s_this_run": search_s, "distributed": role or "none",
+        "search_wall_s_this_run": search_s, "distributed": role or "none", **describe(),
         **({"fid_samples": args.fid_samples} if args.model == "gan" else {}),
         **final,
     }

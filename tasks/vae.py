@@ -13,7 +13,10 @@ HELP = "train the variational autoencoder (VAE): samples, 2-D manifold, test ELB
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from tasks.compute import add_compute_arguments
+
     add_data_arguments(parser)
+    add_compute_arguments(parser)
     group = parser.add_argument_group("VAE")
     group.add_argument("--latent-dim", type=positive_int, default=2,
                        help="size of the latent space; 2 draws the manifold figure "
@@ -120,6 +123,7 @@ def write_vae_outputs(vae, data, out: str, hist: dict, wall: float, batch_size: 
     import numpy as np
 
     from tasks.common import backend_name, save_model, write_json
+    from tasks.compute import describe
     from tasks.figures import image_grid, image_rows, loss_curves
 
     latent_dim, beta = vae.latent_dim, vae.beta
@@ -134,7 +138,8 @@ def write_vae_outputs(vae, data, out: str, hist: dict, wall: float, batch_size: 
     elbo = -(test["reconstruction_loss"] + test["kl_loss"])
     metrics = {
         "task": "vae", "dataset": data.name, "data_source": data.source,
-        "backend": backend_name(), "latent_dim": latent_dim, "width": width, "beta": beta,
+        "backend": backend_name(), **describe(), "latent_dim": latent_dim, "width": width,
+        "beta": beta,
         # One reparameterised sample per test image: a stochastic estimate.
         "test_elbo_nats": elbo,
         "test_reconstruction_bce": test["reconstruction_loss"],
