@@ -17,4 +17,5 @@ TASKS = {
     "quality": "tasks.sample_quality",
     "all": "tasks.all",
     "report": "tasks.report",
+    "export": "tasks.export",
 }
