@@ -17,5 +17,6 @@ TASKS = {
     "quality": "tasks.sample_quality",
     "all": "tasks.all",
     "report": "tasks.report",
+    "export": "tasks.export",
     "doctor": "tasks.doctor",
 }

@@ -90,6 +90,24 @@ def test_fast_conv_transpose_serialises_as_keras_own_layer():
     assert restored.get_config() == layer.get_config()
 
 
+def test_builders_and_loader_give_keras_layers_with_the_fast_gradient_on_jax(tmp_path):
+    from models.cae import CAEConfig, build_cae
+    from models.gan import build_generator
+    from models.vae import build_vae_decoder
+    from tasks.common import load_keras_model, save_model
+
+    cae = build_cae(CAEConfig(conv_filters=(4, 8, 8), dense_units=16, latent_dim=3))
+    loaded = load_keras_model(save_model(cae, str(tmp_path / "cae.keras")))
+    for model in (cae.get_layer("decoder"), build_generator(4, 2), build_vae_decoder(2, 4),
+                  loaded.get_layer("decoder")):
+        transposed = [layer for layer in model.layers
+                      if isinstance(layer, keras.layers.Conv2DTranspose)]
+        assert transposed, model.name
+        for layer in transposed:
+            assert type(layer) is keras.layers.Conv2DTranspose
+            assert ("call" in vars(layer)) == (keras.backend.backend() == "jax"), layer.name
+
+
 def test_old_fast_conv_transpose_config_loads_as_keras_own_layer():
     """Files written before issue 16 name ``unsupervised28>Conv2DTranspose``."""
     old = Conv2DTranspose(8, 3, strides=2, padding="same", activation="relu", name="deconv")

