@@ -36,14 +36,14 @@ def snapshot_callback(data, epochs: set, log, n: int = 10000, seed: int = 0):
     noise = rng.standard_normal((n, 100)).astype("float32")
     start = time.perf_counter()
 
-    def scored(generator, epoch, weights):
+    def scored(generator, epoch, weights, trained):
         images = from_gan_range(generator.predict(noise[:, :generator.input_shape[-1]],
                                                   batch_size=500, verbose=0))
         features, _ = featurize(extractor, images)
         precision, recall = precision_recall(real, features)
         row = {"epoch": epoch, "weights": weights, "fid": fid(features, train_features),
                "precision": precision, "recall": recall,
-               "train_seconds": time.perf_counter() - start,
+               "train_seconds": trained,
                "extractor": info["recipe_hash"]}
         log(row)
 
@@ -52,15 +52,16 @@ def snapshot_callback(data, epochs: set, log, n: int = 10000, seed: int = 0):
             if epoch + 1 not in epochs:
                 return
             t = time.perf_counter()
+            trained = t - start
             gan = self.model
-            scored(gan.generator, epoch + 1, "last")
+            scored(gan.generator, epoch + 1, "last", trained)
             if gan.g_optimizer.use_ema:
                 clone = keras.models.clone_model(gan.generator)
                 clone.set_weights(gan.generator.get_weights())
                 for variable, average in zip(clone.trainable_variables,
                                              gan.g_optimizer._model_variables_moving_average):
                     variable.assign(average)
-                scored(clone, epoch + 1, "ema")
+                scored(clone, epoch + 1, "ema", trained)
             nonlocal start
             start += time.perf_counter() - t  # scoring time is not training time
 

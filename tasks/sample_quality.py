@@ -270,6 +270,8 @@ def average_scores(scores: list) -> dict:
 
     row = dict(scores[0])
     if len(scores) > 1:
+        # kid_std becomes the spread over extractors, as for the other statistics.
+        row["kid_subset_std"] = float(np.mean([s["kid_std"] for s in scores]))
         for key in STATISTICS:
             values = [s[key] for s in scores]
             row[key], row[f"{key}_std"] = float(np.mean(values)), float(np.std(values))
@@ -441,11 +443,13 @@ def run(args) -> str:
         "gan_fid_below_vae_fid": bool(rows["GAN + prior"]["fid"] < rows["VAE + prior"]["fid"])
         if "GAN + prior" in rows and "VAE + prior" in rows else None})
     table = markdown_table(rows, data.class_names)
+    spread = ("over the extractors" if len(infos) > 1 else
+              "of KID over 10 subsets of 1000 images")
     write_text(os.path.join(out, "quality.md"),
                f"# Sample quality on {data.name}\n\nReference: {result['reference']}; "
                f"features: penultimate layer of {extractor_text(infos)}. KID is raw "
-               f"(unscaled) MMD^2; precision and recall use k = 3 nearest neighbours."
-               f"\n\n" + table)
+               f"(unscaled) MMD^2; precision and recall use k = 3 nearest neighbours; "
+               f"± is the std {spread}.\n\n" + table)
     coverage_figure(rows, data.class_names, os.path.join(out, "coverage.png"))
     image_rows([batch[:10] for batch in images.values()], ["real (test)", *samplers],
                os.path.join(out, "samples.png"), "Real test images and samples of each model")
