@@ -20,6 +20,8 @@ class OneLineErrorParser(argparse.ArgumentParser):
     """argparse that reports bad input as one line (exit 2) instead of usage + error."""
 
     def error(self, message):
+        if message.startswith("unrecognized arguments") and "--backend" in message:
+            message += "; --backend goes before the task, e.g. main.py --backend torch cae"
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
@@ -60,6 +62,8 @@ def main(argv=None) -> int:
     # PyTorch's OpenMP threads spin while they wait; beside any other busy process
     # on a small machine that made Keras-on-torch training 10-25x slower here.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if not os.environ.get("KERAS_BACKEND", "x").strip():
+        del os.environ["KERAS_BACKEND"]  # an empty KERAS_BACKEND= means unset
     backend = os.environ.get("KERAS_BACKEND")
     if backend is not None and backend not in BACKENDS:
         print(f"main.py: error: KERAS_BACKEND={backend!r} is not a backend; valid: "

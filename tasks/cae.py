@@ -6,8 +6,8 @@ import argparse
 import os
 import time
 
-from tasks.common import (add_data_arguments, add_output_arguments, positive_float,
-                          positive_int)
+from tasks.common import (add_data_arguments, add_output_arguments, non_negative_float,
+                          positive_float, positive_int, rate)
 
 HELP = "train the convolutional autoencoder (CAE) and save cae/encoder/decoder .keras"
 
@@ -22,9 +22,9 @@ def add_cae_arguments(parser: argparse.ArgumentParser) -> None:
                        help="widths of the three encoder convolutions (default 32 64 128)")
     group.add_argument("--dense-units", type=positive_int, default=256,
                        help="width of the hidden dense layer (default 256)")
-    group.add_argument("--dropout", type=float, default=0.0,
+    group.add_argument("--dropout", type=rate, default=0.0,
                        help="dropout after the hidden dense layers, in [0, 1) (default 0)")
-    group.add_argument("--l2", type=float, default=0.0,
+    group.add_argument("--l2", type=non_negative_float, default=0.0,
                        help="L2 penalty on every kernel, >= 0 (default 0)")
     group.add_argument("--epochs", type=positive_int, default=30,
                        help="most epochs; early stopping may end sooner (default 30)")
@@ -86,7 +86,8 @@ def train_cae(data, config, out: str, epochs: int = 30, batch_size: int = 128,
     import numpy as np
 
     from models.cae import build_cae, split_cae
-    from tasks.common import backend_name, save_model, write_json, write_text
+    from tasks.common import (backend_name, check_losses_finite, save_model, write_json,
+                              write_text)
     from tasks.figures import image_rows, loss_curves
     from tasks.metrics import mse, psnr
 
@@ -122,6 +123,7 @@ def train_cae(data, config, out: str, epochs: int = 30, batch_size: int = 128,
         epochs=epochs, batch_size=batch_size, callbacks=callbacks, verbose=verbose)
     wall = time.perf_counter() - start
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    check_losses_finite(hist, f"try a lower --lr than {lr:g}")
 
     recon = model.predict(data.x_test, batch_size=512, verbose=0)
     encoder, decoder = split_cae(model)

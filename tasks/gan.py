@@ -101,10 +101,11 @@ def train_gan(data, out: str, latent_dim: int = 100, width: int = 16, epochs: in
     import keras
 
     from models.gan import build_gan, from_gan_range, to_gan_range
-    from tasks.common import backend_name, save_model, write_json
+    from tasks.common import (backend_name, check_losses_finite, layer_seed, save_model,
+                              write_json)
     from tasks.figures import image_grid
 
-    gan = build_gan(latent_dim=latent_dim, width=width, seed=seed)
+    gan = build_gan(latent_dim=latent_dim, width=width, seed=layer_seed(seed))
     gan.compile(keras.optimizers.Adam(lr, beta_1=beta1, name="d_adam"),
                 keras.optimizers.Adam(lr, beta_1=beta1, name="g_adam"))
     monitor = make_sample_callback(out, latent_dim, seed)
@@ -113,6 +114,7 @@ def train_gan(data, out: str, latent_dim: int = 100, width: int = 16, epochs: in
                       verbose=verbose, callbacks=[monitor, keras.callbacks.TerminateOnNaN()])
     wall = time.perf_counter() - start
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    check_losses_finite(hist, f"try a lower --lr than {lr:g}")
 
     save_model(gan.generator, os.path.join(out, "generator.keras"))
     save_model(gan.discriminator, os.path.join(out, "discriminator.keras"))

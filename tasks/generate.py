@@ -93,15 +93,20 @@ def fit_latent_gaussian(encoder, images) -> dict:
             "n_codes": int(len(codes))}
 
 
-def load_sampler(path: str, gaussian: dict | None = None) -> Sampler:
+def load_sampler(path: str, gaussian: dict | None = None, option: str | None = None) -> Sampler:
     """The sampler for a saved model; a CAE decoder needs its code Gaussian,
-    given or read from ``latent_gaussian.json`` next to the file."""
+    given or read from ``latent_gaussian.json`` next to the file. With ``option``
+    (``gan``, ``vae`` or ``cae``: the ``quality`` option that named the file), a
+    model of another kind is refused at once."""
     import numpy as np
 
     from tasks.common import load_keras_model, read_json
     from tasks.errors import UserError
 
     kind, network = identify(load_keras_model(path, "generator"), path)
+    if option is not None and kind != option:
+        raise UserError(f"--{option} {path!r} holds a {kind.upper()} model; give a "
+                        f"{option.upper()} model (or pass this file as --{kind})")
     latent_dim = int(network.input_shape[-1])
     if kind != "cae":
         return Sampler(kind, network, latent_dim)

@@ -216,9 +216,9 @@ def run(args) -> str:
     data = load_data(args)
     samplers = {}
     if args.gan:
-        samplers["GAN"] = load_sampler(args.gan)
+        samplers["GAN"] = load_sampler(args.gan, option="gan")
     if args.vae:
-        samplers["VAE"] = load_sampler(args.vae)
+        samplers["VAE"] = load_sampler(args.vae, option="vae")
     if args.cae:
         from models.cae import split_cae
         from tasks.common import load_keras_model

@@ -100,8 +100,9 @@ def train_vae(data, out: str, latent_dim: int = 2, width: int = 32, beta: float 
     import keras
 
     from models.vae import build_vae
+    from tasks.common import check_losses_finite, layer_seed
 
-    vae = build_vae(latent_dim=latent_dim, width=width, beta=beta, seed=seed)
+    vae = build_vae(latent_dim=latent_dim, width=width, beta=beta, seed=layer_seed(seed))
     vae.compile(optimizer=keras.optimizers.Adam(lr))
     start = time.perf_counter()
     history = vae.fit(data.x_train, validation_data=(data.x_val,), epochs=epochs,
@@ -109,6 +110,7 @@ def train_vae(data, out: str, latent_dim: int = 2, width: int = 32, beta: float 
                       callbacks=[keras.callbacks.TerminateOnNaN()])
     wall = time.perf_counter() - start
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    check_losses_finite(hist, f"try a lower --lr than {lr:g}")
     metrics = write_vae_outputs(vae, data, out, hist, wall, batch_size=batch_size, lr=lr,
                                 seed=seed)
     return {**metrics, "model": vae}

@@ -83,7 +83,7 @@ class TestBadInput:
     def test_bad_dropout(self, tmp_path):
         result = run_main("cae", "--dataset", "digits", "--dropout", "1.5",
                           "--out", str(tmp_path))
-        assert_one_line_error(result, "dropout=1.5")
+        assert_one_line_error(result, "--dropout", "1.5 is outside [0, 1)")
 
     def test_resume_without_backup(self, tmp_path):
         result = run_main("cae", "--dataset", "digits", "--resume", "--out", str(tmp_path))

@@ -1,0 +1,145 @@
+"""Issue 20: bad input found by trying everything gets one line (exit 2), JSON is
+strict, and no run is lost or silently overwritten."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from conftest import run_main
+
+TINY_CAE = ["--conv-filters", "4", "8", "8", "--dense-units", "16", "--latent-dim", "3",
+            "--verbose", "0"]
+DIGITS = ["--dataset", "digits", "--train-size", "256", "--test-size", "100"]
+
+
+def parse_error(capsys, *argv) -> str:
+    """The one-line error main.py's parser prints for ``argv`` (exit 2)."""
+    from main import build_parser
+
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(list(argv))
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+@pytest.mark.backend_independent
+class TestNumbers:
+    @pytest.mark.parametrize("argv, fragment", [
+        (["cae", "--lr", "1e400"], "'1e400' is not a finite number"),          # item 6
+        (["cae", "--lr", "nan"], "'nan' is not a finite number"),
+        (["cae", "--l2", "nan"], "'nan' is not a finite number"),              # item 7
+        (["cae", "--l2", "-1"], "-1.0 is negative"),
+        (["cae", "--dropout", "inf"], "'inf' is not a finite number"),
+        (["vae", "--beta=-inf"], "'-inf' is not a finite number"),
+        (["classify", "--ema-epochs", "inf"], "'inf' is not a finite number"),
+        (["denoise", "--noises", "gaussian:inf"], "not a finite number"),     # item 9
+        (["denoise", "--train-noise", "mixed:nan:0.3"], "not a finite number"),
+        (["cae", "--seed", "-5"], "-5 is negative"),                           # item 10
+        (["cae", "--seed", "99999999999"], "up to 4294967295"),
+        (["all", "--seed", "-1"], "-1 is negative"),
+        (["cae", "--batch-size", "99999999999999999999999"], "too large"),     # item 11
+        (["latent", "--sweep", "2,99999999999999999999"], "out of range"),
+    ])
+    def test_refused_in_one_line(self, capsys, argv, fragment):
+        assert fragment in parse_error(capsys, *argv)
+
+    def test_largest_seed_is_accepted(self):
+        from main import build_parser
+
+        args = build_parser().parse_args(["cae", "--seed", str(2**32 - 1)])
+        assert args.seed == 2**32 - 1
+
+    def test_layer_seed_keeps_small_seeds_and_wraps_large_ones(self):
+        from tasks.common import layer_seed
+
+        assert layer_seed(7) == 7 and layer_seed(7, 2) == 9
+        assert 0 <= layer_seed(2**32 - 1, 100) < 2**31 - 100
+
+    def test_backend_after_the_task_says_where_it_goes(self, capsys):
+        assert "--backend goes before the task" in parse_error(capsys, "cae", "--backend",
+                                                                "torch")
+
+    def test_empty_keras_backend_means_unset(self):
+        result = run_main("--help", env={"KERAS_BACKEND": ""})
+        assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.backend_independent
+class TestStrictJson:
+    def test_non_finite_numbers_become_null(self, tmp_path):
+        from tasks.common import write_json
+
+        path = write_json(str(tmp_path / "m.json"),
+                          {"a": float("nan"), "b": [1.0, float("inf")],
+                           "c": np.float32("nan"), "d": np.array([2.0, -np.inf]),
+                           "e": np.int64(3)})
+
+        def refuse(constant):
+            raise AssertionError(f"{constant} is not JSON")
+
+        assert json.loads(open(path).read(), parse_constant=refuse) == {
+            "a": None, "b": [1.0, None], "c": None, "d": [2.0, None], "e": 3}
+
+    def test_diverged_history_is_one_line_error(self):
+        from tasks.common import check_losses_finite
+        from tasks.errors import UserError
+
+        check_losses_finite({"loss": [1.0, 0.5], "val_accuracy": [float("nan")]}, "hint")
+        with pytest.raises(UserError, match="val_loss became nan in epoch 2.*lower --lr"):
+            check_losses_finite({"val_loss": [1.0, float("nan")]}, "try a lower --lr")
+
+
+@pytest.mark.backend_independent
+def test_idx_label_outside_the_classes_is_refused(tmp_path):  # item 8
+    from test_data import make_idx_dir, write_idx
+
+    from tasks.data import IDX_FILES, load_dataset
+    from tasks.errors import UserError
+
+    labels = make_idx_dir(tmp_path)["train_labels"]
+    labels[3] = 200
+    write_idx(str(tmp_path / IDX_FILES["train_labels"]), labels)
+    with pytest.raises(UserError, match="training label 200 is not a class of mnist; "
+                                        "labels must be 0 ... 9"):
+        load_dataset("mnist", data_dir=str(tmp_path), val_size=10)
+
+
+@pytest.mark.backend_independent
+def test_text_file_named_keras_is_not_called_missing(tmp_path):
+    from tasks.common import load_keras_model
+    from tasks.errors import UserError
+
+    path = tmp_path / "model.keras"
+    path.write_text("not a model")
+    with pytest.raises(UserError, match="is not a Keras model"):
+        load_keras_model(str(path))
+
+
+def test_quality_names_its_own_option_for_a_model_of_another_kind(tmp_path):
+    from models.cae import CAEConfig, build_cae
+    from tasks.common import save_model
+    from tasks.errors import UserError
+    from tasks.generate import load_sampler
+
+    path = save_model(build_cae(CAEConfig(conv_filters=(2, 2, 2), dense_units=4,
+                                          latent_dim=2)), str(tmp_path / "cae.keras"))
+    with pytest.raises(UserError) as error:
+        load_sampler(path, option="gan")
+    assert "--gan" in str(error.value) and "CAE" in str(error.value)
+    assert "--codes-from" not in str(error.value)
+
+
+@pytest.mark.slow
+def test_run_stopped_by_nan_exits_non_zero_in_one_line(tmp_path):  # item 6
+    out = tmp_path / "run"
+    result = run_main("cae", *DIGITS, "--epochs", "2", "--lr", "1e30", *TINY_CAE,
+                      "--out", str(out))
+    assert result.returncode == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and "training diverged" in errors[0], result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (out / "metrics.json").exists() and not (out / "cae.keras").exists()
