@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import time
 
 from tasks.common import (add_data_arguments, add_output_arguments, non_negative_float,
@@ -64,7 +65,7 @@ def config_from_args(args):
 
 def train_cae(data, config, out: str, epochs: int = 30, batch_size: int = 128,
               lr: float = 2e-3, patience: int = 4, resume: bool = False,
-              verbose: int = 1, noise=None, extra_callbacks=()) -> dict:
+              verbose: int = 1, noise=None, extra_callbacks=(), seed: int = 0) -> dict:
     """Trains a CAE and writes its models, history, figures and metrics into ``out``.
 
     Args:
@@ -77,6 +78,7 @@ def train_cae(data, config, out: str, epochs: int = 30, batch_size: int = 128,
         noise: optional Keras layer applied to inputs during training only
             (the denoising CAE); targets stay clean.
         extra_callbacks: more Keras callbacks.
+        seed: seeds the batch order of every epoch (with the epoch's number).
 
     Returns:
         ``metrics`` dict (also written to ``out/metrics.json``), with the trained
@@ -90,6 +92,7 @@ def train_cae(data, config, out: str, epochs: int = 30, batch_size: int = 128,
                               write_text)
     from tasks.figures import image_rows, loss_curves
     from tasks.metrics import mse, psnr
+    from tasks.training_backup import EpochFeed, TrainingBackup
 
     model = build_cae(config)
     train_model = model
@@ -99,30 +102,37 @@ def train_cae(data, config, out: str, epochs: int = 30, batch_size: int = 128,
     train_model.compile(optimizer=keras.optimizers.Adam(lr), loss="mse")
     write_text(os.path.join(out, "config.json"), config.to_json() + "\n")
 
-    callbacks = [
-        keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True,
-                                      min_delta=1e-5),
-        keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=max(1, patience // 2),
-                                          min_lr=1e-5, min_delta=1e-5),
-        keras.callbacks.TerminateOnNaN(),
-        # Saves the state after every epoch and deletes it when fit ends well:
-        # an interrupted run restarts from its last finished epoch.
-        keras.callbacks.BackupAndRestore(os.path.join(out, "backup"), delete_checkpoint=True),
-        *extra_callbacks,
-    ]
-    backup_exists = os.path.isdir(os.path.join(out, "backup"))
-    if resume and backup_exists:
-        print(f"resuming from {os.path.join(out, 'backup')}", flush=True)
-    elif backup_exists:
-        import shutil
-        shutil.rmtree(os.path.join(out, "backup"))  # stale state of another run
+    early_stopping = keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True,
+                                                   min_delta=1e-5)
+    plateau = keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=max(1, patience // 2),
+                                                min_lr=1e-5, min_delta=1e-5)
+    feed = EpochFeed(data.x_train, data.x_train, batch_size, seed)
+    # After every epoch the whole training state is saved; the folder is deleted
+    # only once every final file is written: an interrupted run, even one killed
+    # while saving its models, is finished by --resume.
+    backup_dir = os.path.join(out, "backup")
+    if not resume and os.path.isdir(backup_dir):
+        shutil.rmtree(backup_dir)  # stale state of another run
+    backup = TrainingBackup(backup_dir, feed, watched=(early_stopping, plateau))
+    initial_epoch = backup.restore(train_model) if resume else 0
+    if initial_epoch:
+        print(f"resuming from {backup_dir}: " + ("training had finished, writing its files"
+              if backup.finished else f"epoch {initial_epoch} of {epochs} done"), flush=True)
+    callbacks = [early_stopping, plateau, keras.callbacks.TerminateOnNaN(), *extra_callbacks,
+                 backup]  # last: see TrainingBackup
 
     start = time.perf_counter()
-    history = train_model.fit(
-        data.x_train, data.x_train, validation_data=(data.x_val, data.x_val),
-        epochs=epochs, batch_size=batch_size, callbacks=callbacks, verbose=verbose)
-    wall = time.perf_counter() - start
-    hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    if not backup.finished:
+        # shuffle=False: the feed shuffles; fit's own shuffle of a PyDataset would
+        # reorder its batches with Python's random state, which a restart resets.
+        train_model.fit(feed, validation_data=(data.x_val, data.x_val), epochs=epochs,
+                        initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose,
+                        shuffle=False)
+    backup.add_wall_time(time.perf_counter() - start)
+    wall = backup.wall_s
+    hist = backup.history  # every epoch, the resumed ones too
+    if any(not np.isfinite(v) for k, vals in hist.items() if "loss" in k for v in vals):
+        shutil.rmtree(backup_dir, ignore_errors=True)  # nothing worth resuming
     check_losses_finite(hist, f"try a lower --lr than {lr:g}")
 
     recon = model.predict(data.x_test, batch_size=512, verbose=0)
@@ -161,6 +171,7 @@ def train_cae(data, config, out: str, epochs: int = 30, batch_size: int = 128,
     image_rows([data.x_test[idx], recon[idx]], ["test image", "reconstruction"],
                os.path.join(out, "reconstructions.png"),
                f"CAE reconstructions, test MSE {metrics['test_mse']:.4f}", col_titles=titles)
+    shutil.rmtree(backup_dir, ignore_errors=True)  # only now: every final file is written
     metrics_with_model = dict(metrics)
     metrics_with_model["model"] = model
     return metrics_with_model
@@ -192,7 +203,7 @@ def run(args) -> str:
     data = load_data(args)
     metrics = train_cae(data, config, out, epochs=args.epochs, batch_size=args.batch_size,
                         lr=args.lr, patience=args.patience, resume=args.resume,
-                        verbose=args.verbose)
+                        verbose=args.verbose, seed=args.seed)
     print(f"test MSE {metrics['test_mse']:.5f}, PSNR {metrics['test_psnr_db']:.2f} dB, "
           f"{metrics['epochs']} epochs in {metrics['wall_time_s']:.0f} s on {metrics['backend']}")
     return out

@@ -18,6 +18,9 @@ from tasks.common import add_data_arguments, add_output_arguments, positive_int
 HELP = "draw new images from a saved VAE, GAN generator or CAE decoder into a grid PNG"
 
 GAUSSIAN_FILE = "latent_gaussian.json"
+# The most images one grid PNG holds (128 rows of 8): a bigger --n only used memory
+# (--n 100000000 asked for 75 GiB) for a picture nobody can read.
+GRID_LIMIT = 1024
 
 
 @dataclasses.dataclass
@@ -145,7 +148,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a VAE (vae.keras or decoder.keras), GAN generator.keras, or "
                              "CAE decoder.keras / cae.keras")
     parser.add_argument("--n", type=positive_int, default=64,
-                        help="how many images to draw (default 64)")
+                        help=f"how many images to draw, at most {GRID_LIMIT} (default 64)")
     parser.add_argument("--codes-from", default=None, metavar="FILE.keras",
                         help="for a CAE decoder without latent_gaussian.json: the CAE or "
                              "encoder whose training codes the Gaussian is fitted to (it is "
@@ -156,8 +159,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args) -> str:
     from tasks.common import load_data, make_run_dir, seed_everything, write_json
+    from tasks.errors import UserError
     from tasks.figures import image_grid
 
+    if args.n > GRID_LIMIT:
+        raise UserError(f"--n {args.n}: a grid holds at most {GRID_LIMIT} images; give "
+                        f"--n 1 ... {GRID_LIMIT}")
     gaussian = None
     if args.codes_from is not None:
         gaussian = cae_gaussian_from(args.codes_from, load_data(args))

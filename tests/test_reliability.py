@@ -143,3 +143,30 @@ def test_run_stopped_by_nan_exits_non_zero_in_one_line(tmp_path):  # item 6
     assert len(errors) == 1 and "training diverged" in errors[0], result.stderr
     assert "Traceback" not in result.stderr
     assert not (out / "metrics.json").exists() and not (out / "cae.keras").exists()
+
+
+class TestEncoderFiles:  # items 12 and 13: one line, not an AttributeError
+    def test_vae_is_not_an_encoder(self):
+        from models.classifier import encoder_from_model
+        from models.vae import build_vae
+
+        with pytest.raises(ValueError, match="'vae' .*VAE.* is not a CAE or an encoder"):
+            encoder_from_model(build_vae(latent_dim=2, width=4))
+
+    def test_unbuilt_sequential_is_not_an_encoder(self):
+        import keras
+
+        from models.classifier import encoder_from_model
+
+        model = keras.Sequential([keras.layers.Dense(3)], name="unbuilt")
+        with pytest.raises(ValueError, match="'unbuilt' .*never built"):
+            encoder_from_model(model)
+
+
+@pytest.mark.backend_independent
+def test_generate_refuses_a_grid_past_its_limit(tmp_path):  # item 14
+    result = run_main("generate", "--model", str(tmp_path / "absent.keras"),
+                      "--n", "100000000", "--out", str(tmp_path / "run"))
+    assert result.returncode == 2, result.stderr
+    assert "main.py generate: error: --n 100000000: a grid holds at most 1024" in result.stderr
+    assert not (tmp_path / "run").exists()
