@@ -52,6 +52,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def interrupted_hint(args, folders) -> str:
+    """How to continue an interrupted run, for the Ctrl-C message."""
+    if args.task == "tune":
+        return "; run the same command again to continue the search"
+    if not hasattr(args, "resume"):
+        return ""
+    from tasks.training_backup import has_backup
+
+    for folder in folders:
+        if folder and has_backup(os.path.join(folder, "backup")):
+            return (f"; continue it with: python3 main.py {args.task} --resume --out {folder} "
+                    f"(and the same options)")
+    return "; no epoch had finished, so there is nothing to resume"
+
+
 def main(argv=None) -> int:
     # The backend must be chosen before Keras is imported anywhere.
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -76,14 +91,21 @@ def main(argv=None) -> int:
     # TensorBoard); do it now, before its start-up chatter can bury an error.
     from tasks.quiet import import_tensorflow_quietly
     import_tensorflow_quietly()
+    from tasks import run_folder
     try:
         out = args._module.run(args)
     except UserError as e:
+        run_folder.discard_unfinished()
         print(f"main.py {args.task}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"\nmain.py {args.task}: interrupted", file=sys.stderr)
+        hint = interrupted_hint(args, run_folder.created_runs() or [args.out])
+        run_folder.discard_unfinished()
+        print(f"\nmain.py {args.task}: interrupted{hint}", file=sys.stderr)
         return 130
+    except BaseException:
+        run_folder.discard_unfinished()
+        raise
     if out:
         print(f"outputs written to {out}")
     return 0

@@ -135,7 +135,7 @@ def run(args) -> str:
     from tasks.errors import UserError
 
     steps = select_steps(args.steps)
-    root = make_run_dir("all", args.out)
+    root = make_run_dir("all", args.out, overwrite=args.overwrite)
     parser = cli.build_parser()
     results = []
     failed = set()

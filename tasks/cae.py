@@ -177,6 +177,26 @@ def train_cae(data, config, out: str, epochs: int = 30, batch_size: int = 128,
     return metrics_with_model
 
 
+def check_same_config(out: str, config) -> None:
+    """UserError naming the first option that differs from the run's config.json."""
+    from models.cae import CAEConfig
+    from tasks.common import read_json
+    from tasks.errors import UserError
+
+    try:
+        saved = CAEConfig.from_dict(read_json(os.path.join(out, "config.json"))).to_dict()
+    except (OSError, ValueError, TypeError) as e:
+        raise UserError(f"--resume: cannot read {os.path.join(out, 'config.json')} ({e}); "
+                        f"the run cannot be resumed") from None
+    for key, value in config.to_dict().items():
+        if saved.get(key) != value:
+            given = " ".join(map(str, value)) if isinstance(value, list) else value
+            was = " ".join(map(str, saved[key])) if isinstance(saved[key], list) else saved[key]
+            option = "--" + key.replace("_", "-")
+            raise UserError(f"--resume: {out!r} was trained with {option} {was}, not {given}; "
+                            f"resume it with {option} {was}")
+
+
 def newest_run(task: str) -> str | None:
     root = os.path.join("runs", task)
     if not os.path.isdir(root):
@@ -195,10 +215,14 @@ def run(args) -> str:
         out = newest_run("cae")
         if out is None:
             raise UserError("--resume found no run under runs/cae; give the run folder with --out")
-    if args.resume and not os.path.isdir(os.path.join(out, "backup")):
-        raise UserError(f"--resume: {out!r} holds no interrupted run (no backup/ folder); "
-                        f"finished runs cannot be resumed")
-    out = make_run_dir("cae", out)
+    if args.resume:
+        from tasks.training_backup import has_backup
+
+        if not has_backup(os.path.join(out, "backup")):
+            raise UserError(f"--resume: {out!r} holds no interrupted run (no backup/ with a "
+                            f"finished epoch); finished runs cannot be resumed")
+        check_same_config(out, config)
+    out = make_run_dir("cae", out, overwrite=args.overwrite, resume=args.resume)
     seed_everything(args.seed)
     data = load_data(args)
     metrics = train_cae(data, config, out, epochs=args.epochs, batch_size=args.batch_size,

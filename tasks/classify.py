@@ -238,7 +238,7 @@ def run(args) -> str:
     from tasks.common import (backend_name, load_data, make_run_dir, save_model,
                               seed_everything, write_json, write_text)
 
-    out = make_run_dir("classify", args.out)
+    out = make_run_dir("classify", args.out, overwrite=args.overwrite)
     seed_everything(args.seed)
     data = load_data(args)
     encoder, source = get_encoder(args, data, out)

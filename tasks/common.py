@@ -116,10 +116,13 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_output_arguments(parser: argparse.ArgumentParser, task: str) -> None:
-    """--out."""
+    """--out, --overwrite."""
     parser.add_argument("--out", default=None, metavar="DIR",
                         help=f"run folder for models, metrics and figures "
                              f"(default runs/{task}/<timestamp>)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="let --out name a folder that holds an earlier run: its files "
+                             "are deleted first (without it such a folder is refused)")
 
 
 def load_data(args):
@@ -135,13 +138,23 @@ def load_data(args):
 # ------------------------------------------------------------- run folders
 
 
-def make_run_dir(task: str, out: str | None) -> str:
-    """Creates (or reuses) the run folder and checks it is writable."""
+def make_run_dir(task: str, out: str | None, overwrite: bool = False,
+                 resume: bool = False) -> str:
+    """Creates (or, for ``resume`` or ``overwrite``, reuses) the run folder, checks
+    it is writable and marks it as ``task``'s (see tasks/run_folder.py)."""
+    from tasks import run_folder
+
     if out is None:
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        out = os.path.join("runs", task, stamp)
+        out = base = os.path.join("runs", task, stamp)
+        n = 1
+        while os.path.exists(out):  # two runs started in the same second
+            n += 1
+            out = f"{base}-{n}"
     if os.path.exists(out) and not os.path.isdir(out):
         raise UserError(f"--out {out!r} is a file, not a folder; give a folder path")
+    run_folder.claim(out, task, overwrite=overwrite, resume=resume)
+    created = not os.path.exists(out)
     try:
         os.makedirs(out, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):
@@ -149,6 +162,7 @@ def make_run_dir(task: str, out: str | None) -> str:
     except OSError as e:
         raise UserError(f"--out {out!r} is not writable ({e.strerror}); "
                         f"give a folder you can write to") from None
+    run_folder.mark(out, task, created)
     return out
 
 

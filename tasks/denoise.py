@@ -82,7 +82,7 @@ def run(args) -> str:
     from tasks.denoise_report import example_rows, markdown_table, mse_bars
     from tasks.metrics import mse, psnr
 
-    out = make_run_dir("denoise", args.out)
+    out = make_run_dir("denoise", args.out, overwrite=args.overwrite)
     given = load_cae(args.model) if args.model else None  # a bad file fails before training
     given_dim = latent_dim_of(given[1]) if given else None
     dims = args.latent_dims or [given_dim or args.latent_dim]

@@ -142,7 +142,7 @@ def train_gan(data, out: str, latent_dim: int = 100, width: int = 16, epochs: in
 def run(args) -> str:
     from tasks.common import load_data, make_run_dir, seed_everything
 
-    out = make_run_dir("gan", args.out)
+    out = make_run_dir("gan", args.out, overwrite=args.overwrite)
     seed_everything(args.seed)
     data = load_data(args)
     metrics = train_gan(data, out, latent_dim=args.latent_dim, width=args.width,

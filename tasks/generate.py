@@ -171,7 +171,7 @@ def run(args) -> str:
     sampler = load_sampler(args.model, gaussian)
     if gaussian is not None and sampler.kind == "cae":
         write_json(os.path.join(os.path.dirname(args.model), GAUSSIAN_FILE), gaussian)
-    out = make_run_dir("generate", args.out)
+    out = make_run_dir("generate", args.out, overwrite=args.overwrite)
     seed_everything(args.seed)
     images = sampler.sample(args.n, seed=args.seed)
     image_grid(images, os.path.join(out, "samples.png"),

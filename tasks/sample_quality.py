@@ -211,7 +211,7 @@ def run(args) -> str:
     from tasks.figures import image_rows
     from tasks.generate import GAUSSIAN_FILE, fit_latent_gaussian, load_sampler
 
-    out = make_run_dir("quality", args.out)
+    out = make_run_dir("quality", args.out, overwrite=args.overwrite)
     seed_everything(args.seed)
     data = load_data(args)
     samplers = {}

@@ -21,7 +21,6 @@ a different model. :class:`TrainingBackup` keeps all of them, atomically:
 
 from __future__ import annotations
 
-import glob
 import os
 import re
 
@@ -206,5 +205,5 @@ def remove_state(folder: str, epoch: int) -> None:
 
 
 def has_backup(folder: str) -> bool:
-    """Whether ``folder`` holds a committed state (or a Keras BackupAndRestore one)."""
-    return bool(_committed_epochs(folder)) or bool(glob.glob(os.path.join(folder, "*.h5")))
+    """Whether ``folder`` holds a committed state to resume from."""
+    return bool(_committed_epochs(folder))

@@ -153,7 +153,7 @@ def run(args) -> str:
         raise UserError("--tuner-id is only for --distributed worker")
     if role == "chief":
         distributed.check_port_free(*args.oracle)  # fail now, not after loading data
-    out = make_run_dir("tune", args.out)
+    out = make_run_dir("tune", args.out, overwrite=args.overwrite, resume=True)
     settings = {k: getattr(args, k) for k in _SEARCH_KEYS}
     resumed = _check_search(out, settings)
     tuner_id = distributed.configure(role, args.oracle, args.tuner_id) if role else "tuner0"

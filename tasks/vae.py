@@ -172,7 +172,7 @@ def write_vae_outputs(vae, data, out: str, hist: dict, wall: float, batch_size: 
 def run(args) -> str:
     from tasks.common import load_data, make_run_dir, seed_everything
 
-    out = make_run_dir("vae", args.out)
+    out = make_run_dir("vae", args.out, overwrite=args.overwrite)
     seed_everything(args.seed)
     data = load_data(args)
     metrics = train_vae(data, out, latent_dim=args.latent_dim, width=args.width,

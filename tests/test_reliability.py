@@ -170,3 +170,86 @@ def test_generate_refuses_a_grid_past_its_limit(tmp_path):  # item 14
     assert result.returncode == 2, result.stderr
     assert "main.py generate: error: --n 100000000: a grid holds at most 1024" in result.stderr
     assert not (tmp_path / "run").exists()
+
+
+# ------------------------------------------------------------- run folders (items 2, 3)
+
+
+@pytest.mark.backend_independent
+class TestRunFolders:
+    def test_another_run_is_refused_without_overwrite(self, tmp_path):
+        from tasks.common import make_run_dir
+        from tasks.errors import UserError
+
+        out = make_run_dir("cae", str(tmp_path / "run"))
+        (tmp_path / "run" / "cae.keras").write_text("model")
+        with pytest.raises(UserError, match="holds an earlier cae run.*--overwrite"):
+            make_run_dir("cae", out)
+        with pytest.raises(UserError, match="holds a cae run; one folder holds one task's"):
+            make_run_dir("vae", out)
+        assert make_run_dir("vae", out, overwrite=True) == out
+        assert not (tmp_path / "run" / "cae.keras").exists()  # never two tasks mixed
+        assert json.loads((tmp_path / "run" / ".run.json").read_text()) == {"task": "vae"}
+
+    def test_run_written_before_the_mark_is_recognised(self, tmp_path):
+        from tasks.common import make_run_dir
+        from tasks.errors import UserError
+
+        (tmp_path / "metrics.json").write_text('{"task": "gan"}')
+        with pytest.raises(UserError, match="holds a gan run"):
+            make_run_dir("cae", str(tmp_path))
+
+    def test_default_folders_of_the_same_second_differ(self, tmp_path, monkeypatch):
+        from tasks.common import make_run_dir
+
+        monkeypatch.chdir(tmp_path)
+        assert make_run_dir("gan", None) != make_run_dir("gan", None)
+
+    def test_stale_temporary_files_are_removed(self, tmp_path):
+        from tasks.common import make_run_dir
+
+        (tmp_path / "backup").mkdir()
+        dead = 2**22 + 12345  # above the default pid_max: no such process
+        stale = [tmp_path / f".cae.tmp{dead}.keras",
+                 tmp_path / "backup" / f".epoch-0002.tmp{dead}.weights.h5"]
+        for path in stale:
+            path.write_bytes(b"half")
+        live = tmp_path / f".metrics.tmp{os.getppid()}.json"
+        live.write_text("{")
+        (tmp_path / ".run.json").write_text('{"task": "cae"}')
+        make_run_dir("cae", str(tmp_path), resume=True)
+        assert not any(p.exists() for p in stale) and live.exists()
+
+    def test_failed_run_leaves_no_empty_folder(self, tmp_path):
+        from tasks import run_folder
+        from tasks.common import make_run_dir
+
+        empty = make_run_dir("cae", str(tmp_path / "failed"))
+        (tmp_path / "failed" / "config.json").write_text("{}")
+        kept = make_run_dir("cae", str(tmp_path / "interrupted"))
+        (tmp_path / "interrupted" / "backup").mkdir()
+        run_folder.discard_unfinished()
+        assert not os.path.exists(empty) and os.path.isdir(kept)
+
+    def test_resume_with_another_latent_dim_names_the_option(self, tmp_path):  # item 15
+        from models.cae import CAEConfig
+        from tasks.cae import check_same_config
+        from tasks.errors import UserError
+
+        (tmp_path / "config.json").write_text(CAEConfig(latent_dim=10).to_json())
+        check_same_config(str(tmp_path), CAEConfig(latent_dim=10))
+        with pytest.raises(UserError, match="trained with --latent-dim 10, not 5; resume it "
+                                            "with --latent-dim 10"):
+            check_same_config(str(tmp_path), CAEConfig(latent_dim=5))
+
+    def test_ctrl_c_message_says_how_to_resume(self, tmp_path):
+        import argparse
+
+        from main import interrupted_hint
+
+        args = argparse.Namespace(task="cae", resume=False)
+        assert "nothing to resume" in interrupted_hint(args, [str(tmp_path)])
+        (tmp_path / "backup").mkdir()
+        (tmp_path / "backup" / "epoch-0002.json").write_text("{}")
+        assert (f"python3 main.py cae --resume --out {tmp_path}"
+                in interrupted_hint(args, [str(tmp_path)]))
