@@ -4,7 +4,8 @@
 (``{"task": ...}``). A folder that holds a run (that mark, or, for folders written
 before it, a ``metrics.json``, ``config.json``, ``.keras`` file or ``backup/``) is
 refused unless ``--overwrite`` (the old run's files are removed first, so two
-runs never mix) or it is a resume of the same task. A run that fails leaves no folder with nothing in it.
+runs never mix) or it is a resume of the same task. A failed run leaves no folder
+that holds nothing.
 """
 
 from __future__ import annotations

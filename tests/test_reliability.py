@@ -253,3 +253,126 @@ class TestRunFolders:
         (tmp_path / "backup" / "epoch-0002.json").write_text("{}")
         assert (f"python3 main.py cae --resume --out {tmp_path}"
                 in interrupted_hint(args, [str(tmp_path)]))
+
+
+# ------------------------------------------------ fault injection (items 1, 2, 4)
+
+
+class Killed(BaseException):
+    """Stands for kill -9: nothing in the code under test catches it."""
+
+
+FAULT_EPOCHS = 3
+
+
+def _train(out, resume=False):
+    """A tiny CAE on 128 digits; patience 1 so that the learning-rate plateau and
+    early-stopping counters matter to what a resumed run must reproduce."""
+    import keras
+
+    from models.cae import CAEConfig
+    from tasks.cae import train_cae
+    from tasks.common import make_run_dir, seed_everything
+    from tasks.data import load_dataset
+
+    make_run_dir("cae", str(out), resume=resume)  # as `main.py cae [--resume]` does
+    keras.backend.clear_session()
+    seed_everything(0)
+    data = load_dataset("digits", val_size=64, train_limit=128, test_limit=100)
+    config = CAEConfig(conv_filters=(4, 8, 8), dense_units=16, latent_dim=3)
+    return train_cae(data, config, str(out), epochs=FAULT_EPOCHS, batch_size=32, lr=5e-3,
+                     patience=1, verbose=0, resume=resume, seed=0)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    metrics = _train(tmp_path_factory.mktemp("uninterrupted"))
+    metrics.pop("model")
+    return metrics
+
+
+def _half_written(path):
+    with open(path, "wb") as f:
+        f.write(b"\x89HDF\r\n")  # a torn file: what a kill mid-write leaves
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fault", ["backup weights write", "backup commit mark",
+                                   "writer raises", "final save"])
+def test_resume_after_a_fault_ends_as_an_uninterrupted_run(tmp_path, monkeypatch,
+                                                           uninterrupted, fault):
+    """The run is stopped at a chosen moment, then --resume must finish it with the
+    uninterrupted run's test MSE and its whole history."""
+    import tasks.common as common
+    import tasks.training_backup as backup
+
+    commits = []
+    real_weights, real_atomic, real_save, real_json = (
+        backup._atomic_weights, backup._atomic, common.save_model, backup.write_json)
+
+    def weights(model, path):  # killed while writing epoch 2's weights
+        commits.append(path)
+        if len(commits) == 2:
+            _half_written(os.path.join(os.path.dirname(path),
+                                       f".epoch-0002.tmp{os.getpid()}.weights.h5"))
+            raise Killed()
+        real_weights(model, path)
+
+    def mark(path, obj):  # killed before epoch 2's commit mark
+        if path.endswith("epoch-0002.json"):
+            raise Killed()
+        return real_json(path, obj)
+
+    def atomic(path, write):  # the disk fills while writing epoch 2's arrays
+        if path.endswith("epoch-0002.npz"):
+            raise OSError(28, "No space left on device")
+        return real_atomic(path, write)
+
+    def save(model, path):  # killed while writing encoder.keras: cae.keras is done
+        if path.endswith("encoder.keras"):
+            _half_written(os.path.join(os.path.dirname(path), f".encoder.tmp{os.getpid()}.keras"))
+            raise Killed()
+        return real_save(model, path)
+
+    with monkeypatch.context() as patch:
+        if fault == "backup weights write":
+            patch.setattr(backup, "_atomic_weights", weights)
+        elif fault == "backup commit mark":
+            patch.setattr(backup, "write_json", mark)
+        elif fault == "writer raises":
+            patch.setattr(backup, "_atomic", atomic)
+        else:
+            patch.setattr(common, "save_model", save)
+        with pytest.raises((Killed, OSError)):
+            _train(tmp_path)
+    assert not (tmp_path / "metrics.json").exists()
+    assert (tmp_path / "backup").is_dir()
+
+    resumed = _train(tmp_path, resume=True)
+    assert not list(tmp_path.rglob(".*.tmp*"))  # the torn files were removed
+    assert resumed["test_mse"] == pytest.approx(uninterrupted["test_mse"], rel=1e-6)
+    assert resumed["epochs"] == uninterrupted["epochs"]
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert len(history["loss"]) == uninterrupted["epochs"]
+    for name in ("cae.keras", "encoder.keras", "decoder.keras", "metrics.json", "loss.png"):
+        assert (tmp_path / name).is_file(), name
+    assert not (tmp_path / "backup").exists()
+
+
+@pytest.mark.backend_independent
+def test_worker_without_a_chief_gives_up_in_one_line(tmp_path):  # item 5
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = run_main("tune", "--distributed", "worker", "--oracle", f"127.0.0.1:{port}",
+                      "--oracle-timeout", "1", "--dataset", "digits",
+                      "--out", str(tmp_path / "run"), timeout=120)
+    assert f"waiting for the chief at 127.0.0.1:{port}" in result.stdout
+    assert result.returncode == 2, result.stderr
+    errors = result.stderr.strip().splitlines()
+    assert errors == [f"main.py tune: error: --oracle 127.0.0.1:{port}: no chief answered "
+                      f"within 1 s; start `tune --distributed chief --oracle 127.0.0.1:{port}` "
+                      f"first, or raise --oracle-timeout"], result.stderr
+    assert not (tmp_path / "run").exists()
