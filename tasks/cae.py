@@ -115,6 +115,8 @@ def train_cae(data, config, out: str, epochs: int = 30, batch_size: int = 128,
         shutil.rmtree(backup_dir)  # stale state of another run
     backup = TrainingBackup(backup_dir, feed, watched=(early_stopping, plateau))
     initial_epoch = backup.restore(train_model) if resume else 0
+    if backup.stopped:
+        initial_epoch = epochs  # early stopping had ended it: train no further epoch
     if initial_epoch:
         print(f"resuming from {backup_dir}: " + ("training had finished, writing its files"
               if backup.finished else f"epoch {initial_epoch} of {epochs} done"), flush=True)

@@ -87,13 +87,16 @@ class TrainingBackup(keras.callbacks.Callback):
         self.history: dict = {}
         self.wall_s = 0.0
         self.finished = False
+        self.stopped = False  # a callback (early stopping) ended training at that epoch
         self._pending = None  # a state loaded by restore(), applied in on_train_begin
 
     # ------------------------------------------------------------ restoring
 
     def restore(self, train_model) -> int:
         """Loads the newest complete state into ``train_model``; returns its epoch
-        (0 when there is none): pass it to ``fit`` as ``initial_epoch``."""
+        (0 when there is none): pass it to ``fit`` as ``initial_epoch`` (``epochs``
+        when :attr:`stopped`: fit then only runs the callbacks' ends, which put the
+        best weights back, as the uninterrupted run did)."""
         for epoch in sorted(_committed_epochs(self.folder), reverse=True):
             try:
                 state, arrays = self._read(epoch, train_model)
@@ -103,6 +106,7 @@ class TrainingBackup(keras.callbacks.Callback):
             self.history = state["history"]
             self.wall_s = state["wall_s"]
             self.finished = state["finished"]
+            self.stopped = state.get("stopped", False)
             return epoch
         return 0
 
@@ -140,6 +144,7 @@ class TrainingBackup(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         for key, value in (logs or {}).items():
             self.history.setdefault(key, []).append(float(value))
+        self.stopped = bool(getattr(self.model, "stop_training", False))
         self._commit(epoch + 1)
 
     def on_train_end(self, logs=None):
@@ -165,7 +170,8 @@ class TrainingBackup(keras.callbacks.Callback):
                 arrays.update({f"best{i}": w for i, w in enumerate(callback.best_weights)})
         _atomic(stem + ".npz", lambda tmp: np.savez(tmp, **arrays))
         write_json(stem + ".json", {"epoch": epoch, "finished": self.finished,
-                                    "wall_s": self.wall_s, "history": self.history,
+                                    "stopped": self.stopped, "wall_s": self.wall_s,
+                                    "history": self.history,
                                     "callbacks": callbacks})  # the commit mark
         for older in _committed_epochs(self.folder):
             if older < epoch:

@@ -298,7 +298,7 @@ def _half_written(path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("fault", ["backup weights write", "backup commit mark",
-                                   "writer raises", "final save"])
+                                   "writer raises", "final commit", "final save"])
 def test_resume_after_a_fault_ends_as_an_uninterrupted_run(tmp_path, monkeypatch,
                                                            uninterrupted, fault):
     """The run is stopped at a chosen moment, then --resume must finish it with the
@@ -323,6 +323,11 @@ def test_resume_after_a_fault_ends_as_an_uninterrupted_run(tmp_path, monkeypatch
             raise Killed()
         return real_json(path, obj)
 
+    def final_mark(path, obj):  # killed after the last epoch, before the final commit
+        if obj.get("finished"):
+            raise Killed()
+        return real_json(path, obj)
+
     def atomic(path, write):  # the disk fills while writing epoch 2's arrays
         if path.endswith("epoch-0002.npz"):
             raise OSError(28, "No space left on device")
@@ -339,6 +344,8 @@ def test_resume_after_a_fault_ends_as_an_uninterrupted_run(tmp_path, monkeypatch
             patch.setattr(backup, "_atomic_weights", weights)
         elif fault == "backup commit mark":
             patch.setattr(backup, "write_json", mark)
+        elif fault == "final commit":
+            patch.setattr(backup, "write_json", final_mark)
         elif fault == "writer raises":
             patch.setattr(backup, "_atomic", atomic)
         else:
@@ -376,3 +383,13 @@ def test_worker_without_a_chief_gives_up_in_one_line(tmp_path):  # item 5
                       f"within 1 s; start `tune --distributed chief --oracle 127.0.0.1:{port}` "
                       f"first, or raise --oracle-timeout"], result.stderr
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.backend_independent
+def test_task_refuses_the_folder_of_another_run(tmp_path):  # item 3, end to end
+    (tmp_path / ".run.json").write_text('{"task": "cae"}')
+    (tmp_path / "cae.keras").write_text("a finished run's model")
+    result = run_main("vae", "--dataset", "digits", "--out", str(tmp_path))
+    assert result.returncode == 2, result.stderr
+    assert "holds a cae run; one folder holds one task's run" in result.stderr
+    assert (tmp_path / "cae.keras").read_text() == "a finished run's model"
