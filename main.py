@@ -20,6 +20,8 @@ class OneLineErrorParser(argparse.ArgumentParser):
     """argparse that reports bad input as one line (exit 2) instead of usage + error."""
 
     def error(self, message):
+        if message.startswith("unrecognized arguments") and "--backend" in message:
+            message += "; --backend goes before the task, e.g. main.py --backend torch cae"
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
@@ -50,6 +52,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def interrupted_hint(args, folders) -> str:
+    """How to continue an interrupted run, for the Ctrl-C message."""
+    if args.task == "tune":
+        return "; run the same command again to continue the search"
+    if not hasattr(args, "resume"):
+        return ""
+    from tasks.training_backup import has_backup
+
+    for folder in folders:
+        if folder and has_backup(os.path.join(folder, "backup")):
+            return (f"; continue it with: python3 main.py {args.task} --resume --out {folder} "
+                    f"(and the same options)")
+    return "; no epoch had finished, so there is nothing to resume"
+
+
 def main(argv=None) -> int:
     # The backend must be chosen before Keras is imported anywhere.
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -62,6 +79,8 @@ def main(argv=None) -> int:
     # PyTorch's OpenMP threads spin while they wait; beside any other busy process
     # on a small machine that made Keras-on-torch training 10-25x slower here.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if not os.environ.get("KERAS_BACKEND", "x").strip():
+        del os.environ["KERAS_BACKEND"]  # an empty KERAS_BACKEND= means unset
     backend = os.environ.get("KERAS_BACKEND")
     if backend is not None and backend not in BACKENDS:
         print(f"main.py: error: KERAS_BACKEND={backend!r} is not a backend; valid: "
@@ -74,6 +93,7 @@ def main(argv=None) -> int:
     # TensorBoard); do it now, before its start-up chatter can bury an error.
     from tasks.quiet import import_tensorflow_quietly
     import_tensorflow_quietly()
+    from tasks import run_folder
     from tasks.compute import configure, task_scope
     try:
         if hasattr(args, "precision"):  # a training task: dtype policy, devices
@@ -81,11 +101,17 @@ def main(argv=None) -> int:
         with task_scope():
             out = args._module.run(args)
     except UserError as e:
+        run_folder.discard_unfinished()
         print(f"main.py {args.task}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"\nmain.py {args.task}: interrupted", file=sys.stderr)
+        hint = interrupted_hint(args, run_folder.created_runs() or [args.out])
+        run_folder.discard_unfinished()
+        print(f"\nmain.py {args.task}: interrupted{hint}", file=sys.stderr)
         return 130
+    except BaseException:
+        run_folder.discard_unfinished()
+        raise
     if out:
         print(f"outputs written to {out}")
     return 0

@@ -78,7 +78,7 @@ def main(argv=None) -> int:
     metrics = cae.train_cae(data, config, run_dir, epochs=cae_args.epochs,
                             batch_size=cae_args.batch_size, lr=cae_args.lr,
                             patience=cae_args.patience, verbose=cae_args.verbose,
-                            extra_callbacks=[budget])
+                            extra_callbacks=[budget], seed=cae_args.seed)
     total = time.perf_counter() - start
     metrics.pop("model")
     report = {

@@ -42,7 +42,15 @@ def encoder_from_model(model: keras.Model) -> keras.Model:
     names = [layer.name for layer in model.layers]
     if "encoder" in names and "decoder" in names:
         return split_cae(model)[0]
-    inputs, outputs = model.inputs, model.outputs
+    try:  # a subclassed model (a VAE) or an unbuilt Sequential has no symbolic inputs
+        inputs, outputs = model.inputs, model.outputs
+    except (AttributeError, ValueError):
+        inputs = outputs = None
+    if not inputs or not outputs:
+        raise ValueError(f"model {model.name!r} ({type(model).__name__}) is not a CAE or an "
+                         f"encoder: it has no defined inputs and outputs (a VAE, or a model "
+                         f"never built); expected a CAE, or an encoder mapping (28, 28, 1) "
+                         f"to a 1-D code")
     in_shape = tuple(inputs[0].shape[1:]) if len(inputs) == 1 else None
     out_shape = tuple(outputs[0].shape[1:]) if len(outputs) == 1 else None
     if in_shape != IMAGE_SHAPE or out_shape is None or len(out_shape) != 1:

@@ -14,7 +14,7 @@ import os
 import time
 import traceback
 
-from tasks.common import add_output_arguments, write_json, write_text
+from tasks.common import add_output_arguments, random_seed, write_json, write_text
 
 HELP = "run the whole study (cae, tune, latent, denoise, classify, vae, gan, quality) in order"
 
@@ -81,7 +81,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="dataset for every step (default fashion_mnist)")
     parser.add_argument("--data-dir", default=None, metavar="DIR",
                         help="folder with the four IDX .gz files, passed to every step")
-    parser.add_argument("--seed", type=int, default=0, help="seed for every step (default 0)")
+    parser.add_argument("--seed", type=random_seed, default=0,
+                        help="seed for every step (default 0)")
     parser.add_argument("--steps", default=None, metavar="LIST",
                         help="comma-separated subset of steps to run, in the study's order "
                              f"(default all: {', '.join(s.name for s in STEPS)})")
@@ -132,7 +133,7 @@ def run(args) -> str:
     from tasks.errors import UserError
 
     steps = select_steps(args.steps)
-    root = make_run_dir("all", args.out)
+    root = make_run_dir("all", args.out, overwrite=args.overwrite)
     parser = cli.build_parser()
     results = []
     failed = set()

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import time
 
-from tasks.common import (add_data_arguments, add_output_arguments, positive_float,
-                          positive_int)
+from tasks.common import (add_data_arguments, add_output_arguments, non_negative_float,
+                          positive_float, positive_int, rate)
 
 HELP = "train the convolutional autoencoder (CAE) and save cae/encoder/decoder .keras"
 
@@ -22,9 +23,9 @@ def add_cae_arguments(parser: argparse.ArgumentParser) -> None:
                        help="widths of the three encoder convolutions (default 32 64 128)")
     group.add_argument("--dense-units", type=positive_int, default=256,
                        help="width of the hidden dense layer (default 256)")
-    group.add_argument("--dropout", type=float, default=0.0,
+    group.add_argument("--dropout", type=rate, default=0.0,
                        help="dropout after the hidden dense layers, in [0, 1) (default 0)")
-    group.add_argument("--l2", type=float, default=0.0,
+    group.add_argument("--l2", type=non_negative_float, default=0.0,
                        help="L2 penalty on every kernel, >= 0 (default 0)")
     group.add_argument("--epochs", type=positive_int, default=30,
                        help="most epochs; early stopping may end sooner (default 30)")
@@ -67,7 +68,7 @@ def config_from_args(args):
 
 def train_cae(data, config, out: str, epochs: int = 30, batch_size: int = 128,
               lr: float = 2e-3, patience: int = 4, resume: bool = False,
-              verbose: int = 1, noise=None, extra_callbacks=()) -> dict:
+              verbose: int = 1, noise=None, extra_callbacks=(), seed: int = 0) -> dict:
     """Trains a CAE and writes its models, history, figures and metrics into ``out``.
 
     Args:
@@ -80,6 +81,7 @@ def train_cae(data, config, out: str, epochs: int = 30, batch_size: int = 128,
         noise: optional Keras layer applied to inputs during training only
             (the denoising CAE); targets stay clean.
         extra_callbacks: more Keras callbacks.
+        seed: seeds the batch order of every epoch (with the epoch's number).
 
     Returns:
         ``metrics`` dict (also written to ``out/metrics.json``), with the trained
@@ -89,10 +91,12 @@ def train_cae(data, config, out: str, epochs: int = 30, batch_size: int = 128,
     import numpy as np
 
     from models.cae import build_cae, split_cae
-    from tasks.common import backend_name, save_model, write_json, write_text
+    from tasks.common import (backend_name, check_losses_finite, save_model, write_json,
+                              write_text)
     from tasks.compute import describe
     from tasks.figures import image_rows, loss_curves
     from tasks.metrics import mse, psnr
+    from tasks.training_backup import EpochFeed, TrainingBackup
 
     model = build_cae(config)
     train_model = model
@@ -102,30 +106,40 @@ def train_cae(data, config, out: str, epochs: int = 30, batch_size: int = 128,
     train_model.compile(optimizer=keras.optimizers.Adam(lr), loss="mse")
     write_text(os.path.join(out, "config.json"), config.to_json() + "\n")
 
-    callbacks = [
-        keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True,
-                                      min_delta=1e-5),
-        keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=max(1, patience // 2),
-                                          min_lr=1e-5, min_delta=1e-5),
-        keras.callbacks.TerminateOnNaN(),
-        # Saves the state after every epoch and deletes it when fit ends well:
-        # an interrupted run restarts from its last finished epoch.
-        keras.callbacks.BackupAndRestore(os.path.join(out, "backup"), delete_checkpoint=True),
-        *extra_callbacks,
-    ]
-    backup_exists = os.path.isdir(os.path.join(out, "backup"))
-    if resume and backup_exists:
-        print(f"resuming from {os.path.join(out, 'backup')}", flush=True)
-    elif backup_exists:
-        import shutil
-        shutil.rmtree(os.path.join(out, "backup"))  # stale state of another run
+    early_stopping = keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True,
+                                                   min_delta=1e-5)
+    plateau = keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=max(1, patience // 2),
+                                                min_lr=1e-5, min_delta=1e-5)
+    feed = EpochFeed(data.x_train, data.x_train, batch_size, seed)
+    # After every epoch the whole training state is saved; the folder is deleted
+    # only once every final file is written: an interrupted run, even one killed
+    # while saving its models, is finished by --resume.
+    backup_dir = os.path.join(out, "backup")
+    if not resume and os.path.isdir(backup_dir):
+        shutil.rmtree(backup_dir)  # stale state of another run
+    backup = TrainingBackup(backup_dir, feed, watched=(early_stopping, plateau))
+    initial_epoch = backup.restore(train_model) if resume else 0
+    if backup.stopped:
+        initial_epoch = epochs  # early stopping had ended it: train no further epoch
+    if initial_epoch:
+        print(f"resuming from {backup_dir}: " + ("training had finished, writing its files"
+              if backup.finished else f"epoch {initial_epoch} of {epochs} done"), flush=True)
+    callbacks = [early_stopping, plateau, keras.callbacks.TerminateOnNaN(), *extra_callbacks,
+                 backup]  # last: see TrainingBackup
 
     start = time.perf_counter()
-    history = train_model.fit(
-        data.x_train, data.x_train, validation_data=(data.x_val, data.x_val),
-        epochs=epochs, batch_size=batch_size, callbacks=callbacks, verbose=verbose)
-    wall = time.perf_counter() - start
-    hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    if not backup.finished:
+        # shuffle=False: the feed shuffles; fit's own shuffle of a PyDataset would
+        # reorder its batches with Python's random state, which a restart resets.
+        train_model.fit(feed, validation_data=(data.x_val, data.x_val), epochs=epochs,
+                        initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose,
+                        shuffle=False)
+    backup.add_wall_time(time.perf_counter() - start)
+    wall = backup.wall_s
+    hist = backup.history  # every epoch, the resumed ones too
+    if any(not np.isfinite(v) for k, vals in hist.items() if "loss" in k for v in vals):
+        shutil.rmtree(backup_dir, ignore_errors=True)  # nothing worth resuming
+    check_losses_finite(hist, f"try a lower --lr than {lr:g}")
 
     recon = model.predict(data.x_test, batch_size=512, verbose=0)
     encoder, decoder = split_cae(model)
@@ -164,9 +178,30 @@ def train_cae(data, config, out: str, epochs: int = 30, batch_size: int = 128,
     image_rows([data.x_test[idx], recon[idx]], ["test image", "reconstruction"],
                os.path.join(out, "reconstructions.png"),
                f"CAE reconstructions, test MSE {metrics['test_mse']:.4f}", col_titles=titles)
+    shutil.rmtree(backup_dir, ignore_errors=True)  # only now: every final file is written
     metrics_with_model = dict(metrics)
     metrics_with_model["model"] = model
     return metrics_with_model
+
+
+def check_same_config(out: str, config) -> None:
+    """UserError naming the first option that differs from the run's config.json."""
+    from models.cae import CAEConfig
+    from tasks.common import read_json
+    from tasks.errors import UserError
+
+    try:
+        saved = CAEConfig.from_dict(read_json(os.path.join(out, "config.json"))).to_dict()
+    except (OSError, ValueError, TypeError) as e:
+        raise UserError(f"--resume: cannot read {os.path.join(out, 'config.json')} ({e}); "
+                        f"the run cannot be resumed") from None
+    for key, value in config.to_dict().items():
+        if saved.get(key) != value:
+            given = " ".join(map(str, value)) if isinstance(value, list) else value
+            was = " ".join(map(str, saved[key])) if isinstance(saved[key], list) else saved[key]
+            option = "--" + key.replace("_", "-")
+            raise UserError(f"--resume: {out!r} was trained with {option} {was}, not {given}; "
+                            f"resume it with {option} {was}")
 
 
 def newest_run(task: str) -> str | None:
@@ -187,15 +222,19 @@ def run(args) -> str:
         out = newest_run("cae")
         if out is None:
             raise UserError("--resume found no run under runs/cae; give the run folder with --out")
-    if args.resume and not os.path.isdir(os.path.join(out, "backup")):
-        raise UserError(f"--resume: {out!r} holds no interrupted run (no backup/ folder); "
-                        f"finished runs cannot be resumed")
-    out = make_run_dir("cae", out)
+    if args.resume:
+        from tasks.training_backup import has_backup
+
+        if not has_backup(os.path.join(out, "backup")):
+            raise UserError(f"--resume: {out!r} holds no interrupted run (no backup/ with a "
+                            f"finished epoch); finished runs cannot be resumed")
+        check_same_config(out, config)
+    out = make_run_dir("cae", out, overwrite=args.overwrite, resume=args.resume)
     seed_everything(args.seed)
     data = load_data(args)
     metrics = train_cae(data, config, out, epochs=args.epochs, batch_size=args.batch_size,
                         lr=args.lr, patience=args.patience, resume=args.resume,
-                        verbose=args.verbose)
+                        verbose=args.verbose, seed=args.seed)
     print(f"test MSE {metrics['test_mse']:.5f}, PSNR {metrics['test_psnr_db']:.2f} dB, "
           f"{metrics['epochs']} epochs in {metrics['wall_time_s']:.0f} s on {metrics['backend']}")
     return out

@@ -58,7 +58,7 @@ def obtain_cae(args, data, out: str, latent_dim: int | None = None, noise=None,
     print(f"training a {kind} (latent {config.latent_dim}) into {out}", flush=True)
     metrics = train_cae(data, config, out, epochs=args.epochs, batch_size=args.batch_size,
                         lr=args.lr, patience=args.patience, verbose=args.verbose, noise=noise,
-                        extra_callbacks=extra_callbacks)
+                        extra_callbacks=extra_callbacks, seed=args.seed)
     model = metrics["model"]
     return (model, *split_cae(model), os.path.join(out, "cae.keras"))
 

@@ -17,6 +17,7 @@ import numpy as np
 from models.classifier import (build_augmentation, build_baseline, build_classifier,
                                build_head, compile_classifier, feature_model, trainable_parameters,
                                unfreeze_encoder)
+from tasks.common import check_losses_finite, layer_seed
 
 
 LR_SCHEDULES = ("plateau", "cosine")
@@ -146,7 +147,7 @@ def _augmentation(settings: Settings, offset: int):
     if not settings.augment:
         return None
     return build_augmentation(settings.flip, settings.shift, settings.erasing,
-                              seed=settings.seed + 100 * offset)
+                              seed=layer_seed(settings.seed, 100 * offset))
 
 
 def _compile(model, learning_rate: float, settings: Settings, n_train: int, epochs: int):
@@ -181,6 +182,8 @@ def _fit(model, x, y, x_val, y_val, epochs, settings: Settings, offset: float = 
     history = model.fit(x, y, validation_data=(x_val, y_val), epochs=epochs,
                         batch_size=settings.batch_size, callbacks=callbacks,
                         verbose=settings.verbose)
+    check_losses_finite({k: [float(v) for v in vals] for k, vals in history.history.items()},
+                        "try a lower learning rate")
     val_acc = [float(v) for v in history.history["val_accuracy"]]
     return {"epochs": len(val_acc), "wall_time_s": time.perf_counter() - start,
             "best_val_accuracy": max(val_acc), "val_accuracy": val_acc,
@@ -258,7 +261,7 @@ def train_pretrained(encoder, x, y, x_val, y_val, x_test, y_test, settings: Sett
         frozen["model"] = model
         return {"frozen": frozen}
 
-    keras.utils.set_random_seed(settings.seed + 1)
+    keras.utils.set_random_seed(layer_seed(settings.seed, 1))
     new_dropout = settings.head_dropout_end_to_end != settings.dropout
     if new_dropout:
         # The same head weights (dropout has none) with the end-to-end dropout.
@@ -292,7 +295,7 @@ def train_pretrained(encoder, x, y, x_val, y_val, x_test, y_test, settings: Sett
 def train_baseline(encoder, x, y, x_val, y_val, x_test, y_test, settings: Settings,
                    epoch_scale: bool = False) -> dict:
     """The supervised CNN (``encoder``'s architecture + head, random init) from scratch."""
-    keras.utils.set_random_seed(settings.seed + 2)
+    keras.utils.set_random_seed(layer_seed(settings.seed, 2))
     model = build_baseline(encoder, settings.features, settings.hidden_units,
                            settings.head_dropout_end_to_end,
                            augmentation=_augmentation(settings, offset=2),

@@ -145,7 +145,7 @@ def get_encoder(args, data, out: str):
         os.makedirs(cae_dir, exist_ok=True)
         print(f"no --encoder: training a CAE into {cae_dir}", flush=True)
         metrics = train_cae(data, CAEConfig(), cae_dir, epochs=args.cae_epochs,
-                            verbose=args.verbose)
+                            verbose=args.verbose, seed=args.seed)
         encoder = split_cae(metrics["model"])[0]
         source = os.path.join(cae_dir, "cae.keras")
     try:
@@ -242,7 +242,7 @@ def run(args) -> str:
                               seed_everything, write_json, write_text)
     from tasks.compute import describe
 
-    out = make_run_dir("classify", args.out)
+    out = make_run_dir("classify", args.out, overwrite=args.overwrite)
     seed_everything(args.seed)
     data = load_data(args)
     encoder, source = get_encoder(args, data, out)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import os
 import tempfile
 
@@ -14,16 +15,27 @@ from tasks.errors import UserError
 # ----------------------------------------------------------- argument types
 
 
-def _number(text: str, kind, ok, problem: str, valid: str):
+# Sizes and counts past int32 overflow somewhere in NumPy or a backend; nothing
+# this toolkit trains needs more.
+MAX_INT = 2**31 - 1
+MAX_SEED = 2**32 - 1  # what NumPy's and the backends' seeding accept
+
+
+def _number(text: str, kind, ok, problem: str, valid: str, most: int = MAX_INT):
     """``text`` parsed with ``kind`` (int or float) and checked with ``ok``; else an
-    argparse error saying what is wrong (``problem``) and what is ``valid``."""
+    argparse error saying what is wrong (``problem``) and what is ``valid``.
+    Infinity and NaN are never valid; integers above ``most`` neither."""
     noun = "an integer" if kind is int else "a number"
     try:
         value = kind(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not {noun}; give {valid}") from None
+    if kind is float and not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number; give {valid}")
     if not ok(value):
         raise argparse.ArgumentTypeError(f"{value} {problem}; give {valid}")
+    if kind is int and value > most:
+        raise argparse.ArgumentTypeError(f"{text} is too large; give {valid} up to {most}")
     return value
 
 
@@ -44,8 +56,13 @@ def positive_float(text: str) -> float:
 
 def non_negative_float(text: str) -> float:
     """argparse type: a finite number >= 0."""
-    return _number(text, float, lambda v: 0 <= v < float("inf"), "is negative or infinite",
-                   "a finite number >= 0")
+    return _number(text, float, lambda v: v >= 0, "is negative", "a finite number >= 0")
+
+
+def random_seed(text: str) -> int:
+    """argparse type: a seed, 0 ... 2**32 - 1 (what NumPy and the backends accept)."""
+    return _number(text, int, lambda v: v >= 0, "is negative", "an integer >= 0",
+                   most=MAX_SEED)
 
 
 def rate(text: str) -> float:
@@ -67,10 +84,10 @@ def int_list(text: str) -> list:
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a comma-separated list of integers, e.g. 2,4,8") from None
-    bad = [v for v in values if v < 1]
+    bad = [v for v in values if not 1 <= v <= MAX_INT]
     if not values or bad:
         raise argparse.ArgumentTypeError(
-            f"{text!r} holds non-positive values {bad}; give positive integers, e.g. 2,4,8")
+            f"{text!r} holds values out of range {bad}; give positive integers, e.g. 2,4,8")
     return values
 
 
@@ -93,16 +110,19 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
                             "after the validation split")
     group.add_argument("--test-size", type=positive_int, default=None, metavar="N",
                        help="evaluate on the first N test images; default all 10 000")
-    group.add_argument("--seed", type=int, default=0,
+    group.add_argument("--seed", type=random_seed, default=0,
                        help="seeds the split, the weights and the shuffling; the same seed "
                             "on the same backend repeats the same metrics (default 0)")
 
 
 def add_output_arguments(parser: argparse.ArgumentParser, task: str) -> None:
-    """--out."""
+    """--out, --overwrite."""
     parser.add_argument("--out", default=None, metavar="DIR",
                         help=f"run folder for models, metrics and figures "
                              f"(default runs/{task}/<timestamp>)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="let --out name a folder that holds an earlier run: its files "
+                             "are deleted first (without it such a folder is refused)")
 
 
 def load_data(args):
@@ -118,13 +138,23 @@ def load_data(args):
 # ------------------------------------------------------------- run folders
 
 
-def make_run_dir(task: str, out: str | None) -> str:
-    """Creates (or reuses) the run folder and checks it is writable."""
+def make_run_dir(task: str, out: str | None, overwrite: bool = False,
+                 resume: bool = False) -> str:
+    """Creates (or, for ``resume`` or ``overwrite``, reuses) the run folder, checks
+    it is writable and marks it as ``task``'s (see tasks/run_folder.py)."""
+    from tasks import run_folder
+
     if out is None:
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        out = os.path.join("runs", task, stamp)
+        out = base = os.path.join("runs", task, stamp)
+        n = 1
+        while os.path.exists(out):  # two runs started in the same second
+            n += 1
+            out = f"{base}-{n}"
     if os.path.exists(out) and not os.path.isdir(out):
         raise UserError(f"--out {out!r} is a file, not a folder; give a folder path")
+    run_folder.claim(out, task, overwrite=overwrite, resume=resume)
+    created = not os.path.exists(out)
     try:
         os.makedirs(out, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):
@@ -132,6 +162,7 @@ def make_run_dir(task: str, out: str | None) -> str:
     except OSError as e:
         raise UserError(f"--out {out!r} is not writable ({e.strerror}); "
                         f"give a folder you can write to") from None
+    run_folder.mark(out, task, created)
     return out
 
 
@@ -154,9 +185,10 @@ def _atomic(path: str, write) -> str:
 
 
 def write_json(path: str, obj) -> str:
+    """Strict JSON (RFC 8259): a NaN or infinite number is written as null."""
     def write(tmp):
         with open(tmp, "w") as f:
-            json.dump(obj, f, indent=2, default=_json_default)
+            json.dump(_finite_or_null(obj), f, indent=2, allow_nan=False)
             f.write("\n")
     return _atomic(path, write)
 
@@ -186,21 +218,36 @@ def save_figure(fig, path: str) -> str:
     return path
 
 
-def _json_default(obj):
-    try:
-        import numpy as np
-        if isinstance(obj, np.generic):
-            return obj.item()
-        if isinstance(obj, np.ndarray):
-            return obj.tolist()
-    except ImportError:
-        pass
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+def _finite_or_null(obj):
+    """``obj`` with NumPy values made Python ones and NaN/infinity made None:
+    Python's json would write ``NaN``/``Infinity``, which JSON parsers refuse."""
+    if isinstance(obj, dict):
+        return {k: _finite_or_null(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite_or_null(v) for v in obj]
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if hasattr(obj, "tolist") and type(obj).__module__ == "numpy":  # scalar or array
+        return _finite_or_null(obj.tolist())
+    return obj
 
 
 def read_json(path: str):
     with open(path) as f:
         return json.load(f)
+
+
+# ---------------------------------------------------------------- training
+
+
+def check_losses_finite(history: dict, hint: str) -> None:
+    """UserError when a loss in ``history`` (Keras ``History.history``) is NaN or
+    infinite: TerminateOnNaN stopped that run, and its weights are worthless."""
+    for key, values in history.items():
+        bad = [i for i, v in enumerate(values) if "loss" in key and not math.isfinite(v)]
+        if bad:
+            raise UserError(f"training diverged: {key} became {values[bad[0]]} in epoch "
+                            f"{bad[0] + 1}, so it was stopped and no model was saved; {hint}")
 
 
 # ------------------------------------------------------------------ models
@@ -219,12 +266,23 @@ def load_keras_model(path: str, what: str = "model"):
                         f"written by this toolkit")
     if not path.endswith(".keras"):
         raise UserError(f"{what} file {path!r} is not a .keras file")
+    import zipfile
+    if not zipfile.is_zipfile(path):  # Keras would say "File not found" here
+        raise UserError(f"{what} file {path!r} is not a Keras model (a .keras file is a zip "
+                        f"archive; this one is not); give a .keras file written by this toolkit")
     try:
         model = keras.saving.load_model(path)
     except Exception as e:  # any corrupt or foreign file: one line, not a traceback
         first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
         raise UserError(f"cannot load {what} {path!r}: {first}") from None
     return speed_up(model)
+
+
+def layer_seed(seed: int, offset: int = 0) -> int:
+    """``seed + offset`` for a Keras layer's SeedGenerator: torch keeps its state in
+    int32, so a --seed near 2**32 wraps; a seed below 2**31 - 2**10 is kept as it is
+    (the margin leaves room for the small offsets models add)."""
+    return (seed + offset) % (2**31 - 2**10)
 
 
 def seed_everything(seed: int) -> None:

@@ -227,6 +227,11 @@ def load_dataset(name: str = "fashion_mnist", data_dir: str | None = None,
         A :class:`Dataset`; the test split is untouched apart from ``test_limit``.
     """
     (x_tr, y_tr, x_te, y_te), source = raw_arrays(name, data_dir)
+    n_classes = len(CLASS_NAMES[name])
+    for split, labels in (("training", y_tr), ("test", y_te)):
+        if len(labels) and int(labels.max()) >= n_classes:  # uint8: never negative
+            raise UserError(f"{source}: {split} label {int(labels.max())} is not a class of "
+                            f"{name}; labels must be 0 ... {n_classes - 1}")
     if val_size < 0:
         raise UserError(f"validation size must be >= 0, got {val_size}")
     val_size = min(val_size, len(x_tr) // 5) if name == "digits" else val_size

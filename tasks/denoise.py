@@ -79,13 +79,13 @@ def run(args) -> str:
 
     from models.noise import make_noise_layer
     from tasks.cae_source import latent_dim_of, load_cae, obtain_cae
-    from tasks.common import (backend_name, load_data, make_run_dir, seed_everything,
-                              write_json, write_text)
+    from tasks.common import (backend_name, layer_seed, load_data, make_run_dir,
+                              seed_everything, write_json, write_text)
     from tasks.compute import describe
     from tasks.denoise_report import example_rows, markdown_table, mse_bars
     from tasks.metrics import mse, psnr
 
-    out = make_run_dir("denoise", args.out)
+    out = make_run_dir("denoise", args.out, overwrite=args.overwrite)
     given = load_cae(args.model) if args.model else None  # a bad file fails before training
     given_dim = latent_dim_of(given[1]) if given else None
     dims = args.latent_dims or [given_dim or args.latent_dim]
@@ -105,7 +105,7 @@ def run(args) -> str:
         else:
             plain, _, _, source = obtain_cae(args, data, os.path.join(out, f"plain_ld{dim}"),
                                              latent_dim=dim)
-        layer = make_noise_layer(args.train_noise, seed=args.seed)
+        layer = make_noise_layer(args.train_noise, seed=layer_seed(args.seed))
         start = () if args.from_scratch else (start_from(plain),)
         denoiser, _, _, den_source = obtain_cae(
             args, data, os.path.join(out, f"denoising_ld{dim}"), latent_dim=dim, noise=layer,

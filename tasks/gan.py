@@ -125,11 +125,12 @@ def train_gan(data, out: str, latent_dim: int = 100, width: int = 16, epochs: in
 
     from models.gan import (build_gan, default_optimizers, from_gan_range, to_gan_range,
                             use_generator_ema)
-    from tasks.common import backend_name, save_model, write_json
+    from tasks.common import (backend_name, check_losses_finite, layer_seed, save_model,
+                              write_json)
     from tasks.compute import describe
     from tasks.figures import image_grid
 
-    gan = build_gan(latent_dim=latent_dim, width=width, seed=seed,
+    gan = build_gan(latent_dim=latent_dim, width=width, seed=layer_seed(seed),
                     spectral_norm=spectral_norm)
     gan.compile(*default_optimizers(lr, beta1, d_lr=d_lr, ema=ema))
     monitor = make_sample_callback(out, latent_dim, seed)
@@ -140,6 +141,7 @@ def train_gan(data, out: str, latent_dim: int = 100, width: int = 16, epochs: in
     wall = time.perf_counter() - start
     use_generator_ema(gan)  # the averaged weights, when kept, are the generator saved
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    check_losses_finite(hist, f"try a lower --lr than {lr:g}")
 
     save_model(gan.generator, os.path.join(out, "generator.keras"))
     save_model(gan.discriminator, os.path.join(out, "discriminator.keras"))
@@ -168,7 +170,7 @@ def train_gan(data, out: str, latent_dim: int = 100, width: int = 16, epochs: in
 def run(args) -> str:
     from tasks.common import load_data, make_run_dir, seed_everything
 
-    out = make_run_dir("gan", args.out)
+    out = make_run_dir("gan", args.out, overwrite=args.overwrite)
     seed_everything(args.seed)
     data = load_data(args)
     metrics = train_gan(data, out, latent_dim=args.latent_dim, width=args.width,

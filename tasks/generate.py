@@ -22,6 +22,9 @@ from tasks.common import add_data_arguments, add_output_arguments, positive_int
 HELP = "draw new images from a saved VAE, GAN generator or CAE decoder into a grid PNG"
 
 GAUSSIAN_FILE = "latent_gaussian.json"  # tasks.samplers.GaussianSampler.FILE
+# The most images one grid PNG holds (128 rows of 8): a bigger --n only used memory
+# (--n 100000000 asked for 75 GiB) for a picture nobody can read.
+GRID_LIMIT = 1024
 
 
 @dataclasses.dataclass
@@ -126,7 +129,8 @@ def fit_latent_gaussian(encoder, images) -> dict:
 
 def load_sampler(path: str, gaussian: dict | None = None, sampler: str | None = None,
                  components: int = 10, codes_from: str | None = None,
-                 training_images=None, refit: bool = False, seed: int = 0) -> Sampler:
+                 training_images=None, refit: bool = False, seed: int = 0,
+                 option: str | None = None) -> Sampler:
     """The image sampler for a saved model and a latent sampler name.
 
     The latent sampler is the one saved beside the model when it matches
@@ -135,6 +139,8 @@ def load_sampler(path: str, gaussian: dict | None = None, sampler: str | None = 
     so data load only when needed) by the model's own encoder (a whole
     vae.keras / cae.keras) or the one in ``codes_from``, and saved beside the
     model. ``gaussian`` (a dict from :func:`fit_latent_gaussian`) is used as given.
+    With ``option`` (``gan``, ``vae`` or ``cae``: the ``quality`` option that named
+    the file), a model of another kind is refused at once.
     """
     from tasks import samplers
     from tasks.common import load_keras_model
@@ -142,6 +148,9 @@ def load_sampler(path: str, gaussian: dict | None = None, sampler: str | None = 
 
     model = load_keras_model(path, "generator")
     kind, network = identify(model, path)
+    if option is not None and kind != option:
+        raise UserError(f"--{option} {path!r} holds a {kind.upper()} model; give a "
+                        f"{option.upper()} model (or pass this file as --{kind})")
     latent_dim = int(network.input_shape[-1])
     name = sampler or samplers.DEFAULT[kind]
     samplers.check_valid(name, kind)
@@ -222,7 +231,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a VAE (vae.keras or decoder.keras), GAN generator.keras, or "
                              "CAE decoder.keras / cae.keras")
     parser.add_argument("--n", type=positive_int, default=64,
-                        help="how many images to draw (default 64)")
+                        help=f"how many images to draw, at most {GRID_LIMIT} (default 64)")
     parser.add_argument("--codes-from", default=None, metavar="FILE.keras",
                         help="for a decoder alone: the CAE / VAE or encoder whose training "
                              "codes a sampler is fitted to (then saved beside the decoder)")
@@ -233,12 +242,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args) -> str:
     from tasks.common import load_data, make_run_dir, seed_everything
+    from tasks.errors import UserError
     from tasks.figures import image_grid
 
+    if args.n > GRID_LIMIT:
+        raise UserError(f"--n {args.n}: a grid holds at most {GRID_LIMIT} images; give "
+                        f"--n 1 ... {GRID_LIMIT}")
     sampler = load_sampler(args.model, sampler=args.sampler, components=args.components,
                            codes_from=args.codes_from, refit=args.refit, seed=args.seed,
                            training_images=lambda: load_data(args).x_train)
-    out = make_run_dir("generate", args.out)
+    out = make_run_dir("generate", args.out, overwrite=args.overwrite)
     seed_everything(args.seed)
     images = sampler.sample(args.n, seed=args.seed)
     image_grid(images, os.path.join(out, "samples.png"),

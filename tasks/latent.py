@@ -40,7 +40,7 @@ def run(args) -> str:
     from tasks.latent_views import knn_accuracy, silhouette, views
     from tasks.metrics import mse, psnr
 
-    out = make_run_dir("latent", args.out)
+    out = make_run_dir("latent", args.out, overwrite=args.overwrite)
     if args.model is not None:  # fail on a bad file before loading data
         from tasks.cae_source import load_cae
         load_cae(args.model)

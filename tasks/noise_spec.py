@@ -6,6 +6,7 @@ See :mod:`models.noise` for what each kind does.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 KINDS = ("none", "gaussian", "salt_pepper", "uniform", "occlusion", "mixed")
 PATCH = 14  # side of the occlusion patch, as in the reports we follow
@@ -63,6 +64,8 @@ def parse_noise(text: str) -> NoiseSpec:
         values = [float(p) for p in params]
     except ValueError:
         raise ValueError(f"noise {text!r} has a non-numeric parameter; {valid}") from None
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError(f"noise {text!r} has a parameter that is not a finite number; {valid}")
     if kind == "gaussian":
         spec = NoiseSpec(kind, sigma=values[0] if values else DEFAULT_SIGMA)
     elif kind == "salt_pepper":

@@ -374,11 +374,8 @@ def load_samplers(args, data) -> dict:
                             f"{kind.upper()}; valid: {', '.join(VALID[kind])}")
         for name in names:
             sampler = load_sampler(path, sampler=name, components=args.components,
-                                   refit=args.refit, seed=args.seed,
+                                   refit=args.refit, seed=args.seed, option=kind,
                                    training_images=lambda: data.x_train)
-            if sampler.kind != kind:
-                raise UserError(f"--{kind} got a {sampler.kind.upper()} model; give a "
-                                f"{kind.upper()} model")
             label = f"K={args.components}" if name == "gmm" else ""
             samplers[f"{kind.upper()} + {name}" + (f" ({label})" if label else "")] = sampler
     return samplers
@@ -400,7 +397,7 @@ def run(args) -> str:
                               write_json, write_text)
     from tasks.figures import image_rows
 
-    out = make_run_dir("quality", args.out)
+    out = make_run_dir("quality", args.out, overwrite=args.overwrite)
     seed_everything(args.seed)
     data = load_data(args)
     samplers = load_samplers(args, data)

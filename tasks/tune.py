@@ -13,7 +13,7 @@ import argparse
 import os
 import time
 
-from tasks.common import add_data_arguments, add_output_arguments, positive_int
+from tasks.common import add_data_arguments, add_output_arguments, positive_float, positive_int
 
 HELP = ("search the hyperparameters of the CAE, classifier, VAE or GAN with KerasTuner "
         "(random, bayesian, hyperband; k-fold; distributed)")
@@ -89,6 +89,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            "trials from the chief's oracle")
     dist.add_argument("--oracle", type=parse_address, default=None, metavar="HOST:PORT",
                       help="the chief's address, e.g. 10.0.0.1:8000 (the chief listens there)")
+    dist.add_argument("--oracle-timeout", type=positive_float, default=60.0, metavar="S",
+                      help="a worker gives up when no chief answers at --oracle within S "
+                           "seconds (default 60)")
     dist.add_argument("--tuner-id", default=None, metavar="ID",
                       help="a worker's unique id (default worker-<host>-<pid>); a restarted "
                            "worker with the same id resumes its unfinished trial")
@@ -289,7 +292,9 @@ def run(args) -> str:
         load_encoder(args.encoder)  # a file that is no encoder: fail before any work
     if role == "chief":
         distributed.check_port_free(*args.oracle)  # fail now, not after loading data
-    out = make_run_dir("tune", args.out)
+    if role == "worker":
+        distributed.wait_for_chief(*args.oracle, args.oracle_timeout)
+    out = make_run_dir("tune", args.out, overwrite=args.overwrite, resume=True)
     settings = {k: getattr(args, k) for k in _SEARCH_KEYS}
     settings["objective"] = args.objective or next(iter(HYPERMODELS[args.model].OBJECTIVES))
     if args.model != "gan":

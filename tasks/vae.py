@@ -103,8 +103,9 @@ def train_vae(data, out: str, latent_dim: int = 2, width: int = 32, beta: float 
     import keras
 
     from models.vae import build_vae
+    from tasks.common import check_losses_finite, layer_seed
 
-    vae = build_vae(latent_dim=latent_dim, width=width, beta=beta, seed=seed)
+    vae = build_vae(latent_dim=latent_dim, width=width, beta=beta, seed=layer_seed(seed))
     vae.compile(optimizer=keras.optimizers.Adam(lr))
     start = time.perf_counter()
     history = vae.fit(data.x_train, validation_data=(data.x_val,), epochs=epochs,
@@ -112,6 +113,7 @@ def train_vae(data, out: str, latent_dim: int = 2, width: int = 32, beta: float 
                       callbacks=[keras.callbacks.TerminateOnNaN()])
     wall = time.perf_counter() - start
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    check_losses_finite(hist, f"try a lower --lr than {lr:g}")
     metrics = write_vae_outputs(vae, data, out, hist, wall, batch_size=batch_size, lr=lr,
                                 seed=seed)
     return {**metrics, "model": vae}
@@ -175,7 +177,7 @@ def write_vae_outputs(vae, data, out: str, hist: dict, wall: float, batch_size: 
 def run(args) -> str:
     from tasks.common import load_data, make_run_dir, seed_everything
 
-    out = make_run_dir("vae", args.out)
+    out = make_run_dir("vae", args.out, overwrite=args.overwrite)
     seed_everything(args.seed)
     data = load_data(args)
     metrics = train_vae(data, out, latent_dim=args.latent_dim, width=args.width,

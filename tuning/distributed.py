@@ -42,6 +42,24 @@ def check_port_free(host: str, port: int) -> None:
                             f"give a free port or stop what holds it") from None
 
 
+def wait_for_chief(host: str, port: int, timeout_s: float, poll_s: float = 0.5) -> None:
+    """Returns once the chief accepts connections at ``host:port``; UserError after
+    ``timeout_s`` seconds. (KerasTuner's gRPC client would wait forever.)"""
+    print(f"worker: waiting for the chief at {host}:{port} (up to {timeout_s:g} s)",
+          flush=True)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=max(0.1, poll_s)):
+                return
+        except OSError:
+            if time.monotonic() >= deadline:
+                raise UserError(f"--oracle {host}:{port}: no chief answered within "
+                                f"{timeout_s:g} s; start `tune --distributed chief --oracle "
+                                f"{host}:{port}` first, or raise --oracle-timeout") from None
+            time.sleep(poll_s)
+
+
 def configure(role: str, address: tuple, tuner_id: str | None) -> str:
     """Sets KerasTuner's environment for ``role``; returns the tuner id.
 

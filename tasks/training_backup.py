@@ -1,0 +1,215 @@
+"""Per-epoch training backups that resume to the result of an uninterrupted run.
+
+Keras's ``BackupAndRestore`` writes ``latest.weights.h5`` in place (a kill during
+the write left a 0-byte file that no ``--resume`` could read) and keeps only the
+weights: early stopping's best weights and patience, the learning-rate schedule's
+counters, the data order and the history are lost, so a resumed run trained on to
+a different model. :class:`TrainingBackup` keeps all of them, atomically:
+
+* epoch ``n``'s state is ``epoch-000n.weights.h5`` (model and optimizer),
+  ``epoch-000n.npz`` (early stopping's best weights, the random generators'
+  states) and, written last as the commit mark, ``epoch-000n.json`` (history,
+  callback counters); each file is written to a temporary name and renamed, and
+  the previous epoch's files are removed only once the new ones are complete;
+* when ``fit`` ends, the final weights are committed the same way with
+  ``"finished": true``; the caller deletes the backup only after it has written
+  every final file, so a kill during the final save is finished by ``--resume``;
+* :class:`EpochFeed` draws epoch ``n``'s batch order from ``(seed, n)`` alone,
+  so epoch ``n`` sees the same batches whether or not the run was interrupted
+  (``fit``'s own shuffling continues a random stream that a restart resets).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import keras
+import numpy as np
+
+from tasks.common import _atomic, read_json, write_json
+
+# The counters of the callbacks a resumed run must continue (None: still unset).
+CALLBACK_STATE = {
+    "EarlyStopping": ("wait", "stopped_epoch", "best", "best_epoch"),
+    "ReduceLROnPlateau": ("wait", "cooldown_counter", "best"),
+}
+_STATE_FILE = re.compile(r"epoch-(\d+)\.json$")
+
+
+class EpochFeed(keras.utils.PyDataset):
+    """``(x, y)`` in batches, shuffled by a permutation drawn from ``(seed, epoch)``.
+
+    :class:`TrainingBackup` sets the epoch at its start.
+    """
+
+    def __init__(self, x, y, batch_size: int, seed: int, **kwargs):
+        super().__init__(**kwargs)
+        self.x, self.y, self.batch_size, self.seed = x, y, batch_size, seed
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        # One gather per epoch: every batch is then a contiguous slice.
+        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.x))
+        self._x = self.x[order]
+        self._y = self._x if self.y is self.x else self.y[order]
+
+    def __len__(self):
+        return -(-len(self.x) // self.batch_size)
+
+    def __getitem__(self, i):
+        batch = slice(i * self.batch_size, (i + 1) * self.batch_size)
+        return self._x[batch], self._y[batch]
+
+
+def _seed_states(model) -> list:
+    """The state variables of every SeedGenerator in ``model`` (noise, dropout):
+    ``save_weights`` leaves them out."""
+    return [generator.state for layer in model._flatten_layers()
+            for generator in getattr(layer, "_seed_generators", [])]
+
+
+class TrainingBackup(keras.callbacks.Callback):
+    """Saves the whole training state after every epoch; restores it on ``fit``'s start.
+
+    Put it last in the callbacks: it records the states the others left at the end
+    of an epoch and restores theirs after their own ``on_train_begin`` reset them.
+
+    Args:
+        folder: the backup folder (created when first written).
+        feed: the :class:`EpochFeed` given to ``fit``.
+        watched: the callbacks whose counters are kept (see ``CALLBACK_STATE``).
+    """
+
+    def __init__(self, folder: str, feed: EpochFeed, watched=()):
+        super().__init__()
+        self.folder, self.feed, self.watched = folder, feed, list(watched)
+        self.history: dict = {}
+        self.wall_s = 0.0
+        self.finished = False
+        self.stopped = False  # a callback (early stopping) ended training at that epoch
+        self._pending = None  # a state loaded by restore(), applied in on_train_begin
+
+    # ------------------------------------------------------------ restoring
+
+    def restore(self, train_model) -> int:
+        """Loads the newest complete state into ``train_model``; returns its epoch
+        (0 when there is none): pass it to ``fit`` as ``initial_epoch`` (``epochs``
+        when :attr:`stopped`: fit then only runs the callbacks' ends, which put the
+        best weights back, as the uninterrupted run did)."""
+        for epoch in sorted(_committed_epochs(self.folder), reverse=True):
+            try:
+                state, arrays = self._read(epoch, train_model)
+            except (OSError, ValueError, KeyError):
+                continue  # a damaged state: the epoch before it still serves
+            self._pending = (state, arrays)
+            self.history = state["history"]
+            self.wall_s = state["wall_s"]
+            self.finished = state["finished"]
+            self.stopped = state.get("stopped", False)
+            return epoch
+        return 0
+
+    def _read(self, epoch: int, train_model):
+        stem = os.path.join(self.folder, f"epoch-{epoch:04d}")
+        state = read_json(stem + ".json")
+        if train_model.optimizer is not None and not train_model.optimizer.built:
+            train_model.optimizer.build(train_model.trainable_variables)
+        train_model.load_weights(stem + ".weights.h5")
+        with np.load(stem + ".npz") as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        for i, variable in enumerate(_seed_states(train_model)):
+            variable.assign(arrays[f"seed{i}"])
+        return state, arrays
+
+    def on_train_begin(self, logs=None):
+        if self._pending is None:
+            return
+        state, arrays = self._pending
+        self._pending = None
+        for callback in self.watched:
+            name = type(callback).__name__
+            for attr, value in state["callbacks"].get(name, {}).items():
+                if value is not None:
+                    setattr(callback, attr, value)
+            if name == "EarlyStopping" and "best0" in arrays:
+                n = sum(1 for k in arrays if k.startswith("best"))
+                callback.best_weights = [arrays[f"best{i}"] for i in range(n)]
+
+    # --------------------------------------------------------------- saving
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.feed.set_epoch(epoch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(float(value))
+        self.stopped = bool(getattr(self.model, "stop_training", False))
+        self._commit(epoch + 1)
+
+    def on_train_end(self, logs=None):
+        # After EarlyStopping put its best weights back: these are the final ones.
+        self.finished = True
+        self._commit(len(next(iter(self.history.values()), [])) + 1)
+
+    def add_wall_time(self, seconds: float) -> None:
+        self.wall_s += seconds
+
+    def _commit(self, epoch: int) -> None:
+        os.makedirs(self.folder, exist_ok=True)
+        stem = os.path.join(self.folder, f"epoch-{epoch:04d}")
+        _atomic_weights(self.model, stem + ".weights.h5")
+        arrays = {f"seed{i}": keras.ops.convert_to_numpy(v)
+                  for i, v in enumerate(_seed_states(self.model))}
+        callbacks = {}
+        for callback in self.watched:
+            name = type(callback).__name__
+            callbacks[name] = {a: _plain(getattr(callback, a, None))
+                               for a in CALLBACK_STATE.get(name, ())}
+            if name == "EarlyStopping" and callback.best_weights is not None:
+                arrays.update({f"best{i}": w for i, w in enumerate(callback.best_weights)})
+        _atomic(stem + ".npz", lambda tmp: np.savez(tmp, **arrays))
+        write_json(stem + ".json", {"epoch": epoch, "finished": self.finished,
+                                    "stopped": self.stopped, "wall_s": self.wall_s,
+                                    "history": self.history,
+                                    "callbacks": callbacks})  # the commit mark
+        for older in _committed_epochs(self.folder):
+            if older < epoch:
+                remove_state(self.folder, older)
+
+
+def _atomic_weights(model, path: str) -> None:
+    """``save_weights`` to a temporary file, then rename (Keras wants the name to
+    end in ``.weights.h5``, so common's writer cannot name the temporary file)."""
+    folder, name = os.path.split(path)
+    tmp = os.path.join(folder, f".{name[:-len('.weights.h5')]}.tmp{os.getpid()}.weights.h5")
+    try:
+        model.save_weights(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _plain(value):
+    """A callback counter as JSON (NumPy scalars to Python); None stays None."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def _committed_epochs(folder: str) -> list:
+    if not os.path.isdir(folder):
+        return []
+    return [int(m.group(1)) for m in map(_STATE_FILE.match, os.listdir(folder)) if m]
+
+
+def remove_state(folder: str, epoch: int) -> None:
+    # The commit mark goes first: a kill in between leaves no half-listed state.
+    for ext in (".json", ".npz", ".weights.h5"):
+        path = os.path.join(folder, f"epoch-{epoch:04d}{ext}")
+        if os.path.exists(path):
+            os.remove(path)
+
+
+def has_backup(folder: str) -> bool:
+    """Whether ``folder`` holds a committed state to resume from."""
+    return bool(_committed_epochs(folder))

@@ -1,0 +1,395 @@
+"""Issue 20: bad input found by trying everything gets one line (exit 2), JSON is
+strict, and no run is lost or silently overwritten."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from conftest import run_main
+
+TINY_CAE = ["--conv-filters", "4", "8", "8", "--dense-units", "16", "--latent-dim", "3",
+            "--verbose", "0"]
+DIGITS = ["--dataset", "digits", "--train-size", "256", "--test-size", "100"]
+
+
+def parse_error(capsys, *argv) -> str:
+    """The one-line error main.py's parser prints for ``argv`` (exit 2)."""
+    from main import build_parser
+
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(list(argv))
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+@pytest.mark.backend_independent
+class TestNumbers:
+    @pytest.mark.parametrize("argv, fragment", [
+        (["cae", "--lr", "1e400"], "'1e400' is not a finite number"),          # item 6
+        (["cae", "--lr", "nan"], "'nan' is not a finite number"),
+        (["cae", "--l2", "nan"], "'nan' is not a finite number"),              # item 7
+        (["cae", "--l2", "-1"], "-1.0 is negative"),
+        (["cae", "--dropout", "inf"], "'inf' is not a finite number"),
+        (["vae", "--beta=-inf"], "'-inf' is not a finite number"),
+        (["classify", "--ema-epochs", "inf"], "'inf' is not a finite number"),
+        (["denoise", "--noises", "gaussian:inf"], "not a finite number"),     # item 9
+        (["denoise", "--train-noise", "mixed:nan:0.3"], "not a finite number"),
+        (["cae", "--seed", "-5"], "-5 is negative"),                           # item 10
+        (["cae", "--seed", "99999999999"], "up to 4294967295"),
+        (["all", "--seed", "-1"], "-1 is negative"),
+        (["cae", "--batch-size", "99999999999999999999999"], "too large"),     # item 11
+        (["latent", "--sweep", "2,99999999999999999999"], "out of range"),
+    ])
+    def test_refused_in_one_line(self, capsys, argv, fragment):
+        assert fragment in parse_error(capsys, *argv)
+
+    def test_largest_seed_is_accepted(self):
+        from main import build_parser
+
+        args = build_parser().parse_args(["cae", "--seed", str(2**32 - 1)])
+        assert args.seed == 2**32 - 1
+
+    def test_layer_seed_keeps_small_seeds_and_wraps_large_ones(self):
+        from tasks.common import layer_seed
+
+        assert layer_seed(7) == 7 and layer_seed(7, 2) == 9
+        assert 0 <= layer_seed(2**32 - 1, 100) < 2**31 - 100
+
+    def test_backend_after_the_task_says_where_it_goes(self, capsys):
+        assert "--backend goes before the task" in parse_error(capsys, "cae", "--backend",
+                                                                "torch")
+
+    def test_empty_keras_backend_means_unset(self):
+        result = run_main("--help", env={"KERAS_BACKEND": ""})
+        assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.backend_independent
+class TestStrictJson:
+    def test_non_finite_numbers_become_null(self, tmp_path):
+        from tasks.common import write_json
+
+        path = write_json(str(tmp_path / "m.json"),
+                          {"a": float("nan"), "b": [1.0, float("inf")],
+                           "c": np.float32("nan"), "d": np.array([2.0, -np.inf]),
+                           "e": np.int64(3)})
+
+        def refuse(constant):
+            raise AssertionError(f"{constant} is not JSON")
+
+        assert json.loads(open(path).read(), parse_constant=refuse) == {
+            "a": None, "b": [1.0, None], "c": None, "d": [2.0, None], "e": 3}
+
+    def test_diverged_history_is_one_line_error(self):
+        from tasks.common import check_losses_finite
+        from tasks.errors import UserError
+
+        check_losses_finite({"loss": [1.0, 0.5], "val_accuracy": [float("nan")]}, "hint")
+        with pytest.raises(UserError, match="val_loss became nan in epoch 2.*lower --lr"):
+            check_losses_finite({"val_loss": [1.0, float("nan")]}, "try a lower --lr")
+
+
+@pytest.mark.backend_independent
+def test_idx_label_outside_the_classes_is_refused(tmp_path):  # item 8
+    from test_data import make_idx_dir, write_idx
+
+    from tasks.data import IDX_FILES, load_dataset
+    from tasks.errors import UserError
+
+    labels = make_idx_dir(tmp_path)["train_labels"]
+    labels[3] = 200
+    write_idx(str(tmp_path / IDX_FILES["train_labels"]), labels)
+    with pytest.raises(UserError, match="training label 200 is not a class of mnist; "
+                                        "labels must be 0 ... 9"):
+        load_dataset("mnist", data_dir=str(tmp_path), val_size=10)
+
+
+@pytest.mark.backend_independent
+def test_text_file_named_keras_is_not_called_missing(tmp_path):
+    from tasks.common import load_keras_model
+    from tasks.errors import UserError
+
+    path = tmp_path / "model.keras"
+    path.write_text("not a model")
+    with pytest.raises(UserError, match="is not a Keras model"):
+        load_keras_model(str(path))
+
+
+def test_quality_names_its_own_option_for_a_model_of_another_kind(tmp_path):
+    from models.cae import CAEConfig, build_cae
+    from tasks.common import save_model
+    from tasks.errors import UserError
+    from tasks.generate import load_sampler
+
+    path = save_model(build_cae(CAEConfig(conv_filters=(2, 2, 2), dense_units=4,
+                                          latent_dim=2)), str(tmp_path / "cae.keras"))
+    with pytest.raises(UserError) as error:
+        load_sampler(path, option="gan")
+    assert "--gan" in str(error.value) and "CAE" in str(error.value)
+    assert "--codes-from" not in str(error.value)
+
+
+@pytest.mark.slow
+def test_run_stopped_by_nan_exits_non_zero_in_one_line(tmp_path):  # item 6
+    out = tmp_path / "run"
+    result = run_main("cae", *DIGITS, "--epochs", "2", "--lr", "1e30", *TINY_CAE,
+                      "--out", str(out))
+    assert result.returncode == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and "training diverged" in errors[0], result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (out / "metrics.json").exists() and not (out / "cae.keras").exists()
+
+
+class TestEncoderFiles:  # items 12 and 13: one line, not an AttributeError
+    def test_vae_is_not_an_encoder(self):
+        from models.classifier import encoder_from_model
+        from models.vae import build_vae
+
+        with pytest.raises(ValueError, match="'vae' .*VAE.* is not a CAE or an encoder"):
+            encoder_from_model(build_vae(latent_dim=2, width=4))
+
+    def test_unbuilt_sequential_is_not_an_encoder(self):
+        import keras
+
+        from models.classifier import encoder_from_model
+
+        model = keras.Sequential([keras.layers.Dense(3)], name="unbuilt")
+        with pytest.raises(ValueError, match="'unbuilt' .*never built"):
+            encoder_from_model(model)
+
+
+@pytest.mark.backend_independent
+def test_generate_refuses_a_grid_past_its_limit(tmp_path):  # item 14
+    result = run_main("generate", "--model", str(tmp_path / "absent.keras"),
+                      "--n", "100000000", "--out", str(tmp_path / "run"))
+    assert result.returncode == 2, result.stderr
+    assert "main.py generate: error: --n 100000000: a grid holds at most 1024" in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+# ------------------------------------------------------------- run folders (items 2, 3)
+
+
+@pytest.mark.backend_independent
+class TestRunFolders:
+    def test_another_run_is_refused_without_overwrite(self, tmp_path):
+        from tasks.common import make_run_dir
+        from tasks.errors import UserError
+
+        out = make_run_dir("cae", str(tmp_path / "run"))
+        (tmp_path / "run" / "cae.keras").write_text("model")
+        with pytest.raises(UserError, match="holds an earlier cae run.*--overwrite"):
+            make_run_dir("cae", out)
+        with pytest.raises(UserError, match="holds a cae run; one folder holds one task's"):
+            make_run_dir("vae", out)
+        assert make_run_dir("vae", out, overwrite=True) == out
+        assert not (tmp_path / "run" / "cae.keras").exists()  # never two tasks mixed
+        assert json.loads((tmp_path / "run" / ".run.json").read_text()) == {"task": "vae"}
+
+    def test_run_written_before_the_mark_is_recognised(self, tmp_path):
+        from tasks.common import make_run_dir
+        from tasks.errors import UserError
+
+        (tmp_path / "metrics.json").write_text('{"task": "gan"}')
+        with pytest.raises(UserError, match="holds a gan run"):
+            make_run_dir("cae", str(tmp_path))
+
+    def test_default_folders_of_the_same_second_differ(self, tmp_path, monkeypatch):
+        from tasks.common import make_run_dir
+
+        monkeypatch.chdir(tmp_path)
+        assert make_run_dir("gan", None) != make_run_dir("gan", None)
+
+    def test_stale_temporary_files_are_removed(self, tmp_path):
+        from tasks.common import make_run_dir
+
+        (tmp_path / "backup").mkdir()
+        dead = 2**22 + 12345  # above the default pid_max: no such process
+        stale = [tmp_path / f".cae.tmp{dead}.keras",
+                 tmp_path / "backup" / f".epoch-0002.tmp{dead}.weights.h5"]
+        for path in stale:
+            path.write_bytes(b"half")
+        live = tmp_path / f".metrics.tmp{os.getppid()}.json"
+        live.write_text("{")
+        (tmp_path / ".run.json").write_text('{"task": "cae"}')
+        make_run_dir("cae", str(tmp_path), resume=True)
+        assert not any(p.exists() for p in stale) and live.exists()
+
+    def test_failed_run_leaves_no_empty_folder(self, tmp_path):
+        from tasks import run_folder
+        from tasks.common import make_run_dir
+
+        empty = make_run_dir("cae", str(tmp_path / "failed"))
+        (tmp_path / "failed" / "config.json").write_text("{}")
+        kept = make_run_dir("cae", str(tmp_path / "interrupted"))
+        (tmp_path / "interrupted" / "backup").mkdir()
+        run_folder.discard_unfinished()
+        assert not os.path.exists(empty) and os.path.isdir(kept)
+
+    def test_resume_with_another_latent_dim_names_the_option(self, tmp_path):  # item 15
+        from models.cae import CAEConfig
+        from tasks.cae import check_same_config
+        from tasks.errors import UserError
+
+        (tmp_path / "config.json").write_text(CAEConfig(latent_dim=10).to_json())
+        check_same_config(str(tmp_path), CAEConfig(latent_dim=10))
+        with pytest.raises(UserError, match="trained with --latent-dim 10, not 5; resume it "
+                                            "with --latent-dim 10"):
+            check_same_config(str(tmp_path), CAEConfig(latent_dim=5))
+
+    def test_ctrl_c_message_says_how_to_resume(self, tmp_path):
+        import argparse
+
+        from main import interrupted_hint
+
+        args = argparse.Namespace(task="cae", resume=False)
+        assert "nothing to resume" in interrupted_hint(args, [str(tmp_path)])
+        (tmp_path / "backup").mkdir()
+        (tmp_path / "backup" / "epoch-0002.json").write_text("{}")
+        assert (f"python3 main.py cae --resume --out {tmp_path}"
+                in interrupted_hint(args, [str(tmp_path)]))
+
+
+# ------------------------------------------------ fault injection (items 1, 2, 4)
+
+
+class Killed(BaseException):
+    """Stands for kill -9: nothing in the code under test catches it."""
+
+
+FAULT_EPOCHS = 3
+
+
+def _train(out, resume=False):
+    """A tiny CAE on 128 digits; patience 1 so that the learning-rate plateau and
+    early-stopping counters matter to what a resumed run must reproduce."""
+    import keras
+
+    from models.cae import CAEConfig
+    from tasks.cae import train_cae
+    from tasks.common import make_run_dir, seed_everything
+    from tasks.data import load_dataset
+
+    make_run_dir("cae", str(out), resume=resume)  # as `main.py cae [--resume]` does
+    keras.backend.clear_session()
+    seed_everything(0)
+    data = load_dataset("digits", val_size=64, train_limit=128, test_limit=100)
+    config = CAEConfig(conv_filters=(4, 8, 8), dense_units=16, latent_dim=3)
+    return train_cae(data, config, str(out), epochs=FAULT_EPOCHS, batch_size=32, lr=5e-3,
+                     patience=1, verbose=0, resume=resume, seed=0)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    metrics = _train(tmp_path_factory.mktemp("uninterrupted"))
+    metrics.pop("model")
+    return metrics
+
+
+def _half_written(path):
+    with open(path, "wb") as f:
+        f.write(b"\x89HDF\r\n")  # a torn file: what a kill mid-write leaves
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fault", ["backup weights write", "backup commit mark",
+                                   "writer raises", "final commit", "final save"])
+def test_resume_after_a_fault_ends_as_an_uninterrupted_run(tmp_path, monkeypatch,
+                                                           uninterrupted, fault):
+    """The run is stopped at a chosen moment, then --resume must finish it with the
+    uninterrupted run's test MSE and its whole history."""
+    import tasks.common as common
+    import tasks.training_backup as backup
+
+    commits = []
+    real_weights, real_atomic, real_save, real_json = (
+        backup._atomic_weights, backup._atomic, common.save_model, backup.write_json)
+
+    def weights(model, path):  # killed while writing epoch 2's weights
+        commits.append(path)
+        if len(commits) == 2:
+            _half_written(os.path.join(os.path.dirname(path),
+                                       f".epoch-0002.tmp{os.getpid()}.weights.h5"))
+            raise Killed()
+        real_weights(model, path)
+
+    def mark(path, obj):  # killed before epoch 2's commit mark
+        if path.endswith("epoch-0002.json"):
+            raise Killed()
+        return real_json(path, obj)
+
+    def final_mark(path, obj):  # killed after the last epoch, before the final commit
+        if obj.get("finished"):
+            raise Killed()
+        return real_json(path, obj)
+
+    def atomic(path, write):  # the disk fills while writing epoch 2's arrays
+        if path.endswith("epoch-0002.npz"):
+            raise OSError(28, "No space left on device")
+        return real_atomic(path, write)
+
+    def save(model, path):  # killed while writing encoder.keras: cae.keras is done
+        if path.endswith("encoder.keras"):
+            _half_written(os.path.join(os.path.dirname(path), f".encoder.tmp{os.getpid()}.keras"))
+            raise Killed()
+        return real_save(model, path)
+
+    with monkeypatch.context() as patch:
+        if fault == "backup weights write":
+            patch.setattr(backup, "_atomic_weights", weights)
+        elif fault == "backup commit mark":
+            patch.setattr(backup, "write_json", mark)
+        elif fault == "final commit":
+            patch.setattr(backup, "write_json", final_mark)
+        elif fault == "writer raises":
+            patch.setattr(backup, "_atomic", atomic)
+        else:
+            patch.setattr(common, "save_model", save)
+        with pytest.raises((Killed, OSError)):
+            _train(tmp_path)
+    assert not (tmp_path / "metrics.json").exists()
+    assert (tmp_path / "backup").is_dir()
+
+    resumed = _train(tmp_path, resume=True)
+    assert not list(tmp_path.rglob(".*.tmp*"))  # the torn files were removed
+    assert resumed["test_mse"] == pytest.approx(uninterrupted["test_mse"], rel=1e-6)
+    assert resumed["epochs"] == uninterrupted["epochs"]
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert len(history["loss"]) == uninterrupted["epochs"]
+    for name in ("cae.keras", "encoder.keras", "decoder.keras", "metrics.json", "loss.png"):
+        assert (tmp_path / name).is_file(), name
+    assert not (tmp_path / "backup").exists()
+
+
+@pytest.mark.backend_independent
+def test_worker_without_a_chief_gives_up_in_one_line(tmp_path):  # item 5
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = run_main("tune", "--distributed", "worker", "--oracle", f"127.0.0.1:{port}",
+                      "--oracle-timeout", "1", "--dataset", "digits",
+                      "--out", str(tmp_path / "run"), timeout=120)
+    assert f"waiting for the chief at 127.0.0.1:{port}" in result.stdout
+    assert result.returncode == 2, result.stderr
+    errors = result.stderr.strip().splitlines()
+    assert errors == [f"main.py tune: error: --oracle 127.0.0.1:{port}: no chief answered "
+                      f"within 1 s; start `tune --distributed chief --oracle 127.0.0.1:{port}` "
+                      f"first, or raise --oracle-timeout"], result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.backend_independent
+def test_task_refuses_the_folder_of_another_run(tmp_path):  # item 3, end to end
+    (tmp_path / ".run.json").write_text('{"task": "cae"}')
+    (tmp_path / "cae.keras").write_text("a finished run's model")
+    result = run_main("vae", "--dataset", "digits", "--out", str(tmp_path))
+    assert result.returncode == 2, result.stderr
+    assert "holds a cae run; one folder holds one task's run" in result.stderr
+    assert (tmp_path / "cae.keras").read_text() == "a finished run's model"
