@@ -39,8 +39,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="gan", choices=("cae", "vae", "gan"))
     parser.add_argument("--trials", type=int, default=20)
-    parser.add_argument("--train-size", type=int, default=256)
-    parser.add_argument("--fid-samples", type=int, default=256)
+    parser.add_argument("--train-size", type=int, default=128)
+    parser.add_argument("--fid-samples", type=int, default=128)
     cli = parser.parse_args()
 
     from tasks.quiet import import_tensorflow_quietly
@@ -65,13 +65,40 @@ def main() -> None:
     samples = []
     start = time.perf_counter()
 
+    backend = keras.backend.backend()
+    path = os.path.join(ROOT, "benchmarks", "results", f"tune_memory_{cli.model}_{backend}.json")
+    rss_before = rss_mib()
+
     def record(trial_id, metrics):
         samples.append({"trial": int(trial_id), "rss_mib": round(rss_mib(), 1),
                         "peak_rss_mib": round(peak_rss_mib(), 1),
                         "seconds": round(time.perf_counter() - start, 1)})
         print(samples[-1], flush=True)
+        write(summary(samples))  # after every trial: a timed-out run still reports
 
-    rss_before = rss_mib()
+    def summary(samples):
+        half = max(1, len(samples) // 2)
+        return {
+            "model": cli.model, "backend": backend, "trials": len(samples),
+            "trials_asked": cli.trials, "train_images": len(data.x_train), "space": "small",
+            "epochs_per_trial": 1, "rss_before_search_mib": round(rss_before, 1),
+            "rss_after_trial_1_mib": samples[0]["rss_mib"],
+            "rss_after_last_trial_mib": samples[-1]["rss_mib"],
+            # Growth per trial over the second half (the first trials warm caches up).
+            "rss_growth_per_trial_second_half_mib": round(
+                (samples[-1]["rss_mib"] - samples[half - 1]["rss_mib"])
+                / max(1, len(samples) - half), 2),
+            "peak_rss_mib": samples[-1]["peak_rss_mib"], "per_trial": samples,
+            "command": f"KERAS_BACKEND={backend} python benchmarks/tune_memory.py --model "
+                       f"{cli.model} --trials {cli.trials} --train-size {cli.train_size} "
+                       f"--fid-samples {cli.fid_samples}",
+        }
+
+    def write(result):
+        with open(path + ".tmp", "w") as f:
+            json.dump(result, f, indent=2)
+        os.replace(path + ".tmp", path)
+
     tuner = make_tuner("random", hypermodel,
                        objective=tune.kt_objective(hypermodel.objective, hypermodel.direction),
                        max_trials=cli.trials, directory=os.path.join(out, "tuner"),
@@ -80,26 +107,7 @@ def main() -> None:
                        on_trial_done=record, fit_verbose=0)
     x, y, val = hypermodel.search_data(data)
     tuner.search(x, y, validation_data=val, epochs=1, verbose=0)
-    half = len(samples) // 2
-    result = {
-        "model": cli.model, "backend": keras.backend.backend(), "trials": len(samples),
-        "train_images": len(data.x_train), "space": "small", "epochs_per_trial": 1,
-        "rss_before_search_mib": round(rss_before, 1),
-        "rss_after_trial_1_mib": samples[0]["rss_mib"],
-        "rss_after_last_trial_mib": samples[-1]["rss_mib"],
-        # Growth per trial over the second half (the first trials warm caches up).
-        "rss_growth_per_trial_second_half_mib": round(
-            (samples[-1]["rss_mib"] - samples[half - 1]["rss_mib"]) / (len(samples) - half), 2),
-        "peak_rss_mib": samples[-1]["peak_rss_mib"], "per_trial": samples,
-        "command": f"KERAS_BACKEND={keras.backend.backend()} python benchmarks/tune_memory.py "
-                   f"--model {cli.model} --trials {cli.trials} --train-size {cli.train_size}"
-                   f" --fid-samples {cli.fid_samples}",
-    }
-    path = os.path.join(ROOT, "benchmarks", "results",
-                        f"tune_memory_{cli.model}_{keras.backend.backend()}.json")
-    with open(path, "w") as f:
-        json.dump(result, f, indent=2)
-    print({k: v for k, v in result.items() if k != "per_trial"})
+    print({k: v for k, v in summary(samples).items() if k != "per_trial"})
 
 
 if __name__ == "__main__":
