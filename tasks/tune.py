@@ -74,11 +74,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="gan: images generated from a fixed noise seed to score each "
                           "trial against the validation split (default 5000)")
     gen.add_argument("--domain-classifier", default=None, metavar="FILE.keras",
-                     help="gan: the feature extractor of `quality` to use or create "
-                          "(default as `quality`: runs/domain_classifier/<dataset>.keras, "
-                          "or one in --out for a --train-size subset)")
+                     help="gan: a feature extractor to use, or to train and save there "
+                          "(default: `quality`'s cached reference extractor; with "
+                          "--train-size, a small classifier in --out)")
     gen.add_argument("--classifier-epochs", type=positive_int, default=4, metavar="E",
-                     help="gan: epochs when the domain classifier is trained (default 4)")
+                     help="gan: epochs when a --domain-classifier or subset classifier is "
+                          "trained (default 4)")
     add_output_arguments(parser, "tune")
     parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2),
                         help="0: one line per trial; 1: also KerasTuner's trial tables "
@@ -249,12 +250,15 @@ def _sample_distance(args, data, out: str):
 
     from scipy.linalg import LinAlgWarning
 
-    from tasks.sample_quality import domain_classifier, featurize, fid, kid
+    from tasks.sample_quality import domain_classifier, featurize, fid, kid, reference_extractor
 
-    path = args.domain_classifier or (
-        os.path.join(out, "domain_classifier.keras") if args.train_size else
-        os.path.join("runs", "domain_classifier", f"{args.dataset}.keras"))
-    classifier = domain_classifier(data, path, epochs=args.classifier_epochs)
+    if args.domain_classifier or args.train_size:
+        # A given file, or for a smoke run on a subset a small classifier kept in
+        # the run folder (training the reference would read every training image).
+        path = args.domain_classifier or os.path.join(out, "domain_classifier.keras")
+        classifier = domain_classifier(data, path, epochs=args.classifier_epochs)
+    else:  # the features `quality` reports in: its cached reference extractor
+        classifier, _ = reference_extractor(args.dataset, args.data_dir, seed=0)
     references = {}
 
     def distance(images, split: str, metric: str) -> float:
