@@ -84,10 +84,14 @@ def int_list(text: str) -> list:
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a comma-separated list of integers, e.g. 2,4,8") from None
-    bad = [v for v in values if not 1 <= v <= MAX_INT]
+    bad = [v for v in values if v < 1]
     if not values or bad:
         raise argparse.ArgumentTypeError(
-            f"{text!r} holds values out of range {bad}; give positive integers, e.g. 2,4,8")
+            f"{text!r} holds non-positive values {bad}; give positive integers, e.g. 2,4,8")
+    huge = [v for v in values if v > MAX_INT]
+    if huge:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} holds values too large {huge}; give integers up to {MAX_INT}")
     return values
 
 

@@ -370,7 +370,7 @@ class TestCommandLine:
     @pytest.mark.parametrize("option, value, message", [
         ("--erasing", "1.5", "outside [0, 1]"), ("--label-smoothing", "1", "outside [0, 1)"),
         ("--feature-dropout", "-0.1", "outside [0, 1)"), ("--shift", "x", "not a number"),
-        ("--ema-epochs", "-1", "negative or infinite"), ("--ema-epochs", "inf", "finite"),
+        ("--ema-epochs", "-1", "is negative"), ("--ema-epochs", "inf", "finite"),
         ("--lr-schedule", "step", "invalid choice")])
     def test_bad_regularisation(self, option, value, message):
         result = run_main("classify", option, value)
