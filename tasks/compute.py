@@ -117,8 +117,14 @@ def _tensorflow_strategy(cpu_devices: int | None):
         return tf.distribute.MultiWorkerMirroredStrategy()
     _build_from_one_replica()
     gpus = tf.config.list_logical_devices("GPU")
-    devices = [d.name for d in gpus or tf.config.list_logical_devices("CPU")]
-    return tf.distribute.MirroredStrategy(devices)
+    devices = tuple(d.name for d in gpus or tf.config.list_logical_devices("CPU"))
+    # One strategy per process: two would reuse each other's collective keys.
+    if devices not in _mirrored:
+        _mirrored[devices] = tf.distribute.MirroredStrategy(list(devices))
+    return _mirrored[devices]
+
+
+_mirrored = {}
 
 
 def _build_from_one_replica() -> None:
@@ -263,7 +269,7 @@ def _apply() -> None:
     import keras
 
     keras.config.set_dtype_policy(_settings.precision)
-    if _settings.jax_distribution is not None:
+    if keras.backend.backend() == "jax":
         keras.distribution.set_distribution(_settings.jax_distribution)
 
 
