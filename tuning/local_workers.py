@@ -67,9 +67,9 @@ def _stop(procs: dict, grace_s: float = 10.0) -> None:
             p.wait()
 
 
-def _last_line(path: str) -> str:
+def _last_line(path: str, start: str = "") -> str:
     with open(path, errors="replace") as f:
-        lines = [line.strip() for line in f if line.strip()]
+        lines = [line.strip() for line in f if line.strip() and line.startswith(start)]
     return lines[-1][:200] if lines else "(empty log)"
 
 
@@ -132,7 +132,7 @@ def run_local(main_argv: list, out: str, workers: int, poll_s: float = 0.5,
         if chief.returncode:
             raise RuntimeError(f"the chief failed: {_last_line(logs['chief'])} "
                                f"(see {logs['chief']})")
-        print(f"chief: {_last_line(logs['chief'])}", flush=True)
+        print(f"chief: {_last_line(logs['chief'], 'best configuration')}", flush=True)
         for p in procs.values():  # the chief told them that no trials are left
             try:
                 p.wait(worker_grace_s)
