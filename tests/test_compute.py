@@ -88,6 +88,7 @@ def mixed_float16():
     keras.config.set_dtype_policy("float32")
 
 
+@pytest.mark.slow  # float16 on a CPU: jax compiles it slowly (13 s tensorflow, 137 s jax, busy)
 def test_mixed_float16_scales_the_loss_of_the_custom_train_steps(mixed_float16, tiny_images,
                                                                  tmp_path):
     from models.gan import build_gan, default_optimizers, to_gan_range
