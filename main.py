@@ -89,6 +89,7 @@ def main(argv=None) -> int:
     from tasks.errors import UserError
 
     args = build_parser().parse_args(argv)
+    args._argv = argv  # for tasks that start more main.py processes (tune --local-workers)
     # Keras imports TensorFlow on every backend (to seed it, for tf.data, for
     # TensorBoard); do it now, before its start-up chatter can bury an error.
     from tasks.quiet import import_tensorflow_quietly

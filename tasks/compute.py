@@ -117,8 +117,14 @@ def _tensorflow_strategy(cpu_devices: int | None):
         return tf.distribute.MultiWorkerMirroredStrategy()
     _build_from_one_replica()
     gpus = tf.config.list_logical_devices("GPU")
-    devices = [d.name for d in gpus or tf.config.list_logical_devices("CPU")]
-    return tf.distribute.MirroredStrategy(devices)
+    devices = tuple(d.name for d in gpus or tf.config.list_logical_devices("CPU"))
+    # One strategy per process: two would reuse each other's collective keys.
+    if devices not in _mirrored:
+        _mirrored[devices] = tf.distribute.MirroredStrategy(list(devices))
+    return _mirrored[devices]
+
+
+_mirrored = {}
 
 
 def _build_from_one_replica() -> None:
@@ -244,6 +250,7 @@ def _reapplying(clear_session):
     def clear_and_reapply(*args, **kwargs):
         result = clear_session(*args, **kwargs)
         _apply()
+        _enter_strategy()
         return result
 
     clear_and_reapply._reapplies_compute = True
@@ -263,17 +270,38 @@ def _apply() -> None:
     import keras
 
     keras.config.set_dtype_policy(_settings.precision)
-    if _settings.jax_distribution is not None:
+    if keras.backend.backend() == "jax":
         keras.distribution.set_distribution(_settings.jax_distribution)
+
+
+_entered = []  # the strategy scopes entered for this task
+
+
+def _enter_strategy() -> None:
+    strategy = _settings.tf_strategy
+    if strategy is not None:
+        import tensorflow as tf
+        if not tf.distribute.has_strategy():
+            scope = strategy.scope()
+            scope.__enter__()
+            _entered.append(scope)
 
 
 @contextlib.contextmanager
 def task_scope():
     """Runs a whole task inside the tf.distribute strategy's scope (if any), so
-    every model it builds and compiles is mirrored on the devices."""
-    strategy = _settings.tf_strategy
-    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+    every model it builds and compiles is mirrored on the devices. Keras's
+    ``clear_session`` resets TensorFlow's graph and with it the scope; the
+    patched one enters it again (see :func:`configure`)."""
+    _enter_strategy()
+    try:
         yield
+    finally:
+        while _entered:
+            try:
+                _entered.pop().__exit__(None, None, None)
+            except IndexError:  # entered on a graph clear_session has since reset
+                pass
 
 
 def describe() -> dict:

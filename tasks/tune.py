@@ -96,6 +96,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     dist.add_argument("--tuner-id", default=None, metavar="ID",
                       help="a worker's unique id (default worker-<host>-<pid>); a restarted "
                            "worker with the same id resumes its unfinished trial")
+    dist.add_argument("--local-workers", type=positive_int, default=None, metavar="N",
+                      help="run the chief and N workers on this machine, each worker on one "
+                           "GPU (CUDA_VISIBLE_DEVICES) or on the CPU; logs in <out>/workers")
 
 
 def _check_search(out: str, settings: dict) -> bool:
@@ -274,6 +277,32 @@ def _sample_distance(args, data, out: str):
     return distance
 
 
+def _run_local_workers(args) -> str:
+    """``--local-workers N``: this process starts and watches the chief and workers."""
+    import sys
+
+    from tasks.common import make_run_dir
+    from tasks.errors import UserError
+    from tuning.local_workers import run_local, without_option
+
+    for option, value in (("--distributed", args.distributed), ("--oracle", args.oracle),
+                          ("--tuner-id", args.tuner_id)):
+        if value is not None:
+            raise UserError(f"--local-workers starts the chief and the workers itself; "
+                            f"drop {option}")
+    if args.distribute != "none" or args.cpu_devices:
+        raise UserError("--local-workers gives each worker one device; drop --distribute "
+                        "and --cpu-devices")
+    out = make_run_dir("tune", args.out)
+    argv = getattr(args, "_argv", sys.argv[1:])
+    argv = without_option(without_option(argv, "--local-workers"), "--out")
+    try:
+        run_local(argv, out, args.local_workers)
+    except RuntimeError as e:
+        raise UserError(str(e)) from None
+    return out
+
+
 def run(args) -> str:
     from tasks.common import (backend_name, load_data, make_run_dir, seed_everything,
                               write_json)
@@ -284,6 +313,8 @@ def run(args) -> str:
     from tuning.kfold import KFoldTrialMixin
     from tuning.tuners import make_tuner
 
+    if args.local_workers:
+        return _run_local_workers(args)
     role = args.distributed
     if role and args.oracle is None:
         raise UserError(f"--distributed {role} needs --oracle HOST:PORT (the chief's address)")
