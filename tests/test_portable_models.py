@@ -36,7 +36,10 @@ STUDY = {
     "vae": ["--epochs", "1", "--latent-dim", "3", "--width", "4"],  # 3: no manifold figure
     "gan": ["--epochs", "1", "--latent-dim", "4", "--width", "2"],
     "quality": ["--gan", "{root}/gan/generator.keras", "--vae", "{root}/vae/vae.keras",
-                "--cae", "{root}/cae/cae.keras", "--n", "64", "--classifier-epochs", "1"],
+                "--cae", "{root}/cae/cae.keras", "--n", "64", "--classifier-epochs", "1",
+                # a subset classifier in the run, as `all --quick` does (the reference
+                # extractor is cached outside the run)
+                "--classifier", "{root}/quality/domain_classifier.keras"],
 }
 
 # Run with `python -I` (no PYTHONPATH, no script folder on sys.path) in a folder
