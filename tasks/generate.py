@@ -191,11 +191,6 @@ def encoder_from(codes_from: str, kind: str = "cae"):
     return encoder
 
 
-def cae_gaussian_from(codes_from: str, data) -> dict:
-    """Fits the code Gaussian with a CAE (or its encoder) on ``data.x_train``."""
-    return fit_latent_gaussian(encoder_from(codes_from), data.x_train)
-
-
 def add_sampler_arguments(parser: argparse.ArgumentParser, several: bool = False) -> None:
     from tasks.samplers import SAMPLERS
 
