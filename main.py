@@ -8,48 +8,10 @@ The Keras backend comes from KERAS_BACKEND (tensorflow, jax or torch) or --backe
 
 from __future__ import annotations
 
-import argparse
-import importlib
 import os
 import sys
 
-BACKENDS = ("tensorflow", "jax", "torch")
-
-
-class OneLineErrorParser(argparse.ArgumentParser):
-    """argparse that reports bad input as one line (exit 2) instead of usage + error."""
-
-    def error(self, message):
-        if message.startswith("unrecognized arguments") and "--backend" in message:
-            message += "; --backend goes before the task, e.g. main.py --backend torch cae"
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    from tasks.registry import TASKS
-
-    parser = OneLineErrorParser(
-        prog="main.py",
-        description="Keras 3 toolkit for unsupervised deep learning on 28x28 images "
-                    "(Fashion-MNIST, MNIST). Each task writes its .keras models, "
-                    "metrics.json and PNG figures into a run folder and prints where.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Run `python main.py <task> --help` for the options of a task.")
-    parser.add_argument("--backend", choices=BACKENDS, default=None,
-                        help="Keras backend for this run (default: $KERAS_BACKEND, "
-                             "else tensorflow)")
-    sub = parser.add_subparsers(dest="task", metavar="<task>", parser_class=OneLineErrorParser)
-    sub.required = True
-    for name, module_name in TASKS.items():
-        module = importlib.import_module(module_name)
-        task_parser = sub.add_parser(name, help=module.HELP, description=module.HELP[0].upper()
-                                     + module.HELP[1:] + ".",
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter
-                                     if getattr(module, "SHOW_DEFAULTS", False)
-                                     else argparse.HelpFormatter)
-        module.add_arguments(task_parser)
-        task_parser.set_defaults(_module=module)
-    return parser
+from tasks.registry import BACKENDS, build_parser
 
 
 def interrupted_hint(args, folders) -> str:
@@ -58,7 +20,7 @@ def interrupted_hint(args, folders) -> str:
         return "; run the same command again to continue the search"
     if not hasattr(args, "resume"):
         return ""
-    from tasks.training_backup import has_backup
+    from storage.training_backup import has_backup
 
     for folder in folders:
         if folder and has_backup(os.path.join(folder, "backup")):
@@ -74,7 +36,7 @@ def main(argv=None) -> int:
         i = argv.index("--backend")
         if i + 1 < len(argv) and argv[i + 1] in BACKENDS:
             os.environ["KERAS_BACKEND"] = argv[i + 1]
-    from tasks.compute import early_environment
+    from runtime.compute import early_environment
     early_environment(argv)  # jax reads its simulated device count when it loads
     # PyTorch's OpenMP threads spin while they wait; beside any other busy process
     # on a small machine that made Keras-on-torch training 10-25x slower here.
@@ -86,16 +48,16 @@ def main(argv=None) -> int:
         print(f"main.py: error: KERAS_BACKEND={backend!r} is not a backend; valid: "
               f"{', '.join(BACKENDS)}", file=sys.stderr)
         return 2
-    from tasks.errors import UserError
+    from runtime.errors import UserError
 
     args = build_parser().parse_args(argv)
     args._argv = argv  # for tasks that start more main.py processes (tune --local-workers)
     # Keras imports TensorFlow on every backend (to seed it, for tf.data, for
     # TensorBoard); do it now, before its start-up chatter can bury an error.
-    from tasks.quiet import import_tensorflow_quietly
+    from runtime.quiet import import_tensorflow_quietly
     import_tensorflow_quietly()
-    from tasks import run_folder
-    from tasks.compute import configure, task_scope
+    from storage import run_folder
+    from runtime.compute import configure, task_scope
     try:
         if hasattr(args, "precision"):  # a training task: dtype policy, devices
             configure(args)

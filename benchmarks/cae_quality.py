@@ -48,7 +48,7 @@ def main(argv=None) -> int:
     cae_argv = argv[argv.index("--") + 1:] if "--" in argv else []
     own_argv = argv[:argv.index("--")] if "--" in argv else argv
 
-    from tasks.common import positive_float
+    from runtime.args import positive_float
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget-s", type=positive_float, default=600.0,
@@ -59,11 +59,13 @@ def main(argv=None) -> int:
                         help="JSON file (default benchmarks/results/cae_quality_<backend>.json)")
     args = parser.parse_args(own_argv)
 
-    from tasks.quiet import import_tensorflow_quietly
+    from runtime.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()
     from tasks import cae
-    from tasks.common import load_data, seed_everything, write_json
+    from data.arguments import load_data
+    from runtime.backend import seed_everything
+    from storage.files import write_json
 
     cae_parser = argparse.ArgumentParser(prog="main.py cae")
     cae.add_arguments(cae_parser)

@@ -43,7 +43,7 @@ RESULT_TAG = "CAE_THROUGHPUT_RESULT "  # the worker's one line of JSON on stdout
 
 def _keras_epoch_times(data, args) -> tuple:
     """Trains the CAE with Keras fit; returns (wall s per epoch, CPU s per epoch, info)."""
-    from tasks.quiet import import_tensorflow_quietly
+    from runtime.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()
     import keras
@@ -86,7 +86,7 @@ def _plain_epoch_times(data, args) -> tuple:
 
 def run_worker(args) -> int:
     """Measures one runner in this process and prints its result as one JSON line."""
-    from tasks.data import load_dataset
+    from data.datasets import load_dataset
 
     data = load_dataset(args.dataset, seed=args.seed, train_limit=args.train_size)
     measure = _plain_epoch_times if args.worker == PLAIN else _keras_epoch_times
@@ -171,7 +171,7 @@ def table(rounds: list) -> str:
 
 
 def run_driver(args) -> int:
-    from tasks.common import write_json
+    from storage.files import write_json
 
     runners = args.backends
     if PLAIN not in runners:
@@ -242,8 +242,8 @@ def json_object(text: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from tasks.common import positive_float, positive_int
-    from tasks.data import DATASETS
+    from runtime.args import positive_float, positive_int
+    from data.datasets import DATASETS
 
     class OneLineErrorParser(argparse.ArgumentParser):
         def error(self, message):  # one line, exit 2, as main.py does

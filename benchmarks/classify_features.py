@@ -30,14 +30,15 @@ def main() -> int:
     parser.add_argument("--out", default="benchmarks/results/classify_features.json")
     args = parser.parse_args()
 
-    from tasks.quiet import import_tensorflow_quietly
+    from runtime.quiet import import_tensorflow_quietly
     import_tensorflow_quietly()
     import keras
 
     from models.classifier import encoder_from_model
-    from tasks.classifier_training import Settings, train_pretrained
-    from tasks.common import load_keras_model, write_json
-    from tasks.data import load_dataset
+    from training.classifier import Settings, train_pretrained
+    from models.saving import load_keras_model
+    from storage.files import write_json
+    from data.datasets import load_dataset
 
     data = load_dataset("fashion_mnist", data_dir=args.data_dir,
                         train_limit=args.train_size, test_limit=args.test_size)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Which training recipe lifts the fine-tuned classifier and the baseline? A sweep.
 
-Each recipe is a set of :class:`tasks.classifier_training.Settings` overrides
+Each recipe is a set of :class:`training.classifier.Settings` overrides
 (augmentation, label smoothing, dropout on the features, weight decay, the
 encoder layer, epochs). For every recipe the frozen head, the fine-tuned
 encoder and the supervised baseline are trained on the same split of the same
@@ -33,7 +33,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tasks.data import DEFAULT_VAL_SIZE  # noqa: E402  (after the path)
+from data.datasets import DEFAULT_VAL_SIZE  # noqa: E402  (after the path)
 
 # The task's defaults before this sweep, written out: the recipes change them.
 COMMON = {"epochs": 60, "fine_tune_epochs": 50, "baseline_epochs": 60, "patience": 10,
@@ -117,14 +117,14 @@ MODELS = ("frozen", "fine_tuned", "baseline")
 
 def run_recipe(name: str, args) -> dict:
     """Trains the three classifiers with one recipe; their accuracies and times."""
-    from tasks.quiet import import_tensorflow_quietly
+    from runtime.quiet import import_tensorflow_quietly
     import_tensorflow_quietly()
     import keras
 
     from models.classifier import encoder_from_model
-    from tasks.classifier_training import Settings, evaluate, train_baseline, train_pretrained
-    from tasks.common import load_keras_model
-    from tasks.data import load_dataset
+    from training.classifier import evaluate, Settings, train_baseline, train_pretrained
+    from models.saving import load_keras_model
+    from data.datasets import load_dataset
 
     data = load_dataset("fashion_mnist", data_dir=args.data_dir, val_size=args.val_size,
                         seed=args.seed, train_limit=args.train_size, test_limit=args.test_size)
@@ -240,7 +240,7 @@ def main() -> int:
 
 
 def write_results(args, rows: list) -> None:
-    from tasks.common import write_json, write_text
+    from storage.files import write_json, write_text
 
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     write_json(args.out, {"encoder": args.encoder, "common": COMMON, "rows": rows})

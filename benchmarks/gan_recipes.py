@@ -26,7 +26,7 @@ def snapshot_callback(data, epochs: set, log, n: int = 10000, seed: int = 0):
     import numpy as np
 
     from models.gan import from_gan_range
-    from tasks.sample_quality import featurize, fid, precision_recall, reference_extractor
+    from evaluation.sample_quality import featurize, fid, precision_recall, reference_extractor
 
     extractor, info = reference_extractor(data.name, seed=0)
     train_features, _ = featurize(extractor, data.x_train)
@@ -84,10 +84,10 @@ def main(argv=None):
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
 
-    from tasks.quiet import import_tensorflow_quietly
+    from runtime.quiet import import_tensorflow_quietly
     import_tensorflow_quietly()
-    from tasks.common import backend_name, seed_everything
-    from tasks.data import load_dataset
+    from runtime.backend import backend_name, seed_everything
+    from data.datasets import load_dataset
     from tasks.gan import train_gan
 
     os.makedirs(args.out, exist_ok=True)

@@ -123,7 +123,7 @@ def whole_process(data, epochs: int, batch_size: int, lr: float, seed: int = 0) 
 
 def main(argv=None) -> int:
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    from tasks.data import load_dataset
+    from data.datasets import load_dataset
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="fashion_mnist")

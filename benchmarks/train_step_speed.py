@@ -31,8 +31,8 @@ def real_images(model_name: str, n: int):
     """``n`` real training images, shaped for the model: (n, 28, 28, 1) in [0, 1]
     for the VAE, padded to (n, 32, 32, 1) in [-1, 1] for the GAN."""
     sys.path.insert(0, ROOT)
-    from tasks.data import load_dataset
-    from tasks.errors import UserError
+    from data.datasets import load_dataset
+    from runtime.errors import UserError
 
     try:
         x = load_dataset("fashion_mnist", train_limit=n).x_train
@@ -49,7 +49,7 @@ def real_images(model_name: str, n: int):
 def keras_speed(model_name: str, steps: int, warmup: int, batch: int, width: int) -> float:
     """Images/s of ``model.fit`` on the current backend (call in a child process)."""
     sys.path.insert(0, ROOT)
-    from tasks.quiet import import_tensorflow_quietly
+    from runtime.quiet import import_tensorflow_quietly
     import_tensorflow_quietly()
     import keras
     import numpy as np

@@ -43,12 +43,13 @@ def main() -> None:
     parser.add_argument("--fid-samples", type=int, default=128)
     cli = parser.parse_args()
 
-    from tasks.quiet import import_tensorflow_quietly
+    from runtime.quiet import import_tensorflow_quietly
     import_tensorflow_quietly()
     import keras
 
     from tasks import tune
-    from tasks.common import load_data, seed_everything
+    from data.arguments import load_data
+    from runtime.backend import seed_everything
     from tuning.kfold import KFoldTrialMixin
     from tuning.tuners import make_tuner
 

@@ -233,7 +233,7 @@ def compile_classifier(model: keras.Model, learning_rate: float = 1e-3,
 
     With ``ema_momentum`` in (0, 1) the optimizer also keeps an exponential
     moving average of the weights (``use_ema``); train with
-    :func:`tasks.classifier_training._fit`, which evaluates and keeps the average.
+    :func:`training.classifier._fit`, which evaluates and keeps the average.
     With ``decay_steps``, the learning rate follows a cosine from
     ``learning_rate`` down to 0 over that many steps.
     """

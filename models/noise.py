@@ -22,8 +22,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from tasks.noise_spec import (DEFAULT_AMOUNT, DEFAULT_SIGMA, EVAL_NOISES, KINDS,  # noqa: F401
-                              PATCH, NoiseSpec, parse_noise, parse_noise_list)
+from data.noise_spec import (DEFAULT_AMOUNT, DEFAULT_SIGMA, EVAL_NOISES, KINDS, NoiseSpec,
+                             parse_noise, parse_noise_list, PATCH)
 
 
 # ------------------------------------------------------------------- NumPy

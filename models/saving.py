@@ -13,9 +13,14 @@ The transposed convolutions need nothing here: they are Keras's own layers
 
 from __future__ import annotations
 
+import os
+import zipfile
+
 import keras
 
 from models.classifier import SmoothedSparseCrossentropy
+from runtime.errors import UserError
+from storage.files import _atomic
 
 
 def _models(model: keras.Model):
@@ -57,3 +62,33 @@ def for_saving(model: keras.Model) -> keras.Model:
     copy = keras.saving.deserialize_keras_object(serialised)
     copy.set_weights(model.get_weights())
     return copy
+
+
+def save_model(model, path: str) -> str:
+    """``model.save`` to a temporary file, then rename: a crash leaves no half file.
+
+    The file holds only Keras's own classes where the model is an inference model
+    (see ``models.saving``): it loads without this toolkit."""
+    return _atomic(path, for_saving(model).save)
+
+
+def load_keras_model(path: str, what: str = "model"):
+    """``keras.saving.load_model`` with a one-line error for a missing or bad file;
+    the transposed convolutions get the fast JAX gradient for further training."""
+    import models  # noqa: F401  registers the custom classes before loading
+    from models.layers import speed_up
+
+    if not os.path.isfile(path):
+        raise UserError(f"{what} file {path!r} does not exist; give a .keras file "
+                        f"written by this toolkit")
+    if not path.endswith(".keras"):
+        raise UserError(f"{what} file {path!r} is not a .keras file")
+    if not zipfile.is_zipfile(path):  # Keras would say "File not found" here
+        raise UserError(f"{what} file {path!r} is not a Keras model (a .keras file is a zip "
+                        f"archive; this one is not); give a .keras file written by this toolkit")
+    try:
+        model = keras.saving.load_model(path)
+    except Exception as e:  # any corrupt or foreign file: one line, not a traceback
+        first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise UserError(f"cannot load {what} {path!r}: {first}") from None
+    return speed_up(model)

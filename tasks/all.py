@@ -14,7 +14,9 @@ import os
 import time
 import traceback
 
-from tasks.common import add_output_arguments, random_seed, write_json, write_text
+from runtime.args import random_seed
+from storage.files import write_json, write_text
+from storage.run_folder import add_output_arguments
 
 HELP = "run the whole study (cae, tune, latent, denoise, classify, vae, gan, quality) in order"
 
@@ -29,7 +31,7 @@ class Step:
         quick: extra arguments under ``--quick``.
         needs: steps whose outputs this one reads; if one failed, it is skipped.
 
-    The summary shows each step's headline figure (``tasks.headlines``).
+    The summary shows each step's headline figure (``evaluation.headlines``).
     """
 
     name: str
@@ -100,7 +102,7 @@ def step_argv(step: Step, root: str, args) -> list:
 
 
 def select_steps(spec: str | None) -> list:
-    from tasks.errors import UserError
+    from runtime.errors import UserError
 
     if spec is None:
         return list(STEPS)
@@ -116,8 +118,8 @@ def select_steps(spec: str | None) -> list:
 def headline_value(out: str, task: str):
     """(label, value) of the step's headline figure; the value None where the run
     wrote no readable metrics.json or no such figure."""
-    from tasks.common import read_json
-    from tasks.headlines import HEADLINES, headline
+    from storage.files import read_json
+    from evaluation.headlines import headline, HEADLINES
 
     label = HEADLINES.get(task, ("", ""))[1]
     try:
@@ -128,13 +130,14 @@ def headline_value(out: str, task: str):
 
 
 def run(args) -> str:
-    import main as cli
-    from tasks.common import make_run_dir
-    from tasks.errors import UserError
+    from storage.run_folder import make_run_dir
+    from runtime.errors import UserError
 
     steps = select_steps(args.steps)
     root = make_run_dir("all", args.out, overwrite=args.overwrite)
-    parser = cli.build_parser()
+    from tasks.registry import build_parser
+
+    parser = build_parser()
     results = []
     failed = set()
     for i, step in enumerate(steps, start=1):

@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import warnings
 
-from tasks.errors import UserError
+from runtime.errors import UserError
 
 HELP = "export a saved inference model (.keras) to ONNX or a TensorFlow SavedModel"
 
@@ -100,7 +100,7 @@ def run(args) -> str:
 
     from models.gan import GAN
     from models.vae import VAE
-    from tasks.common import load_keras_model
+    from models.saving import load_keras_model
 
     backend = keras.backend.backend()
     check_backend(args.format, backend)

@@ -6,14 +6,15 @@ import argparse
 import os
 import time
 
-from tasks.common import (add_data_arguments, add_output_arguments, positive_float,
-                          positive_int)
+from data.arguments import add_data_arguments
+from runtime.args import positive_float, positive_int
+from storage.run_folder import add_output_arguments
 
 HELP = "train the DCGAN: fixed-noise sample grid per epoch, generator/discriminator .keras"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from tasks.compute import add_compute_arguments
+    from runtime.compute import add_compute_arguments
 
     add_data_arguments(parser)
     add_compute_arguments(parser)
@@ -56,48 +57,11 @@ def ema_momentum(text: str) -> float:
     return value
 
 
-def make_sample_callback(out: str, latent_dim: int, seed: int, n: int = 64):
-    """A Keras callback: a fixed-noise sample grid per epoch, per-iteration losses."""
-    import keras
-    import numpy as np
-
-    from models.gan import from_gan_range
-    from tasks.figures import image_grid
-
-    class GANMonitor(keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.noise = np.random.default_rng(seed).standard_normal(
-                (n, latent_dim)).astype("float32")
-            self.iterations = {"d_loss": [], "g_loss": [], "d_real": [], "d_fake": []}
-            self._previous = {}
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self._previous = {}
-
-        def on_train_batch_end(self, batch, logs=None):
-            # Keras reports running means over the epoch; recover each batch's
-            # value: v_k = k * m_k - (k - 1) * m_(k-1).
-            for key in self.iterations:
-                mean = float(logs[key])
-                k = batch + 1
-                value = k * mean - (k - 1) * self._previous.get(key, 0.0)
-                self.iterations[key].append(value)
-                self._previous[key] = mean
-
-        def on_epoch_end(self, epoch, logs=None):
-            images = from_gan_range(self.model.generator.predict(self.noise, verbose=0))
-            image_grid(images, os.path.join(out, f"samples_epoch_{epoch + 1:03d}.png"),
-                       f"DCGAN samples after epoch {epoch + 1} (fixed noise)")
-
-    return GANMonitor()
-
-
 def iteration_curves(iterations: dict, path: str, title: str) -> str:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from tasks.common import save_figure
+    from storage.files import save_figure
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     for key, ax in (("d_loss", ax1), ("g_loss", ax1), ("d_real", ax2), ("d_fake", ax2)):
@@ -125,15 +89,18 @@ def train_gan(data, out: str, latent_dim: int = 100, width: int = 16, epochs: in
 
     from models.gan import (build_gan, default_optimizers, from_gan_range, to_gan_range,
                             use_generator_ema)
-    from tasks.common import (backend_name, check_losses_finite, layer_seed, save_model,
-                              write_json)
-    from tasks.compute import describe
-    from tasks.figures import image_grid
+    from models.saving import save_model
+    from runtime.backend import backend_name, layer_seed
+    from runtime.errors import check_losses_finite
+    from storage.files import write_json
+    from runtime.compute import describe
+    from plots.figures import image_grid
+    from training.callbacks import GANMonitor
 
     gan = build_gan(latent_dim=latent_dim, width=width, seed=layer_seed(seed),
                     spectral_norm=spectral_norm)
     gan.compile(*default_optimizers(lr, beta1, d_lr=d_lr, ema=ema))
-    monitor = make_sample_callback(out, latent_dim, seed)
+    monitor = GANMonitor(out, latent_dim, seed)
     start = time.perf_counter()
     history = gan.fit(to_gan_range(data.x_train), epochs=epochs, batch_size=batch_size,
                       verbose=verbose, callbacks=[monitor, keras.callbacks.TerminateOnNaN(),
@@ -168,7 +135,9 @@ def train_gan(data, out: str, latent_dim: int = 100, width: int = 16, epochs: in
 
 
 def run(args) -> str:
-    from tasks.common import load_data, make_run_dir, seed_everything
+    from data.arguments import load_data
+    from runtime.backend import seed_everything
+    from storage.run_folder import make_run_dir
 
     out = make_run_dir("gan", args.out, overwrite=args.overwrite)
     seed_everything(args.seed)

@@ -6,7 +6,7 @@ its decoder is fed samples of a Gaussian fitted to the training codes: the
 mean and covariance are read from ``latent_gaussian.json`` next to the decoder
 (written by ``quality --cae`` or by ``generate --codes-from``).
 
-``--sampler`` picks the code distribution (:mod:`tasks.samplers`): ``prior``,
+``--sampler`` picks the code distribution (:mod:`models.samplers`): ``prior``,
 ``gaussian``, ``gmm`` (``--components``) or ``two_stage``; a fitted one is
 saved beside the decoder and reused (``--refit`` fits anew).
 """
@@ -14,211 +14,18 @@ saved beside the decoder and reused (``--refit`` fits anew).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 
-from tasks.common import add_data_arguments, add_output_arguments, positive_int
+from data.arguments import add_data_arguments
+from runtime.args import positive_int
+from storage.run_folder import add_output_arguments
+from training.sampler_source import add_sampler_arguments
 
 HELP = "draw new images from a saved VAE, GAN generator or CAE decoder into a grid PNG"
 
-GAUSSIAN_FILE = "latent_gaussian.json"  # tasks.samplers.GaussianSampler.FILE
 # The most images one grid PNG holds (128 rows of 8): a bigger --n only used memory
 # (--n 100000000 asked for 75 GiB) for a picture nobody can read.
 GRID_LIMIT = 1024
-
-
-@dataclasses.dataclass
-class Sampler:
-    """Latent sampler -> decoder -> images in [0, 1], shape (n, 28, 28, 1).
-
-    Attributes:
-        kind: "vae", "gan" or "cae".
-        network: the Keras model that decodes latent points.
-        latent_dim: size of its input.
-        latent: the code distribution (:mod:`tasks.samplers`): prior, gaussian,
-            gmm or two_stage.
-    """
-
-    kind: str
-    network: object
-    latent_dim: int
-    latent: object = None
-
-    def __post_init__(self):
-        if self.latent is None:
-            from tasks.samplers import PriorSampler
-            self.latent = PriorSampler(self.latent_dim)
-
-    @property
-    def name(self) -> str:
-        return self.latent.name
-
-    def decode(self, z, batch_size: int = 500):
-        import numpy as np
-
-        from models.gan import from_gan_range
-
-        images = self.network.predict(np.asarray(z, "float32"), batch_size=batch_size,
-                                      verbose=0)
-        if self.kind == "gan":
-            return from_gan_range(images)
-        return np.clip(np.asarray(images, "float32"), 0.0, 1.0)
-
-    def __call__(self, eps, batch_size: int = 500):
-        """Images for standard-normal noise ``eps`` of shape (n, latent_dim)
-        (prior, gaussian and two_stage samplers: each maps noise to codes)."""
-        return self.decode(self.latent.transform(eps), batch_size)
-
-    def sample(self, n: int, seed: int = 0):
-        return self.decode(self.latent.sample(n, seed))
-
-
-def identify(model, path: str):
-    """(kind, network) of a loaded model, or UserError if it generates nothing."""
-    from models.cae import split_cae
-    from models.gan import GAN
-    from models.vae import VAE
-    from tasks.errors import UserError
-
-    if isinstance(model, VAE):
-        return "vae", model.decoder
-    if isinstance(model, GAN):
-        return "gan", model.generator
-    if model.name == "cae":
-        return "cae", split_cae(model)[1]
-    kinds = {"vae_decoder": "vae", "generator": "gan", "decoder": "cae"}
-    if model.name in kinds and len(model.input_shape) == 2:
-        return kinds[model.name], model
-    raise UserError(f"{path!r} holds model {model.name!r}, which is no generator; give a "
-                    f"VAE (vae.keras, decoder.keras), a GAN generator.keras or a CAE "
-                    f"decoder.keras")
-
-
-def encoder_of(model):
-    """The encoder inside a whole VAE or CAE, the model itself if it is an
-    encoder, else None."""
-    from models.cae import split_cae
-    from models.vae import VAE
-
-    if isinstance(model, VAE):
-        return model.encoder
-    if model.name == "cae":
-        return split_cae(model)[0]
-    if model.name in ("encoder", "vae_encoder"):
-        return model
-    return None
-
-
-def training_codes(encoder, images):
-    """The encoder's codes of ``images`` (a VAE's posterior means)."""
-    import numpy as np
-
-    codes = encoder.predict(images, batch_size=512, verbose=0)
-    if isinstance(codes, (list, tuple)):  # a VAE encoder: use the means
-        codes = codes[0]
-    return np.asarray(codes, "float64")
-
-
-def fit_latent_gaussian(encoder, images) -> dict:
-    """Mean and covariance of the encoder's codes of ``images``."""
-    from tasks.samplers import GaussianSampler
-
-    codes = training_codes(encoder, images)
-    return GaussianSampler(codes.shape[1]).fit(codes).to_json()
-
-
-def load_sampler(path: str, gaussian: dict | None = None, sampler: str | None = None,
-                 components: int = 10, codes_from: str | None = None,
-                 training_images=None, refit: bool = False, seed: int = 0,
-                 option: str | None = None) -> Sampler:
-    """The image sampler for a saved model and a latent sampler name.
-
-    The latent sampler is the one saved beside the model when it matches
-    (same name, dimension and, for gmm, ``components``) unless ``refit``;
-    otherwise it is fitted to the codes of ``training_images()`` (a callable,
-    so data load only when needed) by the model's own encoder (a whole
-    vae.keras / cae.keras) or the one in ``codes_from``, and saved beside the
-    model. ``gaussian`` (a dict from :func:`fit_latent_gaussian`) is used as given.
-    With ``option`` (``gan``, ``vae`` or ``cae``: the ``quality`` option that named
-    the file), a model of another kind is refused at once.
-    """
-    from tasks import samplers
-    from tasks.common import load_keras_model
-    from tasks.errors import UserError
-
-    model = load_keras_model(path, "generator")
-    kind, network = identify(model, path)
-    if option is not None and kind != option:
-        raise UserError(f"--{option} {path!r} holds a {kind.upper()} model; give a "
-                        f"{option.upper()} model (or pass this file as --{kind})")
-    latent_dim = int(network.input_shape[-1])
-    name = sampler or samplers.DEFAULT[kind]
-    samplers.check_valid(name, kind)
-    if gaussian is not None and name == "gaussian":
-        return Sampler(kind, network, latent_dim,
-                       samplers.GaussianSampler.from_json(gaussian, latent_dim))
-    folder = os.path.dirname(path)
-    fresh = refit or codes_from is not None  # a named encoder asks for a new fit
-    latent = None if fresh else samplers.saved_matches(name, folder, latent_dim, components)
-    if latent is None:
-        encoder = encoder_of(model) if codes_from is None else encoder_from(codes_from, kind)
-        file = samplers.CLASSES[name].FILE
-        if encoder is None:
-            raise UserError(f"{kind.upper()} decoder {path!r} has no {file} beside it; give "
-                            f"--codes-from <the {kind} .keras or its encoder.keras> to fit one")
-        if training_images is None:
-            raise UserError(f"no training images to fit the {name} sampler of {path!r}")
-        codes = training_codes(encoder, training_images())
-        if codes.shape[1] != latent_dim:
-            raise UserError(f"the encoder's codes have dimension {codes.shape[1]}, the "
-                            f"decoder {path!r} takes {latent_dim}")
-        latent = samplers.new_sampler(name, latent_dim, components, seed).fit(codes)
-        latent.save(folder)
-        print(f"fitted the {name} sampler to {len(codes)} training codes; saved beside "
-              f"{path}", flush=True)
-    return Sampler(kind, network, latent_dim, latent)
-
-
-def encoder_from(codes_from: str, kind: str = "cae"):
-    """The encoder in ``--codes-from`` (a whole CAE/VAE or its encoder.keras)."""
-    from tasks.common import load_keras_model
-    from tasks.errors import UserError
-
-    encoder = encoder_of(load_keras_model(codes_from, "--codes-from model"))
-    if encoder is None:
-        raise UserError(f"--codes-from {codes_from!r} holds no encoder; give the {kind}'s "
-                        f".keras or its encoder.keras")
-    return encoder
-
-
-def add_sampler_arguments(parser: argparse.ArgumentParser, several: bool = False) -> None:
-    from tasks.samplers import SAMPLERS
-
-    if several:
-        parser.add_argument("--samplers", type=sampler_list, default=None,
-                            metavar="NAME[,NAME...]",
-                            help=f"latent samplers to score, of {', '.join(SAMPLERS)}; each "
-                                 f"model gets those that fit it (default: all that fit)")
-    else:
-        parser.add_argument("--sampler", choices=SAMPLERS, default=None,
-                            help="latent sampler: prior (VAE, GAN), gaussian or gmm fitted "
-                                 "to the training codes (CAE, VAE), two_stage (VAE) "
-                                 "(default: prior, for a CAE gaussian)")
-    parser.add_argument("--components", type=positive_int, default=10,
-                        help="Gaussian-mixture components of the gmm sampler (default 10)")
-    parser.add_argument("--refit", action="store_true",
-                        help="fit the samplers anew even when one is saved beside the model")
-
-
-def sampler_list(text: str) -> list:
-    from tasks.samplers import SAMPLERS
-
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    bad = [name for name in names if name not in SAMPLERS]
-    if bad or not names:
-        raise argparse.ArgumentTypeError(f"unknown sampler {', '.join(bad) or text!r}; "
-                                         f"valid: {', '.join(SAMPLERS)}")
-    return names
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -236,9 +43,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> str:
-    from tasks.common import load_data, make_run_dir, seed_everything
-    from tasks.errors import UserError
-    from tasks.figures import image_grid
+    from data.arguments import load_data
+    from runtime.backend import seed_everything
+    from storage.run_folder import make_run_dir
+    from runtime.errors import UserError
+    from plots.figures import image_grid
+    from training.sampler_source import load_sampler
 
     if args.n > GRID_LIMIT:
         raise UserError(f"--n {args.n}: a grid holds at most {GRID_LIMIT} images; give "

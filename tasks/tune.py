@@ -13,7 +13,9 @@ import argparse
 import os
 import time
 
-from tasks.common import add_data_arguments, add_output_arguments, positive_float, positive_int
+from data.arguments import add_data_arguments
+from runtime.args import positive_float, positive_int
+from storage.run_folder import add_output_arguments
 
 HELP = ("search the hyperparameters of the CAE, classifier, VAE or GAN with KerasTuner "
         "(random, bayesian, hyperband; k-fold; distributed)")
@@ -28,7 +30,7 @@ _SEARCH_KEYS = ("model", "tuner", "folds", "space", "epochs", "patience", "seed"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from tuning.distributed import ROLES, parse_address
 
-    from tasks.compute import add_compute_arguments
+    from runtime.compute import add_compute_arguments
 
     add_data_arguments(parser)
     add_compute_arguments(parser)
@@ -107,8 +109,8 @@ def _check_search(out: str, settings: dict) -> bool:
     Returns:
         True when ``out`` already held this search (a resume).
     """
-    from tasks.common import read_json, write_json
-    from tasks.errors import UserError
+    from storage.files import read_json, write_json
+    from runtime.errors import UserError
 
     path = os.path.join(out, "search.json")
     if not os.path.isfile(path):
@@ -141,8 +143,9 @@ def retrain_best(hypermodel, best_values: dict, data, out: str, epochs: int, pat
     import keras
     import keras_tuner as kt
 
-    from tasks.common import backend_name, save_model
-    from tasks.figures import loss_curves
+    from models.saving import save_model
+    from runtime.backend import backend_name
+    from plots.figures import loss_curves
 
     hp = kt.HyperParameters()
     hypermodel.build(hp)  # declares the space; the values below replace the defaults
@@ -177,7 +180,7 @@ def retrain_best(hypermodel, best_values: dict, data, out: str, epochs: int, pat
 
 def check_model_options(args) -> None:
     """One-line errors for options that do not fit ``--model`` (before any work)."""
-    from tasks.errors import UserError
+    from runtime.errors import UserError
     from tuning.hypermodels import HYPERMODELS
 
     cls = HYPERMODELS[args.model]
@@ -193,7 +196,7 @@ def check_model_options(args) -> None:
 
 def make_hypermodel(args, data, out: str):
     """The hypermodel of ``--model``, with what it needs (an encoder, a domain classifier)."""
-    from tasks.errors import UserError
+    from runtime.errors import UserError
     from tuning.hypermodels import HYPERMODELS
 
     cls = HYPERMODELS[args.model]
@@ -215,8 +218,8 @@ def make_hypermodel(args, data, out: str):
 def load_encoder(path: str):
     """The encoder in a CAE or encoder ``.keras`` file; one line (exit 2) if none."""
     from models.classifier import encoder_from_model
-    from tasks.common import load_keras_model
-    from tasks.errors import UserError
+    from models.saving import load_keras_model
+    from runtime.errors import UserError
 
     model = load_keras_model(path, "--encoder")
     try:
@@ -228,7 +231,7 @@ def load_encoder(path: str):
 def _pretrained_encoder(args, data, out: str):
     """The encoder of ``--encoder``, or of a CAE trained now into ``<out>/cae``."""
     from models.cae import CAEConfig, split_cae
-    from tasks.common import load_keras_model
+    from models.saving import load_keras_model
 
     if args.encoder is not None:
         return load_encoder(args.encoder)
@@ -236,7 +239,7 @@ def _pretrained_encoder(args, data, out: str):
     if os.path.isfile(path):  # a resumed search keeps the CAE its trials used
         print(f"reusing the CAE {path}", flush=True)
         return split_cae(load_keras_model(path, "CAE"))[0]
-    from tasks.cae import train_cae
+    from training.cae import train_cae
 
     os.makedirs(os.path.dirname(path), exist_ok=True)
     print(f"no --encoder: training a CAE for {args.cae_epochs} epochs into "
@@ -253,7 +256,8 @@ def _sample_distance(args, data, out: str):
 
     from scipy.linalg import LinAlgWarning
 
-    from tasks.sample_quality import domain_classifier, featurize, fid, kid, reference_extractor
+    from evaluation.sample_quality import (domain_classifier, featurize, fid, kid,
+                                           reference_extractor)
 
     if args.domain_classifier or args.train_size:
         # A given file, or for a smoke run on a subset a small classifier kept in
@@ -281,8 +285,8 @@ def _run_local_workers(args) -> str:
     """``--local-workers N``: this process starts and watches the chief and workers."""
     import sys
 
-    from tasks.common import make_run_dir
-    from tasks.errors import UserError
+    from storage.run_folder import make_run_dir
+    from runtime.errors import UserError
     from tuning.local_workers import run_local, without_option
 
     for option, value in (("--distributed", args.distributed), ("--oracle", args.oracle),
@@ -304,10 +308,12 @@ def _run_local_workers(args) -> str:
 
 
 def run(args) -> str:
-    from tasks.common import (backend_name, load_data, make_run_dir, seed_everything,
-                              write_json)
-    from tasks.compute import describe
-    from tasks.errors import UserError
+    from data.arguments import load_data
+    from runtime.backend import backend_name, seed_everything
+    from storage.files import write_json
+    from storage.run_folder import make_run_dir
+    from runtime.compute import describe
+    from runtime.errors import UserError
     from tuning import dashboard, distributed, results
     from tuning.hypermodels import HYPERMODELS
     from tuning.kfold import KFoldTrialMixin

@@ -6,14 +6,15 @@ import argparse
 import os
 import time
 
-from tasks.common import (add_data_arguments, add_output_arguments, positive_float,
-                          positive_int)
+from data.arguments import add_data_arguments
+from runtime.args import positive_float, positive_int
+from storage.run_folder import add_output_arguments
 
 HELP = "train the variational autoencoder (VAE): samples, 2-D manifold, test ELBO"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from tasks.compute import add_compute_arguments
+    from runtime.compute import add_compute_arguments
 
     add_data_arguments(parser)
     add_compute_arguments(parser)
@@ -54,7 +55,7 @@ def manifold_figure(decoder, path: str, title: str, n: int = 15) -> str:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from tasks.common import save_figure
+    from storage.files import save_figure
 
     images, grid = manifold(decoder, n)
     canvas = np.zeros((28 * n, 28 * n))
@@ -75,7 +76,7 @@ def latent_scatter(encoder, images, labels, class_names, path: str, title: str) 
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from tasks.common import save_figure
+    from storage.files import save_figure
 
     z_mean = np.asarray(encoder.predict(images, batch_size=512, verbose=0)[0])
     axes_label = ("z[0]", "z[1]")
@@ -103,7 +104,8 @@ def train_vae(data, out: str, latent_dim: int = 2, width: int = 32, beta: float 
     import keras
 
     from models.vae import build_vae
-    from tasks.common import check_losses_finite, layer_seed
+    from runtime.backend import layer_seed
+    from runtime.errors import check_losses_finite
 
     vae = build_vae(latent_dim=latent_dim, width=width, beta=beta, seed=layer_seed(seed))
     vae.compile(optimizer=keras.optimizers.Adam(lr))
@@ -124,9 +126,11 @@ def write_vae_outputs(vae, data, out: str, hist: dict, wall: float, batch_size: 
     """Evaluates a trained VAE and writes its models, metrics and figures."""
     import numpy as np
 
-    from tasks.common import backend_name, save_model, write_json
-    from tasks.compute import describe
-    from tasks.figures import image_grid, image_rows, loss_curves
+    from models.saving import save_model
+    from runtime.backend import backend_name
+    from storage.files import write_json
+    from runtime.compute import describe
+    from plots.figures import image_grid, image_rows, loss_curves
 
     latent_dim, beta = vae.latent_dim, vae.beta
     width = int(vae.encoder.get_layer("conv1").filters)
@@ -175,7 +179,9 @@ def write_vae_outputs(vae, data, out: str, hist: dict, wall: float, batch_size: 
 
 
 def run(args) -> str:
-    from tasks.common import load_data, make_run_dir, seed_everything
+    from data.arguments import load_data
+    from runtime.backend import seed_everything
+    from storage.run_folder import make_run_dir
 
     out = make_run_dir("vae", args.out, overwrite=args.overwrite)
     seed_everything(args.seed)

@@ -14,13 +14,13 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
-from tasks.quiet import import_tensorflow_quietly  # noqa: E402
+from runtime.quiet import import_tensorflow_quietly  # noqa: E402
 
 import_tensorflow_quietly()
 
 import keras  # noqa: E402
 
-from tasks.data import Dataset  # noqa: E402
+from data.datasets import Dataset  # noqa: E402
 
 
 @pytest.fixture
@@ -53,8 +53,8 @@ def _seed():
 
 def real_data_or_skip(name="fashion_mnist", **kwargs):
     """Loads real data; where none is installed, skips, unless CI requires it."""
-    from tasks.data import load_dataset
-    from tasks.errors import UserError
+    from data.datasets import load_dataset
+    from runtime.errors import UserError
 
     try:
         return load_dataset(name, **kwargs)

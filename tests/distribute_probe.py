@@ -16,16 +16,16 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 DEVICES = int(sys.argv[1]) if len(sys.argv) > 1 else 2
 
-from tasks.compute import early_environment  # noqa: E402
+from runtime.compute import early_environment  # noqa: E402
 
 early_environment(["--cpu-devices", str(DEVICES)])
-from tasks.quiet import import_tensorflow_quietly  # noqa: E402
+from runtime.quiet import import_tensorflow_quietly  # noqa: E402
 
 import_tensorflow_quietly()
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from tasks import compute  # noqa: E402
+from runtime import compute  # noqa: E402
 
 BATCH = 8  # the global batch: split DEVICES ways
 rng = np.random.default_rng(0)

@@ -94,7 +94,7 @@ def test_builders_and_loader_give_keras_layers_with_the_fast_gradient_on_jax(tmp
     from models.cae import CAEConfig, build_cae
     from models.gan import build_generator
     from models.vae import build_vae_decoder
-    from tasks.common import load_keras_model, save_model
+    from models.saving import load_keras_model, save_model
 
     cae = build_cae(CAEConfig(conv_filters=(4, 8, 8), dense_units=16, latent_dim=3))
     loaded = load_keras_model(save_model(cae, str(tmp_path / "cae.keras")))

@@ -73,7 +73,7 @@ class TestTraining:
 
 class TestSaving:
     def test_reload_predicts_the_same(self, tmp_path, tiny_images):
-        from tasks.common import load_keras_model, save_model
+        from models.saving import load_keras_model, save_model
 
         cae = build_cae(TINY)
         path = save_model(cae, str(tmp_path / "cae.keras"))

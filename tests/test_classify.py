@@ -15,9 +15,8 @@ from models.classifier import (SmoothedSparseCrossentropy, build_augmentation, b
                                build_classifier, build_head, compile_classifier,
                                encoder_from_model, feature_model, trainable_parameters,
                                unfreeze_encoder)
-from tasks.classifier_training import (Settings, scaled_epochs, train_baseline,
-                                       train_pretrained)
-from tasks.label_subsets import class_balanced_subset, fraction_list
+from training.classifier import scaled_epochs, Settings, train_baseline, train_pretrained
+from data.label_subsets import class_balanced_subset, fraction_list
 
 TINY = CAEConfig(conv_filters=(4, 8, 8), dense_units=16, latent_dim=3)
 
@@ -214,7 +213,7 @@ class TestWeightAveraging:
             self.steps.append(weights_of(self.model))
 
     def test_fit_keeps_the_average_not_the_last_weights(self, tiny_dataset):
-        from tasks.classifier_training import _fit
+        from training.classifier import _fit
 
         d = tiny_dataset
         x = head_inputs(d.x_train[:32])
@@ -233,7 +232,7 @@ class TestWeightAveraging:
         assert any(changed(w2, kept))
 
     def test_restored_weights_are_the_validated_ones(self, tiny_dataset):
-        from tasks.classifier_training import _fit
+        from training.classifier import _fit
 
         d = tiny_dataset
         head = build_head((16,), hidden_units=8, dropout=0.0)
@@ -262,7 +261,7 @@ class TestWeightAveraging:
 
 class TestSchedule:
     def test_cosine_decays_to_zero_over_the_phase(self, tiny_dataset):
-        from tasks.classifier_training import _compile, _fit
+        from training.classifier import _compile, _fit
 
         d = tiny_dataset
         x, x_val = head_inputs(d.x_train), head_inputs(d.x_val)
@@ -275,7 +274,7 @@ class TestSchedule:
         assert float(head.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-9)
 
     def test_plateau_keeps_a_constant_rate_and_unknown_schedules_fail(self):
-        from tasks.classifier_training import _compile
+        from training.classifier import _compile
 
         settings = Settings(batch_size=16, lr_schedule="plateau")
         head = _compile(build_head((16,), hidden_units=8), 0.01, settings, 64, 2)
@@ -287,7 +286,7 @@ class TestSchedule:
 
 class TestEvaluation:
     def test_flip_averaged_accuracy_uses_the_mirror_images(self):
-        from tasks.classifier_training import evaluate
+        from training.classifier import evaluate
 
         # A "model" that sees only the left half: class 1 if it is bright.
         inputs = keras.Input((28, 28, 1))

@@ -125,7 +125,7 @@ def test_crash_leaves_no_model_and_resume_continues(tmp_path, tiny_dataset):
     import keras
 
     from models.cae import CAEConfig
-    from tasks.cae import train_cae
+    from training.cae import train_cae
 
     config = CAEConfig(conv_filters=(4, 8, 8), dense_units=16, latent_dim=3)
 

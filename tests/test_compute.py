@@ -41,8 +41,8 @@ class TestBadInput:
         assert_one_line_error(run_main(*args), *fragments)
 
     def test_cpu_devices_with_a_gpu(self, monkeypatch):
-        from tasks import compute
-        from tasks.errors import UserError
+        from runtime import compute
+        from runtime.errors import UserError
 
         monkeypatch.setattr(compute, "_gpu_count", lambda backend: 1)
         with pytest.raises(UserError, match="--cpu-devices 2 simulates devices.*1 GPU"):
@@ -50,7 +50,7 @@ class TestBadInput:
                                               cpu_devices=2))
 
     def test_cpu_devices_reach_xla_before_jax_loads(self, monkeypatch):
-        from tasks.compute import early_environment
+        from runtime.compute import early_environment
 
         monkeypatch.setenv("XLA_FLAGS", "--xla_foo=1 --xla_force_host_platform_device_count=8")
         early_environment(["gan", "--cpu-devices=3"])

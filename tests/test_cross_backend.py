@@ -19,7 +19,7 @@ PREDICT = textwrap.dedent("""
     import numpy as np
     sys.path.insert(0, {root!r})
     import keras
-    from tasks.common import load_keras_model
+    from models.saving import load_keras_model
     model = load_keras_model({model!r})
     x = np.load({inputs!r})
     np.save({outputs!r}, np.asarray(model.predict(x, verbose=0)))
@@ -40,7 +40,7 @@ def test_saved_cae_predicts_the_same_on(backend, tmp_path, tiny_images):
         if os.environ.get("REQUIRE_ALL_BACKENDS"):
             pytest.fail(f"backend {backend} is not installed")
         pytest.skip(f"backend {backend} is not installed (CI installs all three)")
-    from tasks.common import save_model
+    from models.saving import save_model
 
     cae = build_cae(CAEConfig(conv_filters=(4, 8, 8), dense_units=16, latent_dim=3,
                               dropout=0.1, l2=1e-4))

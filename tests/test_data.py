@@ -7,8 +7,8 @@ import struct
 import numpy as np
 import pytest
 
-from tasks import data
-from tasks.errors import UserError
+from data import datasets as data
+from runtime.errors import UserError
 
 pytestmark = pytest.mark.backend_independent  # see conftest.py
 

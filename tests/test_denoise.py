@@ -21,7 +21,7 @@ def test_noisy_test_set_is_fixed_by_the_seed(tiny_images):
 
 
 def test_markdown_table_marks_losses():
-    from tasks.denoise_report import markdown_table
+    from tasks.denoise.report import markdown_table
 
     row = {"noise": "occlusion", "label": "occlusion 14x14", "latent_dim": 4, "input_mse": 0.1,
            "plain_mse": 0.05, "denoising_mse": 0.06, "plain_psnr_db": 13.0,

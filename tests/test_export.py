@@ -20,7 +20,7 @@ def _export(capsys, *args):
 @pytest.fixture
 def saved(tmp_path, tiny_images):
     """A trained tiny CAE and a VAE encoder (two outputs), saved by the toolkit."""
-    from tasks.common import save_model
+    from models.saving import save_model
 
     cae = build_cae(CAEConfig(conv_filters=(4, 8, 8), dense_units=16, latent_dim=3))
     cae.compile(optimizer="adam", loss="mse")

@@ -131,8 +131,8 @@ def test_vae_loss_falls_on_real_images():
 
 
 def test_saved_models_generate_the_same_images(tmp_path):
-    from tasks.common import save_model
-    from tasks.generate import load_sampler
+    from models.saving import save_model
+    from training.sampler_source import load_sampler
 
     vae = build_vae(latent_dim=3, width=4, beta=2.0, seed=1)
     gan = build_gan(latent_dim=8, width=4, seed=1)
@@ -148,15 +148,16 @@ def test_saved_models_generate_the_same_images(tmp_path):
     np.testing.assert_allclose(vae_sampler(eps3), expected_vae, atol=1e-5)
     np.testing.assert_allclose(gan_sampler(eps8), np.clip(expected_gan, 0, 1), atol=1e-5)
     # The whole VAE round-trips its configuration.
-    from tasks.common import load_keras_model
+    from models.saving import load_keras_model
     loaded = load_keras_model(vae_path)
     assert loaded.beta == 2.0 and loaded.latent_dim == 3
 
 
 def test_cae_decoder_samples_its_code_gaussian(tmp_path, tiny_images):
     from models.cae import CAEConfig, build_cae, split_cae
-    from tasks.common import save_model, write_json
-    from tasks.generate import GAUSSIAN_FILE, fit_latent_gaussian, load_sampler
+    from models.saving import save_model
+    from storage.files import write_json
+    from training.sampler_source import fit_latent_gaussian, GAUSSIAN_FILE, load_sampler
 
     encoder, decoder = split_cae(build_cae(CAEConfig(conv_filters=(4, 8, 8), dense_units=16,
                                                      latent_dim=3)))
@@ -187,8 +188,8 @@ GENERATE = textwrap.dedent("""
 @pytest.mark.slow
 def test_keras_files_load_and_generate_on_the_next_backend(tmp_path):
     # Each backend's CI run checks one direction; the three runs close the cycle.
-    from tasks.common import save_model
-    from tasks.generate import load_sampler
+    from models.saving import save_model
+    from training.sampler_source import load_sampler
 
     vae = build_vae(latent_dim=8, width=4, seed=1)
     gan = build_gan(latent_dim=8, width=4, seed=1)
@@ -211,7 +212,7 @@ def test_keras_files_load_and_generate_on_the_next_backend(tmp_path):
 @pytest.mark.slow
 def test_generate_rejects_bad_input(tmp_path):
     from models.gan import build_discriminator
-    from tasks.common import save_model
+    from models.saving import save_model
     from test_cli import assert_one_line_error
 
     path = save_model(build_discriminator(width=4), str(tmp_path / "discriminator.keras"))
@@ -220,7 +221,7 @@ def test_generate_rejects_bad_input(tmp_path):
 
 
 def test_generate_rejects_non_positive_n(capsys):
-    from main import build_parser
+    from tasks.registry import build_parser
 
     with pytest.raises(SystemExit) as exit_info:
         build_parser().parse_args(["generate", "--model", "g.keras", "--n", "0"])
@@ -233,7 +234,7 @@ def test_generate_rejects_non_positive_n(capsys):
 
 
 def test_fid_kid_coverage_on_known_distributions():
-    from tasks.sample_quality import coverage, fid, kid
+    from evaluation.sample_quality import coverage, fid, kid
 
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((4000, 4)), rng.standard_normal((4000, 4))

@@ -20,7 +20,7 @@ def clusters(n_per=30, dim=6, seed=0):
 
 
 def test_numbers_on_separated_clusters():
-    from tasks.latent_views import knn_accuracy, silhouette, subsample
+    from tasks.latent.views import knn_accuracy, silhouette, subsample
 
     codes, labels = clusters()
     assert knn_accuracy(codes[::2], labels[::2], codes[1::2], labels[1::2]) == 1.0
@@ -33,7 +33,7 @@ def test_numbers_on_separated_clusters():
 
 
 def test_views_write_three_pngs_with_trustworthiness(tmp_path):
-    from tasks.latent_views import views
+    from tasks.latent.views import views
 
     codes, labels = clusters()
     result = views(codes, labels, ["a", "b", "c"], str(tmp_path), seed=0, max_points=60,
@@ -48,7 +48,7 @@ def test_samples_decode_to_images(tmp_path):
     import keras
 
     from models.cae import CAEConfig, build_decoder
-    from tasks.latent_samples import decode, gaussian_samples, interpolations, pca_grid
+    from tasks.latent.samples import decode, gaussian_samples, interpolations, pca_grid
 
     decoder = build_decoder(CAEConfig(conv_filters=(4, 8, 8), dense_units=16, latent_dim=6))
     codes, labels = clusters()

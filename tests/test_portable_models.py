@@ -86,7 +86,7 @@ def _saved_models(root):
 
 @pytest.mark.slow
 def test_every_saved_inference_model_loads_and_predicts_without_the_toolkit(tmp_path):
-    from tasks.common import load_keras_model
+    from models.saving import load_keras_model
 
     root = tmp_path / "study"
     _run_study(str(root))
@@ -133,7 +133,7 @@ def test_every_saved_inference_model_loads_and_predicts_without_the_toolkit(tmp_
 @pytest.mark.parametrize("name,inputs", [("cae", "x"), ("generator", "z")])
 def test_files_written_with_the_old_custom_layer_still_load_in_the_toolkit(name, inputs):
     """Fixtures written before issue 16 (tests/fixtures/make_old_layer_fixtures.py)."""
-    from tasks.common import load_keras_model
+    from models.saving import load_keras_model
 
     path = os.path.join(FIXTURES, f"old_layer_{name}.keras")
     assert b"unsupervised28>Conv2DTranspose" in zipfile.ZipFile(path).read("config.json")
@@ -150,8 +150,8 @@ def test_files_written_with_the_old_custom_layer_still_load_in_the_toolkit(name,
 
 
 def test_old_cae_file_works_with_the_latent_and_generate_loaders():
-    from tasks.cae_source import load_cae
-    from tasks.generate import load_sampler
+    from training.cae_source import load_cae
+    from training.sampler_source import load_sampler
 
     _, encoder, decoder = load_cae(os.path.join(FIXTURES, "old_layer_cae.keras"))
     assert decoder.output_shape == (None, 28, 28, 1)

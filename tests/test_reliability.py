@@ -16,7 +16,7 @@ DIGITS = ["--dataset", "digits", "--train-size", "256", "--test-size", "100"]
 
 def parse_error(capsys, *argv) -> str:
     """The one-line error main.py's parser prints for ``argv`` (exit 2)."""
-    from main import build_parser
+    from tasks.registry import build_parser
 
     with pytest.raises(SystemExit) as exit_info:
         build_parser().parse_args(list(argv))
@@ -48,13 +48,13 @@ class TestNumbers:
         assert fragment in parse_error(capsys, *argv)
 
     def test_largest_seed_is_accepted(self):
-        from main import build_parser
+        from tasks.registry import build_parser
 
         args = build_parser().parse_args(["cae", "--seed", str(2**32 - 1)])
         assert args.seed == 2**32 - 1
 
     def test_layer_seed_keeps_small_seeds_and_wraps_large_ones(self):
-        from tasks.common import layer_seed
+        from runtime.backend import layer_seed
 
         assert layer_seed(7) == 7 and layer_seed(7, 2) == 9
         assert 0 <= layer_seed(2**32 - 1, 100) < 2**31 - 100
@@ -71,7 +71,7 @@ class TestNumbers:
 @pytest.mark.backend_independent
 class TestStrictJson:
     def test_non_finite_numbers_become_null(self, tmp_path):
-        from tasks.common import write_json
+        from storage.files import write_json
 
         path = write_json(str(tmp_path / "m.json"),
                           {"a": float("nan"), "b": [1.0, float("inf")],
@@ -85,8 +85,8 @@ class TestStrictJson:
             "a": None, "b": [1.0, None], "c": None, "d": [2.0, None], "e": 3}
 
     def test_diverged_history_is_one_line_error(self):
-        from tasks.common import check_losses_finite
-        from tasks.errors import UserError
+        from runtime.errors import check_losses_finite
+        from runtime.errors import UserError
 
         check_losses_finite({"loss": [1.0, 0.5], "val_accuracy": [float("nan")]}, "hint")
         with pytest.raises(UserError, match="val_loss became nan in epoch 2.*lower --lr"):
@@ -97,8 +97,8 @@ class TestStrictJson:
 def test_idx_label_outside_the_classes_is_refused(tmp_path):  # item 8
     from test_data import make_idx_dir, write_idx
 
-    from tasks.data import IDX_FILES, load_dataset
-    from tasks.errors import UserError
+    from data.datasets import IDX_FILES, load_dataset
+    from runtime.errors import UserError
 
     labels = make_idx_dir(tmp_path)["train_labels"]
     labels[3] = 200
@@ -110,8 +110,8 @@ def test_idx_label_outside_the_classes_is_refused(tmp_path):  # item 8
 
 @pytest.mark.backend_independent
 def test_text_file_named_keras_is_not_called_missing(tmp_path):
-    from tasks.common import load_keras_model
-    from tasks.errors import UserError
+    from models.saving import load_keras_model
+    from runtime.errors import UserError
 
     path = tmp_path / "model.keras"
     path.write_text("not a model")
@@ -121,9 +121,9 @@ def test_text_file_named_keras_is_not_called_missing(tmp_path):
 
 def test_quality_names_its_own_option_for_a_model_of_another_kind(tmp_path):
     from models.cae import CAEConfig, build_cae
-    from tasks.common import save_model
-    from tasks.errors import UserError
-    from tasks.generate import load_sampler
+    from models.saving import save_model
+    from runtime.errors import UserError
+    from training.sampler_source import load_sampler
 
     path = save_model(build_cae(CAEConfig(conv_filters=(2, 2, 2), dense_units=4,
                                           latent_dim=2)), str(tmp_path / "cae.keras"))
@@ -178,8 +178,8 @@ def test_generate_refuses_a_grid_past_its_limit(tmp_path):  # item 14
 @pytest.mark.backend_independent
 class TestRunFolders:
     def test_another_run_is_refused_without_overwrite(self, tmp_path):
-        from tasks.common import make_run_dir
-        from tasks.errors import UserError
+        from storage.run_folder import make_run_dir
+        from runtime.errors import UserError
 
         out = make_run_dir("cae", str(tmp_path / "run"))
         (tmp_path / "run" / "cae.keras").write_text("model")
@@ -192,21 +192,21 @@ class TestRunFolders:
         assert json.loads((tmp_path / "run" / ".run.json").read_text()) == {"task": "vae"}
 
     def test_run_written_before_the_mark_is_recognised(self, tmp_path):
-        from tasks.common import make_run_dir
-        from tasks.errors import UserError
+        from storage.run_folder import make_run_dir
+        from runtime.errors import UserError
 
         (tmp_path / "metrics.json").write_text('{"task": "gan"}')
         with pytest.raises(UserError, match="holds a gan run"):
             make_run_dir("cae", str(tmp_path))
 
     def test_default_folders_of_the_same_second_differ(self, tmp_path, monkeypatch):
-        from tasks.common import make_run_dir
+        from storage.run_folder import make_run_dir
 
         monkeypatch.chdir(tmp_path)
         assert make_run_dir("gan", None) != make_run_dir("gan", None)
 
     def test_stale_temporary_files_are_removed(self, tmp_path):
-        from tasks.common import make_run_dir
+        from storage.run_folder import make_run_dir
 
         (tmp_path / "backup").mkdir()
         dead = 2**22 + 12345  # above the default pid_max: no such process
@@ -221,8 +221,8 @@ class TestRunFolders:
         assert not any(p.exists() for p in stale) and live.exists()
 
     def test_failed_run_leaves_no_empty_folder(self, tmp_path):
-        from tasks import run_folder
-        from tasks.common import make_run_dir
+        from storage import run_folder
+        from storage.run_folder import make_run_dir
 
         empty = make_run_dir("cae", str(tmp_path / "failed"))
         (tmp_path / "failed" / "config.json").write_text("{}")
@@ -233,8 +233,8 @@ class TestRunFolders:
 
     def test_resume_with_another_latent_dim_names_the_option(self, tmp_path):  # item 15
         from models.cae import CAEConfig
-        from tasks.cae import check_same_config
-        from tasks.errors import UserError
+        from training.cae import check_same_config
+        from runtime.errors import UserError
 
         (tmp_path / "config.json").write_text(CAEConfig(latent_dim=10).to_json())
         check_same_config(str(tmp_path), CAEConfig(latent_dim=10))
@@ -271,9 +271,10 @@ def _train(out, resume=False):
     import keras
 
     from models.cae import CAEConfig
-    from tasks.cae import train_cae
-    from tasks.common import make_run_dir, seed_everything
-    from tasks.data import load_dataset
+    from training.cae import train_cae
+    from runtime.backend import seed_everything
+    from storage.run_folder import make_run_dir
+    from data.datasets import load_dataset
 
     make_run_dir("cae", str(out), resume=resume)  # as `main.py cae [--resume]` does
     keras.backend.clear_session()
@@ -303,12 +304,12 @@ def test_resume_after_a_fault_ends_as_an_uninterrupted_run(tmp_path, monkeypatch
                                                            uninterrupted, fault):
     """The run is stopped at a chosen moment, then --resume must finish it with the
     uninterrupted run's test MSE and its whole history."""
-    import tasks.common as common
-    import tasks.training_backup as backup
+    import models.saving as saving
+    import storage.training_backup as backup
 
     commits = []
     real_weights, real_atomic, real_save, real_json = (
-        backup._atomic_weights, backup._atomic, common.save_model, backup.write_json)
+        backup._atomic_weights, backup._atomic, saving.save_model, backup.write_json)
 
     def weights(model, path):  # killed while writing epoch 2's weights
         commits.append(path)
@@ -349,7 +350,7 @@ def test_resume_after_a_fault_ends_as_an_uninterrupted_run(tmp_path, monkeypatch
         elif fault == "writer raises":
             patch.setattr(backup, "_atomic", atomic)
         else:
-            patch.setattr(common, "save_model", save)
+            patch.setattr(saving, "save_model", save)
         with pytest.raises((Killed, OSError)):
             _train(tmp_path)
     assert not (tmp_path / "metrics.json").exists()

@@ -92,7 +92,7 @@ def report(runs_root):
 
 class TestDiscovery:
     def test_finds_every_run_grouped_and_ordered(self, runs_root):
-        from tasks.report_discovery import discover_runs
+        from tasks.report.discovery import discover_runs
 
         runs = discover_runs(str(runs_root))
         assert [(r.task, r.rel) for r in runs] == [
@@ -109,7 +109,7 @@ class TestDiscovery:
         assert [f.path for f in runs[0].figures] == ["loss.png", "reconstructions.png"]
 
     def test_run_owns_subfolders_but_not_sub_runs(self, runs_root):
-        from tasks.report_discovery import discover_runs
+        from tasks.report.discovery import discover_runs
 
         hand = [r for r in discover_runs(str(runs_root)) if r.task == "classify"][0]
         assert [(f.path, f.caption) for f in hand.figures] == [
@@ -120,7 +120,7 @@ class TestDiscovery:
         assert len(csv_table.rows) == 20 and csv_table.total_rows == 30
 
     def test_bad_json_is_a_problem_not_a_crash(self, tmp_path):
-        from tasks.report_discovery import discover_runs
+        from tasks.report.discovery import discover_runs
 
         folder = tmp_path / "gan" / "20250101-000000"
         folder.mkdir(parents=True)
@@ -130,13 +130,13 @@ class TestDiscovery:
         assert "not readable JSON" in run.problems[0]
 
     def test_caption_from_name(self):
-        from tasks.report_discovery import caption_from_name
+        from tasks.report.discovery import caption_from_name
 
         assert caption_from_name("tsne_by-class.png") == "Tsne by class"
         assert caption_from_name(os.path.join("latent", "pca.png")) == "latent: Pca"
 
     def test_markdown_tables_and_prose(self):
-        from tasks.report_discovery import parse_markdown
+        from tasks.report.discovery import parse_markdown
 
         tables, prose = parse_markdown(
             "# T\nintro\n| a | b |\n|:--|--:|\n| 1 | x \\| y |\n| 2 |\n\nafter", "t.md")
@@ -155,12 +155,12 @@ class TestRendering:
         (2e-5, "2.000e-05"), (1234.56, "1,234.6"), (5.0, "5"), (True, "true"),
         (float("nan"), "nan"), (0.0, "0")])
     def test_format_number(self, value, text):
-        from tasks.report_html import format_number
+        from tasks.report.html import format_number
 
         assert format_number(value) == text
 
     def test_nested_values_become_tables(self):
-        from tasks.report_html import render_value
+        from tasks.report.html import render_value
 
         nested = render_value({"T-shirt": {"recall": 0.5}, "Bag": {"recall": 0.25}})
         assert re.search(r"<th>T-shirt</th><td class=\"num\">0.5</td>", nested)

@@ -1,4 +1,4 @@
-"""Latent samplers (tasks.samplers) and precision/recall (tasks.sample_quality)."""
+"""Latent samplers (models.samplers) and precision/recall (evaluation.sample_quality)."""
 
 import numpy as np
 import pytest
@@ -14,14 +14,14 @@ def two_blobs(n=400, dim=3):
 
 def tiny_cae_path(tmp_path):
     from models.cae import CAEConfig, build_cae
-    from tasks.common import save_model
+    from models.saving import save_model
 
     cae = build_cae(CAEConfig(conv_filters=(4, 8, 8), dense_units=16, latent_dim=3))
     return save_model(cae, str(tmp_path / "cae.keras"))
 
 
 def test_mixture_sampler_fits_and_round_trips(tmp_path):
-    from tasks.samplers import MixtureSampler
+    from models.samplers import MixtureSampler
 
     mixture = MixtureSampler(3, components=2, seed=0).fit(two_blobs())
     mixture.save(str(tmp_path))
@@ -36,8 +36,8 @@ def test_mixture_sampler_fits_and_round_trips(tmp_path):
 
 
 def test_decoder_gmm_sampler_is_saved_beside_it_and_reused(tmp_path, tiny_images):
-    from tasks.generate import load_sampler
-    from tasks.samplers import MixtureSampler
+    from training.sampler_source import load_sampler
+    from models.samplers import MixtureSampler
 
     path = tiny_cae_path(tmp_path)
     fitted = load_sampler(path, sampler="gmm", components=2,
@@ -52,7 +52,7 @@ def test_decoder_gmm_sampler_is_saved_beside_it_and_reused(tmp_path, tiny_images
 
 
 def test_precision_recall_on_known_cases():
-    from tasks.sample_quality import precision_recall
+    from evaluation.sample_quality import precision_recall
 
     rng = np.random.default_rng(0)
     real = rng.standard_normal((1000, 8))
@@ -68,7 +68,7 @@ def test_precision_recall_on_known_cases():
 def test_bad_sampler_for_a_model_is_one_line_exit_2(tmp_path, capsys):
     from main import main
     from models.gan import build_generator
-    from tasks.common import save_model
+    from models.saving import save_model
 
     path = save_model(build_generator(latent_dim=8, width=4),
                       str(tmp_path / "generator.keras"))
@@ -81,7 +81,7 @@ def test_bad_sampler_for_a_model_is_one_line_exit_2(tmp_path, capsys):
 
 @pytest.mark.backend_independent
 def test_unknown_sampler_name_is_rejected_by_the_parser(capsys):
-    from main import build_parser
+    from tasks.registry import build_parser
 
     with pytest.raises(SystemExit) as exit_info:
         build_parser().parse_args(["generate", "--model", "g.keras", "--sampler", "vamp"])
@@ -91,7 +91,7 @@ def test_unknown_sampler_name_is_rejected_by_the_parser(capsys):
 
 
 def test_two_stage_sampler_learns_the_codes_and_saves_plain_keras(tmp_path):
-    from tasks.samplers import TwoStageSampler
+    from models.samplers import TwoStageSampler
 
     codes = two_blobs(n=300, dim=2).astype("float32")
     sampler = TwoStageSampler(2, epochs=4, seed=0).fit(codes)
@@ -106,7 +106,7 @@ def test_two_stage_sampler_learns_the_codes_and_saves_plain_keras(tmp_path):
 
 @pytest.mark.backend_independent
 def test_reference_extractor_name_holds_dataset_and_recipe_hash():
-    from tasks.sample_quality import REFERENCE_RECIPE, recipe_hash, reference_path
+    from evaluation.sample_quality import recipe_hash, reference_path, REFERENCE_RECIPE
 
     path = reference_path("fashion_mnist", 0)
     assert "fashion_mnist" in path and recipe_hash("fashion_mnist", 0) in path

@@ -15,7 +15,7 @@ import os
 import socket
 import time
 
-from tasks.errors import UserError
+from runtime.errors import UserError
 
 ROLES = ("chief", "worker")
 

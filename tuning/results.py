@@ -14,7 +14,7 @@ import os
 
 import numpy as np
 
-from tasks.common import save_figure, write_json, write_text
+from storage.files import save_figure, write_json, write_text
 
 #: Hyperband's bookkeeping values, shown as two columns of their own.
 _HYPERBAND = {"tuner/epochs": "budget_epochs", "tuner/trial_id": "continues_trial"}

@@ -81,7 +81,7 @@ class TrainableHyperModel(kt.HyperModel):
         return model.fit(*args, **kwargs)
 
     def search_data(self, data) -> tuple:
-        """(x, y, validation_data) of a trial, from a ``tasks.data.Dataset``:
+        """(x, y, validation_data) of a trial, from a ``data.datasets.Dataset``:
         by default an autoencoder's (images as inputs and targets)."""
         return data.x_train, data.x_train, (data.x_val, data.x_val)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tasks.errors import UserError
+from runtime.errors import UserError
 
 TUNERS = ("random", "bayesian", "hyperband")
 

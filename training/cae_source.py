@@ -16,8 +16,8 @@ def add_model_argument(parser: argparse.ArgumentParser, what: str) -> None:
 def load_cae(path: str):
     """(cae, encoder, decoder) from a ``.keras`` file; one-line UserError if it is no CAE."""
     from models.cae import split_cae
-    from tasks.common import load_keras_model
-    from tasks.errors import UserError
+    from models.saving import load_keras_model
+    from runtime.errors import UserError
 
     model = load_keras_model(path, "CAE")
     try:
@@ -46,7 +46,7 @@ def obtain_cae(args, data, out: str, latent_dim: int | None = None, noise=None,
     import dataclasses
 
     from models.cae import split_cae
-    from tasks.cae import config_from_args, train_cae
+    from training.cae import config_from_args, train_cae
 
     if args.model is not None and noise is None and latent_dim is None:
         return (*load_cae(args.model), args.model)

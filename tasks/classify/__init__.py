@@ -18,9 +18,10 @@ import argparse
 import os
 import time
 
-from tasks.common import (add_data_arguments, add_output_arguments, non_negative_float,
-                          positive_float, positive_int, probability, rate)
-from tasks.label_subsets import fraction_list
+from data.arguments import add_data_arguments
+from runtime.args import non_negative_float, positive_float, positive_int, probability, rate
+from storage.run_folder import add_output_arguments
+from data.label_subsets import fraction_list
 
 HELP = ("classify with the CAE encoder (frozen, fine-tuned) against a supervised CNN; "
         "tuned head, label efficiency")
@@ -28,7 +29,7 @@ MODELS = ("frozen", "fine_tuned", "baseline")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from tasks.compute import add_compute_arguments
+    from runtime.compute import add_compute_arguments
 
     add_data_arguments(parser)
     add_compute_arguments(parser)
@@ -128,8 +129,8 @@ def get_encoder(args, data, out: str):
     """The encoder from --encoder, or one from a CAE trained now; and where it came from."""
     from models.classifier import encoder_from_model, feature_model
     from models.cae import CAEConfig, split_cae
-    from tasks.common import load_keras_model
-    from tasks.errors import UserError
+    from models.saving import load_keras_model
+    from runtime.errors import UserError
 
     if args.encoder is not None:
         model = load_keras_model(args.encoder, "encoder")
@@ -139,7 +140,7 @@ def get_encoder(args, data, out: str):
             raise UserError(f"--encoder {args.encoder!r}: {e}") from None
         source = args.encoder
     else:
-        from tasks.cae import train_cae
+        from training.cae import train_cae
 
         cae_dir = os.path.join(out, "cae")
         os.makedirs(cae_dir, exist_ok=True)
@@ -201,8 +202,8 @@ def public(record: dict, class_names: list) -> dict:
 
 def label_efficiency(args, data, encoder, settings, full: dict) -> list:
     """Test accuracy of the three models at each label fraction (1.0 reuses ``full``)."""
-    from tasks.classifier_training import train_baseline, train_pretrained
-    from tasks.label_subsets import class_balanced_subset
+    from training.classifier import train_baseline, train_pretrained
+    from data.label_subsets import class_balanced_subset
 
     rows = []
     for frac in args.label_fractions:
@@ -236,11 +237,14 @@ def markdown_table(header: list, rows: list) -> str:
 
 
 def run(args) -> str:
-    from tasks import classify_figures as figs
-    from tasks.classifier_training import Settings, train_baseline, train_pretrained
-    from tasks.common import (backend_name, load_data, make_run_dir, save_model,
-                              seed_everything, write_json, write_text)
-    from tasks.compute import describe
+    from tasks.classify import figures as figs
+    from training.classifier import Settings, train_baseline, train_pretrained
+    from data.arguments import load_data
+    from models.saving import save_model
+    from runtime.backend import backend_name, seed_everything
+    from storage.files import write_json, write_text
+    from storage.run_folder import make_run_dir
+    from runtime.compute import describe
 
     out = make_run_dir("classify", args.out, overwrite=args.overwrite)
     seed_everything(args.seed)

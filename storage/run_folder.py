@@ -1,6 +1,6 @@
 """Whose run a folder holds: one task per folder, no silent overwrite, no litter.
 
-``make_run_dir`` (tasks/common.py) marks every run folder with ``.run.json``
+``make_run_dir`` marks every run folder with ``.run.json``
 (``{"task": ...}``). A folder that holds a run (that mark, or, for folders written
 before it, a ``metrics.json``, ``config.json``, ``.keras`` file or ``backup/``) is
 refused unless ``--overwrite`` (the old run's files are removed first, so two
@@ -10,15 +10,18 @@ that holds nothing.
 
 from __future__ import annotations
 
+import argparse
+import datetime
 import json
 import os
 import re
 import shutil
+import tempfile
 
-from tasks.errors import UserError
+from runtime.errors import UserError
 
 RUN_MARK = ".run.json"
-# Written by tasks.common._atomic and the backup writer: ".<stem>.tmp<pid>[.<ext>]".
+# Written by storage.files._atomic and the backup writer: ".<stem>.tmp<pid>[.<ext>]".
 _TEMPORARY = re.compile(r"^\..+\.tmp(\d+)(\.[\w.]+)?$")
 _LEGACY_SIGNS = ("metrics.json", "config.json", "backup")
 # What a run folder may hold and still count as empty: a failed run's mark and its
@@ -70,7 +73,7 @@ def _a(task: str) -> str:
 
 
 def mark(folder: str, task: str, created: bool) -> None:
-    from tasks.common import write_json
+    from storage.files import write_json
 
     remove_stale_temporaries(folder)
     write_json(os.path.join(folder, RUN_MARK), {"task": task})
@@ -117,3 +120,39 @@ def discard_unfinished() -> None:
 
 def created_runs() -> list:
     return list(_created)
+
+
+def add_output_arguments(parser: argparse.ArgumentParser, task: str) -> None:
+    """--out, --overwrite."""
+    parser.add_argument("--out", default=None, metavar="DIR",
+                        help=f"run folder for models, metrics and figures "
+                             f"(default runs/{task}/<timestamp>)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="let --out name a folder that holds an earlier run: its files "
+                             "are deleted first (without it such a folder is refused)")
+
+
+def make_run_dir(task: str, out: str | None, overwrite: bool = False,
+                 resume: bool = False) -> str:
+    """Creates (or, for ``resume`` or ``overwrite``, reuses) the run folder, checks
+    it is writable and marks it as ``task``'s (see tasks/run_folder.py)."""
+    if out is None:
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        out = base = os.path.join("runs", task, stamp)
+        n = 1
+        while os.path.exists(out):  # two runs started in the same second
+            n += 1
+            out = f"{base}-{n}"
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise UserError(f"--out {out!r} is a file, not a folder; give a folder path")
+    claim(out, task, overwrite=overwrite, resume=resume)
+    created = not os.path.exists(out)
+    try:
+        os.makedirs(out, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):
+            pass
+    except OSError as e:
+        raise UserError(f"--out {out!r} is not writable ({e.strerror}); "
+                        f"give a folder you can write to") from None
+    mark(out, task, created)
+    return out

@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from tasks.common import save_figure  # noqa: E402
+from storage.files import save_figure  # noqa: E402
 
 
 def image_rows(rows: list, row_titles: list, path: str, title: str,

@@ -6,7 +6,9 @@ import argparse
 import os
 import zlib
 
-from tasks.common import add_data_arguments, add_output_arguments, int_list
+from data.arguments import add_data_arguments
+from runtime.args import int_list
+from storage.run_folder import add_output_arguments
 
 HELP = ("train a denoising CAE and compare it with the plain CAE on Gaussian, "
         "salt-and-pepper, uniform, occlusion and mixed noise")
@@ -14,7 +16,7 @@ HELP = ("train a denoising CAE and compare it with the plain CAE on Gaussian, "
 
 def noise_list(text: str) -> list:
     """argparse type: ``all`` or comma-separated noise names."""
-    from tasks.noise_spec import parse_noise_list  # no Keras: argparse runs before it
+    from data.noise_spec import parse_noise_list  # no Keras: argparse runs before it
 
     try:
         return parse_noise_list(text)
@@ -23,9 +25,9 @@ def noise_list(text: str) -> list:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from tasks.cae import add_cae_arguments
-    from tasks.cae_source import add_model_argument
-    from tasks.compute import add_compute_arguments
+    from training.cae import add_cae_arguments
+    from training.cae_source import add_model_argument
+    from runtime.compute import add_compute_arguments
 
     add_model_argument(parser, "the plain CAE to evaluate")
     add_data_arguments(parser)
@@ -62,28 +64,19 @@ def noisy_test_set(x, spec, seed: int):
     return apply_noise(x, spec, seed=[seed, zlib.crc32(spec.name.encode())])
 
 
-def start_from(plain):
-    """A callback that copies the plain CAE's weights into the model about to be trained."""
-    import keras
-
-    class StartFrom(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            cae = self.model.get_layer("cae") if self.model.name != "cae" else self.model
-            cae.set_weights(plain.get_weights())
-
-    return StartFrom()
-
-
 def run(args) -> str:
     import numpy as np
 
     from models.noise import make_noise_layer
-    from tasks.cae_source import latent_dim_of, load_cae, obtain_cae
-    from tasks.common import (backend_name, layer_seed, load_data, make_run_dir,
-                              seed_everything, write_json, write_text)
-    from tasks.compute import describe
-    from tasks.denoise_report import example_rows, markdown_table, mse_bars
-    from tasks.metrics import mse, psnr
+    from training.cae_source import latent_dim_of, load_cae, obtain_cae
+    from data.arguments import load_data
+    from runtime.backend import backend_name, layer_seed, seed_everything
+    from storage.files import write_json, write_text
+    from storage.run_folder import make_run_dir
+    from runtime.compute import describe
+    from tasks.denoise.report import example_rows, markdown_table, mse_bars
+    from evaluation.metrics import mse, psnr
+    from training.callbacks import StartFrom
 
     out = make_run_dir("denoise", args.out, overwrite=args.overwrite)
     given = load_cae(args.model) if args.model else None  # a bad file fails before training
@@ -106,7 +99,7 @@ def run(args) -> str:
             plain, _, _, source = obtain_cae(args, data, os.path.join(out, f"plain_ld{dim}"),
                                              latent_dim=dim)
         layer = make_noise_layer(args.train_noise, seed=layer_seed(args.seed))
-        start = () if args.from_scratch else (start_from(plain),)
+        start = () if args.from_scratch else (StartFrom(plain),)
         denoiser, _, _, den_source = obtain_cae(
             args, data, os.path.join(out, f"denoising_ld{dim}"), latent_dim=dim, noise=layer,
             extra_callbacks=start)

@@ -22,10 +22,10 @@ def build_report(runs_dir: str, out: str | None = None) -> str:
     Raises:
         UserError: ``runs_dir`` is not a folder, holds no run, or ``out`` is not writable.
     """
-    from tasks.common import write_text
-    from tasks.errors import UserError
-    from tasks.report_discovery import discover_runs
-    from tasks.report_html import render_report
+    from storage.files import write_text
+    from runtime.errors import UserError
+    from tasks.report.discovery import discover_runs
+    from tasks.report.html import render_report
 
     if not os.path.isdir(runs_dir):
         raise UserError(f"runs dir {runs_dir!r} is not a folder; give the folder the tasks "

@@ -5,15 +5,17 @@ from __future__ import annotations
 import argparse
 import os
 
-from tasks.common import add_data_arguments, add_output_arguments, int_list, positive_int
+from data.arguments import add_data_arguments
+from runtime.args import int_list, positive_int
+from storage.run_folder import add_output_arguments
 
 HELP = ("explore a CAE's latent space: PCA/t-SNE/Isomap views, kNN and silhouette, "
         "a latent-size sweep, new images from codes")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from tasks.cae import add_cae_arguments
-    from tasks.cae_source import add_model_argument
+    from training.cae import add_cae_arguments
+    from training.cae_source import add_model_argument
 
     add_model_argument(parser, "the CAE to explore")
     add_data_arguments(parser)
@@ -32,17 +34,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args) -> str:
     import numpy as np
 
-    from tasks.cae_source import latent_dim_of, obtain_cae
-    from tasks.common import (backend_name, load_data, make_run_dir, seed_everything,
-                              write_json)
-    from tasks.latent_samples import gaussian_samples, interpolations, pca_grid
-    from tasks.latent_sweep import encode, sweep
-    from tasks.latent_views import knn_accuracy, silhouette, views
-    from tasks.metrics import mse, psnr
+    from training.cae_source import latent_dim_of, obtain_cae
+    from data.arguments import load_data
+    from runtime.backend import backend_name, seed_everything
+    from storage.files import write_json
+    from storage.run_folder import make_run_dir
+    from tasks.latent.samples import gaussian_samples, interpolations, pca_grid
+    from tasks.latent.sweep import encode, sweep
+    from tasks.latent.views import knn_accuracy, silhouette, views
+    from evaluation.metrics import mse, psnr
 
     out = make_run_dir("latent", args.out, overwrite=args.overwrite)
     if args.model is not None:  # fail on a bad file before loading data
-        from tasks.cae_source import load_cae
+        from training.cae_source import load_cae
         load_cae(args.model)
     seed_everything(args.seed)
     data = load_data(args)

@@ -14,7 +14,7 @@ import math
 import os
 import re
 
-from tasks.report_discovery import Run, Table, task_sort_key
+from tasks.report.discovery import Run, Table, task_sort_key
 
 LIST_PREVIEW = 20   # longer lists of numbers are cut to this many items
 
@@ -314,8 +314,8 @@ def overview_table(runs: list) -> str:
 
 
 def headlines_table(runs: list) -> str:
-    """Each run's headline figure (``tasks.headlines``), the first thing the page shows."""
-    from tasks.headlines import headline
+    """Each run's headline figure (``evaluation.headlines``), the first thing the page shows."""
+    from evaluation.headlines import headline
 
     rows = []
     for r in runs:

@@ -27,7 +27,7 @@ import re
 import keras
 import numpy as np
 
-from tasks.common import _atomic, read_json, write_json
+from storage.files import _atomic, read_json, write_json
 
 # The counters of the callbacks a resumed run must continue (None: still unset).
 CALLBACK_STATE = {

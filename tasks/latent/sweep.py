@@ -6,8 +6,8 @@ import os
 
 import numpy as np
 
-from tasks.common import save_figure, write_json, write_text
-from tasks.figures import plt
+from storage.files import save_figure, write_json, write_text
+from plots.figures import plt
 
 
 def encode(encoder, images: np.ndarray) -> np.ndarray:
@@ -16,9 +16,9 @@ def encode(encoder, images: np.ndarray) -> np.ndarray:
 
 def sweep(args, data, dims: list, out: str) -> list:
     """Trains one CAE per latent size into ``out/latent_<d>``; writes sweep.{md,json,png}."""
-    from tasks.cae_source import obtain_cae
-    from tasks.latent_views import knn_accuracy
-    from tasks.metrics import mse, psnr
+    from training.cae_source import obtain_cae
+    from tasks.latent.views import knn_accuracy
+    from evaluation.metrics import mse, psnr
 
     rows = []
     for dim in dims:

@@ -21,7 +21,7 @@ import subprocess
 
 import numpy as np
 
-from tasks.errors import UserError
+from runtime.errors import UserError
 
 DATASETS = ("fashion_mnist", "mnist", "digits")
 

@@ -28,7 +28,7 @@ import contextlib
 import functools
 import os
 
-from tasks.errors import UserError
+from runtime.errors import UserError
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 STRATEGIES = ("none", "data_parallel")
@@ -38,7 +38,7 @@ _CPU_DEVICES_FLAG = "--xla_force_host_platform_device_count"
 
 def add_compute_arguments(parser: argparse.ArgumentParser) -> None:
     """--precision, --distribute, --cpu-devices."""
-    from tasks.common import positive_int
+    from runtime.args import positive_int
 
     group = parser.add_argument_group("compute")
     group.add_argument("--precision", choices=PRECISIONS, default="float32",

@@ -17,12 +17,6 @@ from __future__ import annotations
 
 import os
 
-SAMPLERS = ("prior", "gaussian", "gmm", "two_stage")
-# Which samplers fit which model kind (a GAN has no encoder, so no codes to fit).
-VALID = {"gan": ("prior",), "vae": ("prior", "gaussian", "gmm", "two_stage"),
-         "cae": ("gaussian", "gmm")}
-DEFAULT = {"gan": "prior", "vae": "prior", "cae": "gaussian"}
-
 
 class PriorSampler:
     name = "prior"
@@ -85,7 +79,7 @@ class GaussianSampler(PriorSampler):
                 "n_codes": self.n_codes}
 
     def save(self, folder: str) -> None:
-        from tasks.common import write_json
+        from storage.files import write_json
         write_json(os.path.join(folder, self.FILE), self.to_json())
 
     @classmethod
@@ -103,7 +97,7 @@ class GaussianSampler(PriorSampler):
 
     @classmethod
     def load(cls, folder: str, dim: int):
-        from tasks.common import read_json
+        from storage.files import read_json
         return cls.from_json(read_json(os.path.join(folder, cls.FILE)), dim)
 
 
@@ -195,7 +189,7 @@ class TwoStageSampler(PriorSampler):
         return np.asarray(self.decoder.predict(u, batch_size=1000, verbose=0), "float32")
 
     def save(self, folder: str) -> None:
-        from tasks.common import save_model
+        from models.saving import save_model
         save_model(self.decoder, os.path.join(folder, self.FILE))
 
     @classmethod
@@ -204,7 +198,7 @@ class TwoStageSampler(PriorSampler):
 
     @classmethod
     def load(cls, folder: str, dim: int):
-        from tasks.common import load_keras_model
+        from models.saving import load_keras_model
         decoder = load_keras_model(os.path.join(folder, cls.FILE), "two-stage decoder")
         check_dim(int(decoder.input_shape[-1]), dim, cls.FILE)
         return cls(dim, decoder)
@@ -215,18 +209,10 @@ CLASSES = {c.name: c for c in (PriorSampler, GaussianSampler, MixtureSampler,
 
 
 def check_dim(got: int, dim: int, file: str) -> None:
-    from tasks.errors import UserError
+    from runtime.errors import UserError
     if got != dim:
         raise UserError(f"the sampler {file} has dimension {got}, the decoder takes {dim}; "
                         f"refit it (--refit)")
-
-
-def check_valid(name: str, kind: str) -> None:
-    """UserError unless sampler ``name`` applies to a ``kind`` model."""
-    from tasks.errors import UserError
-    if name not in VALID[kind]:
-        raise UserError(f"--sampler {name!r} does not fit a {kind.upper()}; valid for a "
-                        f"{kind.upper()}: {', '.join(VALID[kind])}")
 
 
 def new_sampler(name: str, dim: int, components: int = 10, seed: int = 0):

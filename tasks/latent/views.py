@@ -6,8 +6,8 @@ import os
 
 import numpy as np
 
-from tasks.figures import plt  # Agg backend already selected
-from tasks.common import save_figure
+from plots.figures import plt  # Agg backend already selected
+from storage.files import save_figure
 
 METHODS = ("pca", "tsne", "isomap")
 TITLES = {"pca": "PCA", "tsne": "t-SNE", "isomap": "Isomap"}

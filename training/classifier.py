@@ -17,7 +17,8 @@ import numpy as np
 from models.classifier import (build_augmentation, build_baseline, build_classifier,
                                build_head, compile_classifier, feature_model, trainable_parameters,
                                unfreeze_encoder)
-from tasks.common import check_losses_finite, layer_seed
+from runtime.backend import layer_seed
+from runtime.errors import check_losses_finite
 
 
 LR_SCHEDULES = ("plateau", "cosine")
