@@ -19,6 +19,7 @@ from keras import ops
 
 from models import train_steps
 from models.layers import conv2d_transpose  # fast kernel gradient on jax
+from models.phased import PhasedModel
 
 GAN_IMAGE_SHAPE = (32, 32, 1)
 
@@ -104,7 +105,7 @@ def from_gan_range(images):
 
 
 @keras.saving.register_keras_serializable(package="unsupervised28")
-class GAN(keras.Model):
+class GAN(PhasedModel):
     """Generator and discriminator trained against each other.
 
     Args:
@@ -113,31 +114,21 @@ class GAN(keras.Model):
         seed: seeds the noise drawn in training.
     """
 
+    SUBMODELS = ("discriminator", "generator")
+    TRACKERS = {"d_loss_tracker": "d_loss", "g_loss_tracker": "g_loss",
+                "d_real_tracker": "d_real", "d_fake_tracker": "d_fake"}
+
     def __init__(self, discriminator, generator, seed: int | None = None, **kwargs):
-        super().__init__(**kwargs)
-        self.discriminator = discriminator
-        self.generator = generator
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
-        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
-        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
-        self.d_real_tracker = keras.metrics.Mean(name="d_real")
-        self.d_fake_tracker = keras.metrics.Mean(name="d_fake")
+        super().__init__({"discriminator": discriminator, "generator": generator}, seed=seed,
+                         **kwargs)
         # One discriminator call on real and fake together: only without batch
         # norm, whose batch statistics would then mix the two.
         self._joint_batch = any(isinstance(layer, keras.layers.SpectralNormalization)
                                 for layer in discriminator.layers)
-        # The sub-models are built functional models: nothing left to build.
-        self.built = True
 
     @property
     def latent_dim(self) -> int:
         return int(self.generator.input_shape[-1])
-
-    @property
-    def metrics(self):
-        return [self.d_loss_tracker, self.g_loss_tracker, self.d_real_tracker,
-                self.d_fake_tracker]
 
     def compile(self, d_optimizer, g_optimizer, **kwargs):
         """Args: the discriminator's and the generator's optimizers; ``kwargs``
@@ -201,25 +192,6 @@ class GAN(keras.Model):
         d_loss, logs = self._d_loss(data, training=False)
         g_loss, g_logs = self._g_loss(data, training=False)
         return d_loss + g_loss, {**logs, **g_logs}
-
-    def train_step(self, *args):
-        return train_steps.train_step(self, *args)
-
-    def test_step(self, *args):
-        return train_steps.test_step(self, *args)
-
-    def get_config(self):
-        return {**super().get_config(),
-                "discriminator": keras.saving.serialize_keras_object(self.discriminator),
-                "generator": keras.saving.serialize_keras_object(self.generator),
-                "seed": self.seed}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["discriminator"] = keras.saving.deserialize_keras_object(config["discriminator"])
-        config["generator"] = keras.saving.deserialize_keras_object(config["generator"])
-        return cls(**config)
 
 
 def build_gan(latent_dim: int = 100, width: int = 16, seed: int | None = None,

@@ -16,6 +16,7 @@ from keras import ops
 
 from models import train_steps
 from models.layers import conv2d_transpose  # fast kernel gradient on jax
+from models.phased import PhasedModel
 
 IMAGE_SHAPE = (28, 28, 1)
 
@@ -57,7 +58,7 @@ def vae_losses(images, reconstruction, z_mean, z_log_var):
 
 
 @keras.saving.register_keras_serializable(package="unsupervised28")
-class VAE(keras.Model):
+class VAE(PhasedModel):
     """Encoder + reparameterisation + decoder, trained on the ELBO.
 
     Args:
@@ -67,28 +68,19 @@ class VAE(keras.Model):
         seed: seeds the reparameterisation noise.
     """
 
+    SUBMODELS = ("encoder", "decoder")
+    TRACKERS = {"total_loss_tracker": "loss",
+                "reconstruction_loss_tracker": "reconstruction_loss",
+                "kl_loss_tracker": "kl_loss"}
+
     def __init__(self, encoder, decoder, beta: float = 1.0, seed: int | None = None,
                  **kwargs):
-        super().__init__(**kwargs)
-        self.encoder = encoder
-        self.decoder = decoder
+        super().__init__({"encoder": encoder, "decoder": decoder}, seed=seed, **kwargs)
         self.beta = float(beta)
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
-        self.total_loss_tracker = keras.metrics.Mean(name="loss")
-        self.reconstruction_loss_tracker = keras.metrics.Mean(name="reconstruction_loss")
-        self.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
-        # The sub-models are built functional models: nothing left to build.
-        self.built = True
 
     @property
     def latent_dim(self) -> int:
         return int(self.decoder.input_shape[-1])
-
-    @property
-    def metrics(self):
-        return [self.total_loss_tracker, self.reconstruction_loss_tracker,
-                self.kl_loss_tracker]
 
     def sample_z(self, z_mean, z_log_var):
         eps = ops.cast(train_steps.batch_normal(ops.shape(z_mean), self.seed_generator),
@@ -118,24 +110,8 @@ class VAE(keras.Model):
     def test_loss(self, data):
         return self._loss(data, training=False)
 
-    def train_step(self, *args):
-        return train_steps.train_step(self, *args)
-
-    def test_step(self, *args):
-        return train_steps.test_step(self, *args)
-
-    def get_config(self):
-        return {**super().get_config(),
-                "encoder": keras.saving.serialize_keras_object(self.encoder),
-                "decoder": keras.saving.serialize_keras_object(self.decoder),
-                "beta": self.beta, "seed": self.seed}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
-        config["decoder"] = keras.saving.deserialize_keras_object(config["decoder"])
-        return cls(**config)
+    def extra_config(self) -> dict:
+        return {"beta": self.beta}
 
 
 def build_vae(latent_dim: int = 2, width: int = 32, beta: float = 1.0,
