@@ -18,6 +18,8 @@ Kinds (images in [0, 1]; the result is clipped to [0, 1]):
 
 from __future__ import annotations
 
+import math
+
 import keras
 import numpy as np
 from keras import ops
@@ -125,23 +127,48 @@ def _occlusion_mask_ops(x, patch, seed_generator):
     return ops.cast(mask[..., None], x.dtype)
 
 
+def _number(value) -> bool:
+    return (isinstance(value, (int, float, np.integer, np.floating))
+            and not isinstance(value, bool) and math.isfinite(value))
+
+
+def _integer(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _check(name: str, value, ok: bool, expected: str) -> None:
+    """ValueError in the words of Keras's own layers (e.g. ``GaussianNoise``)."""
+    if not ok:
+        raise ValueError(f"Invalid value received for argument `{name}`. Expected "
+                         f"{expected}. Received: {name}={value!r}")
+
+
 @keras.saving.register_keras_serializable(package="unsupervised28")
 class ImageNoise(keras.layers.Layer):
     """Corrupts its input with one noise while training; identity otherwise.
 
     Args:
         kind: one of ``KINDS``.
-        sigma: Gaussian standard deviation (``gaussian``, ``mixed``).
-        amount: fraction of salt-and-pepper pixels (``salt_pepper``, ``mixed``).
-        patch: side of the occlusion square.
-        seed: seeds the layer's ``SeedGenerator``.
+        sigma: Gaussian standard deviation (``gaussian``, ``mixed``), > 0.
+        amount: fraction of salt-and-pepper pixels (``salt_pepper``, ``mixed``), in [0, 1].
+        patch: side of the occlusion square, >= 1.
+        seed: seeds the layer's ``SeedGenerator``; None or an integer.
+
+    Raises:
+        ValueError: an argument outside these ranges, named with the value received.
     """
 
     def __init__(self, kind="gaussian", sigma=DEFAULT_SIGMA, amount=DEFAULT_AMOUNT,
                  patch=PATCH, seed=None, **kwargs):
         super().__init__(**kwargs)
-        if kind not in KINDS:
-            raise ValueError(f"unknown noise kind {kind!r}; valid: {', '.join(KINDS)}")
+        _check("kind", kind, kind in KINDS, f"one of {', '.join(KINDS)}")
+        _check("sigma", sigma, _number(sigma) and sigma > 0, "a finite number > 0")
+        _check("amount", amount, _number(amount) and 0 <= amount <= 1,
+               "a number between 0 and 1")
+        _check("patch", patch, _integer(patch) and patch >= 1, "an integer >= 1")
+        # Keras's SeedGenerator takes a Python int only.
+        _check("seed", seed, seed is None or _integer(seed) and isinstance(seed, int),
+               "None or an integer")
         self.spec = NoiseSpec(kind, float(sigma), float(amount), int(patch))
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)

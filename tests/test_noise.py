@@ -111,6 +111,35 @@ def test_layers_save_and_load(tmp_path):
     np.testing.assert_array_equal(loaded.predict(GREY[:2], verbose=0), GREY[:2])
 
 
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(kind="pink"), "`kind`. Expected one of none, gaussian, salt_pepper, uniform, "
+                        "occlusion, mixed. Received: kind='pink'"),
+    (dict(sigma=0.0), "`sigma`. Expected a finite number > 0. Received: sigma=0.0"),
+    (dict(sigma=-1), "Received: sigma=-1"),
+    (dict(sigma=float("nan")), "Received: sigma=nan"),
+    (dict(sigma="0.3"), "Received: sigma='0.3'"),
+    (dict(amount=1.5), "`amount`. Expected a number between 0 and 1. Received: amount=1.5"),
+    (dict(amount=-0.1), "Received: amount=-0.1"),
+    (dict(patch=0), "`patch`. Expected an integer >= 1. Received: patch=0"),
+    (dict(patch=2.5), "Received: patch=2.5"),
+    (dict(seed="one"), "`seed`. Expected None or an integer. Received: seed='one'"),
+    (dict(seed=1.5), "Received: seed=1.5"),
+])
+def test_image_noise_refuses_bad_arguments_when_made(kwargs, message):
+    """Like keras.layers.GaussianNoise: a bad argument fails in __init__, not at call."""
+    with pytest.raises(ValueError, match="^Invalid value received for argument") as caught:
+        ImageNoise(**kwargs)
+    assert message in str(caught.value)
+
+
+def test_image_noise_accepts_its_edge_values():
+    for kwargs in (dict(amount=0), dict(amount=1), dict(patch=1), dict(sigma=1e-6),
+                   dict(kind="mixed", sigma=2, amount=0.5, patch=28, seed=3),
+                   dict(patch=np.int64(4))):
+        layer = ImageNoise(**kwargs)
+        assert ImageNoise.from_config(layer.get_config()).get_config() == layer.get_config()
+
+
 def test_bad_noise_names():
     for bad in ("pink", "gaussian:x", "gaussian:0.1:2", "gaussian:-1", "salt_pepper:2"):
         with pytest.raises(ValueError, match="valid|must be"):
