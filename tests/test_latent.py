@@ -65,6 +65,36 @@ def test_samples_decode_to_images(tmp_path):
     keras.backend.clear_session()
 
 
+class RecordingDecoder:
+    """A stand-in decoder: remembers the codes it is given, returns blank images."""
+
+    def __call__(self, codes, training=False):
+        self.codes = np.asarray(codes)
+        return np.zeros((len(codes), 28, 28, 1), np.float32)
+
+
+def test_gaussian_samples_follow_the_codes_mean_and_covariance(tmp_path):
+    from tasks.latent.samples import gaussian_codes, gaussian_samples
+
+    rng = np.random.default_rng(3)
+    mixing = np.array([[1.0, 0.0, 0.0], [0.8, 0.5, 0.0], [-0.3, 0.2, 2.0]])
+    codes = rng.standard_normal((4000, 3)) @ mixing.T + np.array([1.0, -2.0, 0.5])
+    drawn = gaussian_codes(codes, 20000, seed=0)
+    assert drawn.shape == (20000, 3)
+    np.testing.assert_allclose(drawn.mean(axis=0), codes.mean(axis=0), atol=0.05)
+    np.testing.assert_allclose(np.cov(drawn, rowvar=False), np.cov(codes, rowvar=False),
+                               atol=0.08)
+    assert np.corrcoef(drawn, rowvar=False)[0, 1] > 0.8  # the covariance, not just variances
+    np.testing.assert_array_equal(drawn, gaussian_codes(codes, 20000, seed=0))  # seeded
+    assert not np.array_equal(drawn[:5], gaussian_codes(codes, 5, seed=1))
+
+    decoder = RecordingDecoder()
+    info = gaussian_samples(decoder, codes, str(tmp_path / "gauss.png"), seed=7, n=12)
+    assert info == {"samples": 12, "fitted_on": 4000}
+    np.testing.assert_allclose(decoder.codes, gaussian_codes(codes, 12, seed=7), rtol=1e-6)
+    assert (tmp_path / "gauss.png").is_file()
+
+
 @pytest.fixture(scope="module")
 def tiny_cae_file(tmp_path_factory):
     from models.cae import CAEConfig, build_cae

@@ -47,13 +47,18 @@ def pca_grid(decoder, codes: np.ndarray, path: str, seed: int, n: int = 10,
             "grid": n, "spread_std": spread}
 
 
+def gaussian_codes(train_codes: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """``n`` codes drawn (seeded) from the Gaussian with the mean and full covariance
+    of ``train_codes``."""
+    mean = train_codes.mean(axis=0)
+    cov = np.cov(train_codes, rowvar=False).reshape(len(mean), len(mean))
+    return np.random.default_rng(seed).multivariate_normal(mean, cov, size=n)
+
+
 def gaussian_samples(decoder, train_codes: np.ndarray, path: str, seed: int,
                      n: int = 40) -> dict:
     """Decodes codes drawn from a full-covariance Gaussian fitted to the training codes."""
-    mean = train_codes.mean(axis=0)
-    cov = np.cov(train_codes, rowvar=False).reshape(len(mean), len(mean))
-    samples = np.random.default_rng(seed).multivariate_normal(mean, cov, size=n)
-    images = decode(decoder, samples)
+    images = decode(decoder, gaussian_codes(train_codes, n, seed))
     image_grid(images, path, f"{n} new images: codes drawn from a Gaussian (full covariance) "
                f"fitted to {len(train_codes)} training codes, decoded", n_cols=10)
     return {"samples": n, "fitted_on": int(len(train_codes))}
