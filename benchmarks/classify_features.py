@@ -35,7 +35,8 @@ def main() -> int:
     import keras
 
     from models.classifier import encoder_from_model
-    from training.classifier import Settings, train_pretrained
+    from training.classifier import train_pretrained
+    from training.classifier_config import Settings
     from models.saving import load_keras_model
     from storage.files import write_json
     from data.datasets import load_dataset

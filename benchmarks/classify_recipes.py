@@ -25,6 +25,7 @@ different ones; compare them on ``val_accuracy_first_<N>``, the accuracy on the
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -35,13 +36,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from data.datasets import DEFAULT_VAL_SIZE  # noqa: E402  (after the path)
 
-# The task's defaults before this sweep, written out: the recipes change them.
-COMMON = {"epochs": 60, "fine_tune_epochs": 50, "baseline_epochs": 60, "patience": 10,
-          "hidden_units": 256, "dropout": 0.3, "learning_rate": 1e-3, "weight_decay": 1e-4,
-          "fine_tune_lr": 3e-4, "baseline_lr": 1e-3, "end_to_end_dropout": None,
-          "augment": False, "flip": True, "shift": 0.1, "erasing": 0.0,
-          "label_smoothing": 0.0, "feature_dropout": 0.0, "ema_epochs": 0.0,
-          "lr_schedule": "plateau", "batch_size": 128}
+# The task's defaults before this sweep, as overrides of today's (Settings'
+# defaults, which are the sweep's outcome): the recipes change them again.
+COMMON = {"fine_tune_epochs": 50, "baseline_epochs": 60, "patience": 10,
+          "fine_tune_lr": 3e-4, "end_to_end_dropout": None, "augment": False,
+          "shift": 0.1, "erasing": 0.0, "label_smoothing": 0.0, "feature_dropout": 0.0,
+          "lr_schedule": "plateau"}
 # Each recipe: Settings overrides on top of COMMON. "augment" turns the
 # augmentation on; flip / shift / erasing choose its parts. "erasing" is the
 # probability of erasing a rectangle of an image. The three rounds recorded in
@@ -115,6 +115,15 @@ RECIPES = {
 MODELS = ("frozen", "fine_tuned", "baseline")
 
 
+def recipe_settings(name: str | None, seed: int = 0):
+    """The classifiers' Settings of recipe ``name`` (None: COMMON alone): the
+    task's defaults, overridden by COMMON, ``seed``, then the recipe."""
+    from training.classifier_config import Settings
+
+    recipe = RECIPES[name] if name else {}
+    return dataclasses.replace(Settings(), **{**COMMON, "seed": seed, **recipe, "verbose": 0})
+
+
 def run_recipe(name: str, args) -> dict:
     """Trains the three classifiers with one recipe; their accuracies and times."""
     from runtime.quiet import import_tensorflow_quietly
@@ -122,19 +131,18 @@ def run_recipe(name: str, args) -> dict:
     import keras
 
     from models.classifier import encoder_from_model
-    from training.classifier import evaluate, Settings, train_baseline, train_pretrained
+    from training.classifier import evaluate, train_baseline, train_pretrained
     from models.saving import load_keras_model
     from data.datasets import load_dataset
 
     data = load_dataset("fashion_mnist", data_dir=args.data_dir, val_size=args.val_size,
                         seed=args.seed, train_limit=args.train_size, test_limit=args.test_size)
     encoder = encoder_from_model(load_keras_model(args.encoder, "encoder"))
-    overrides = {"features": "conv2", **COMMON, "seed": args.seed, **RECIPES[name],
-                 "verbose": 0}
+    settings = recipe_settings(name, args.seed)
     if args.max_epochs is not None:  # plumbing checks
-        for key in ("epochs", "fine_tune_epochs", "baseline_epochs"):
-            overrides[key] = min(overrides[key], args.max_epochs)
-    settings = Settings(**overrides)
+        settings = dataclasses.replace(settings, **{
+            key: min(getattr(settings, key), args.max_epochs)
+            for key in ("epochs", "fine_tune_epochs", "baseline_epochs")})
     start = time.perf_counter()
     res = train_pretrained(encoder, data.x_train, data.y_train, data.x_val, data.y_val,
                            data.x_test, data.y_test, settings)
@@ -243,7 +251,8 @@ def write_results(args, rows: list) -> None:
     from storage.files import write_json, write_text
 
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    write_json(args.out, {"encoder": args.encoder, "common": COMMON, "rows": rows})
+    common = dataclasses.asdict(recipe_settings(None))
+    write_json(args.out, {"encoder": args.encoder, "common": common, "rows": rows})
     write_text(os.path.splitext(args.out)[0] + ".md", markdown(rows))
 
 

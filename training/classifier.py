@@ -7,7 +7,6 @@ the validation-accuracy curve against epoch and against seconds) that the
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 
@@ -19,85 +18,7 @@ from models.classifier import (build_augmentation, build_baseline, build_classif
                                unfreeze_encoder)
 from runtime.backend import layer_seed
 from runtime.errors import check_losses_finite
-
-
-LR_SCHEDULES = ("plateau", "cosine")
-
-
-@dataclasses.dataclass
-class Settings:
-    """How the three classifiers are trained (hyperparameters of the head included).
-
-    The defaults are the `classify` task's, chosen by the sweep in
-    ``benchmarks/classify_recipes.py`` (full Fashion-MNIST, validation accuracy).
-    """
-
-    features: str = "conv2"
-    # The head on the frozen encoder (tuned by the task).
-    hidden_units: int = 256
-    dropout: float = 0.3
-    learning_rate: float = 1e-3
-    weight_decay: float = 1e-4
-    epochs: int = 60
-    # Fine-tuning starts from the frozen classifier's weights. 120 epochs of
-    # cosine decay measured +0.1 validation / +0.2 test point over 80 (round 9).
-    fine_tune_epochs: int = 120
-    fine_tune_lr: float = 1e-3
-    unfreeze_last: int | None = None  # None: the whole encoder
-    baseline_epochs: int = 120  # the fine-tuned model's budget, for a fair comparison
-    baseline_lr: float = 1e-3
-    # The head's dropout in the two models trained end to end (fine-tuned,
-    # baseline), which overfit far more than a head on frozen features;
-    # None: the same as ``dropout``.
-    end_to_end_dropout: float | None = 0.5
-    batch_size: int = 128
-    patience: int = 20  # long enough to reach the low rates at a cosine's end
-    # Random flips and erasing while training the fine-tuned model and the
-    # baseline (the same for both); the frozen head trains on cached features.
-    augment: bool = True
-    flip: bool = True  # the augmentation's parts, when augment
-    shift: float = 0.0
-    erasing: float = 0.25  # probability per image
-    label_smoothing: float = 0.1  # all three models
-    feature_dropout: float = 0.2  # on the features, before the head's hidden layer
-    # Validate, keep and test the exponential moving average of the weights
-    # (Polyak averaging), all three models: its time constant in epochs (2.5:
-    # momentum 0.9989 on 48 000 images, batch 128); 0 (default, measured no
-    # better): the raw weights.
-    ema_epochs: float = 0.0
-    # "cosine": cosine decay to 0 over the phase's epochs (measured +0.1 point
-    # fine-tuned); "plateau": halve the learning rate after patience / 2 epochs
-    # without a lower validation loss.
-    lr_schedule: str = "cosine"
-    min_steps: int = 300  # on a label subset: at least this many steps (more epochs)
-    verbose: int = 0
-    seed: int = 0
-
-    def __post_init__(self):
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}. "
-                             f"Received: lr_schedule={self.lr_schedule!r}")
-
-    @property
-    def head_dropout_end_to_end(self) -> float:
-        return self.dropout if self.end_to_end_dropout is None else self.end_to_end_dropout
-
-    def steps_per_epoch(self, n_train: int) -> int:
-        return math.ceil(n_train / self.batch_size)
-
-    def ema_momentum(self, n_train: int) -> float:
-        """The average's momentum for ``n_train`` images: 1 - 1 / (its steps).
-
-        In epochs rather than steps, so that a 1% label subset (4 steps an
-        epoch) is not averaged over more steps than it trains.
-        """
-        steps = self.ema_epochs * self.steps_per_epoch(n_train)
-        return 0.0 if steps <= 1 else 1.0 - 1.0 / steps
-
-    @property
-    def trains_on_flips(self) -> bool:
-        """Whether the end-to-end models see mirrored training images."""
-        return self.augment and self.flip
+from training.classifier_config import Settings
 
 
 class EpochClock(keras.callbacks.Callback):
