@@ -135,7 +135,7 @@ def add_output_arguments(parser: argparse.ArgumentParser, task: str) -> None:
 def make_run_dir(task: str, out: str | None, overwrite: bool = False,
                  resume: bool = False) -> str:
     """Creates (or, for ``resume`` or ``overwrite``, reuses) the run folder, checks
-    it is writable and marks it as ``task``'s (see tasks/run_folder.py)."""
+    it is writable and marks it as ``task``'s (see the module's docstring)."""
     if out is None:
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         out = base = os.path.join("runs", task, stamp)
