@@ -56,8 +56,8 @@ def main(argv=None) -> int:
     # TensorBoard); do it now, before its start-up chatter can bury an error.
     from runtime.quiet import import_tensorflow_quietly
     import_tensorflow_quietly()
-    from storage import run_folder
     from runtime.compute import configure, task_scope
+    from storage import run_folder
     try:
         if hasattr(args, "precision"):  # a training task: dtype policy, devices
             configure(args)

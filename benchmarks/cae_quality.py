@@ -62,10 +62,10 @@ def main(argv=None) -> int:
     from runtime.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()
-    from tasks import cae
     from data.arguments import load_data
     from runtime.backend import seed_everything
     from storage.files import write_json
+    from tasks import cae
 
     cae_parser = argparse.ArgumentParser(prog="main.py cae")
     cae.add_arguments(cae_parser)

@@ -242,8 +242,8 @@ def json_object(text: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from runtime.args import positive_float, positive_int
     from data.datasets import DATASETS
+    from runtime.args import positive_float, positive_int
 
     class OneLineErrorParser(argparse.ArgumentParser):
         def error(self, message):  # one line, exit 2, as main.py does

@@ -34,12 +34,12 @@ def main() -> int:
     import_tensorflow_quietly()
     import keras
 
+    from data.datasets import load_dataset
     from models.classifier import encoder_from_model
-    from training.classifier import train_pretrained
-    from training.classifier_config import Settings
     from models.saving import load_keras_model
     from storage.files import write_json
-    from data.datasets import load_dataset
+    from training.classifier import train_pretrained
+    from training.classifier_config import Settings
 
     data = load_dataset("fashion_mnist", data_dir=args.data_dir,
                         train_limit=args.train_size, test_limit=args.test_size)

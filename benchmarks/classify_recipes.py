@@ -130,10 +130,10 @@ def run_recipe(name: str, args) -> dict:
     import_tensorflow_quietly()
     import keras
 
-    from models.classifier import encoder_from_model
-    from training.classifier import evaluate, train_baseline, train_pretrained
-    from models.saving import load_keras_model
     from data.datasets import load_dataset
+    from models.classifier import encoder_from_model
+    from models.saving import load_keras_model
+    from training.classifier import evaluate, train_baseline, train_pretrained
 
     data = load_dataset("fashion_mnist", data_dir=args.data_dir, val_size=args.val_size,
                         seed=args.seed, train_limit=args.train_size, test_limit=args.test_size)

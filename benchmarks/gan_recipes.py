@@ -25,8 +25,8 @@ def snapshot_callback(data, epochs: set, log, n: int = 10000, seed: int = 0):
     import keras
     import numpy as np
 
-    from models.gan import from_gan_range
     from evaluation.sample_quality import featurize, fid, precision_recall, reference_extractor
+    from models.gan import from_gan_range
 
     extractor, info = reference_extractor(data.name, seed=0)
     train_features, _ = featurize(extractor, data.x_train)
@@ -86,8 +86,8 @@ def main(argv=None):
 
     from runtime.quiet import import_tensorflow_quietly
     import_tensorflow_quietly()
-    from runtime.backend import backend_name, seed_everything
     from data.datasets import load_dataset
+    from runtime.backend import backend_name, seed_everything
     from tasks.gan import train_gan
 
     os.makedirs(args.out, exist_ok=True)

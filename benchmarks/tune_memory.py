@@ -47,9 +47,9 @@ def main() -> None:
     import_tensorflow_quietly()
     import keras
 
-    from tasks import tune
     from data.arguments import load_data
     from runtime.backend import seed_everything
+    from tasks import tune
     from tuning.kfold import KFoldTrialMixin
     from tuning.tuners import make_tuner
 

@@ -181,9 +181,9 @@ def reference_extractor(dataset: str, data_dir=None, seed: int = 0, verbose: int
     training split (loaded here, whatever subset the run uses) and cached."""
     import numpy as np
 
+    from data.datasets import load_dataset
     from models.saving import load_keras_model, save_model
     from storage.files import read_json, write_json
-    from data.datasets import load_dataset
 
     path = reference_path(dataset, seed, folder)
     info_path = os.path.splitext(path)[0] + ".json"

@@ -118,8 +118,8 @@ def select_steps(spec: str | None) -> list:
 def headline_value(out: str, task: str):
     """(label, value) of the step's headline figure; the value None where the run
     wrote no readable metrics.json or no such figure."""
-    from storage.files import read_json
     from evaluation.headlines import headline, HEADLINES
+    from storage.files import read_json
 
     label = HEADLINES.get(task, ("", ""))[1]
     try:
@@ -130,8 +130,8 @@ def headline_value(out: str, task: str):
 
 
 def run(args) -> str:
-    from storage.run_folder import make_run_dir
     from runtime.errors import UserError
+    from storage.run_folder import make_run_dir
 
     steps = select_steps(args.steps)
     root = make_run_dir("all", args.out, overwrite=args.overwrite)

@@ -39,8 +39,8 @@ def newest_run(task: str) -> str | None:
 def run(args) -> str:
     from data.arguments import load_data
     from runtime.backend import seed_everything
-    from storage.run_folder import make_run_dir
     from runtime.errors import UserError
+    from storage.run_folder import make_run_dir
     from training.cae import check_same_config, config_from_args, train_cae
 
     config = config_from_args(args)

@@ -99,8 +99,8 @@ def run(args) -> str:
     import keras
 
     from models.gan import GAN
-    from models.vae import VAE
     from models.saving import load_keras_model
+    from models.vae import VAE
 
     backend = keras.backend.backend()
     check_backend(args.format, backend)

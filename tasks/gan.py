@@ -90,11 +90,11 @@ def train_gan(data, out: str, latent_dim: int = 100, width: int = 16, epochs: in
     from models.gan import (build_gan, default_optimizers, from_gan_range, to_gan_range,
                             use_generator_ema)
     from models.saving import save_model
+    from plots.figures import image_grid
     from runtime.backend import backend_name, layer_seed
+    from runtime.compute import describe
     from runtime.errors import check_losses_finite
     from storage.files import write_json
-    from runtime.compute import describe
-    from plots.figures import image_grid
     from training.callbacks import GANMonitor
 
     gan = build_gan(latent_dim=latent_dim, width=width, seed=layer_seed(seed),

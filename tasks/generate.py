@@ -44,10 +44,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args) -> str:
     from data.arguments import load_data
-    from runtime.backend import seed_everything
-    from storage.run_folder import make_run_dir
-    from runtime.errors import UserError
     from plots.figures import image_grid
+    from runtime.backend import seed_everything
+    from runtime.errors import UserError
+    from storage.run_folder import make_run_dir
     from training.sampler_source import load_sampler
 
     if args.n > GRID_LIMIT:

@@ -126,11 +126,11 @@ def extractors(args, data) -> list:
 
 def run(args) -> str:
     from data.arguments import load_data
+    from evaluation.sample_quality import average_scores, featurize, score
+    from plots.figures import image_rows
     from runtime.backend import backend_name, seed_everything
     from storage.files import write_json, write_text
     from storage.run_folder import make_run_dir
-    from evaluation.sample_quality import average_scores, featurize, score
-    from plots.figures import image_rows
 
     out = make_run_dir("quality", args.out, overwrite=args.overwrite)
     seed_everything(args.seed)

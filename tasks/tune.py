@@ -109,8 +109,8 @@ def _check_search(out: str, settings: dict) -> bool:
     Returns:
         True when ``out`` already held this search (a resume).
     """
-    from storage.files import read_json, write_json
     from runtime.errors import UserError
+    from storage.files import read_json, write_json
 
     path = os.path.join(out, "search.json")
     if not os.path.isfile(path):
@@ -144,8 +144,8 @@ def retrain_best(hypermodel, best_values: dict, data, out: str, epochs: int, pat
     import keras_tuner as kt
 
     from models.saving import save_model
-    from runtime.backend import backend_name
     from plots.figures import loss_curves
+    from runtime.backend import backend_name
 
     hp = kt.HyperParameters()
     hypermodel.build(hp)  # declares the space; the values below replace the defaults
@@ -285,8 +285,8 @@ def _run_local_workers(args) -> str:
     """``--local-workers N``: this process starts and watches the chief and workers."""
     import sys
 
-    from storage.run_folder import make_run_dir
     from runtime.errors import UserError
+    from storage.run_folder import make_run_dir
     from tuning.local_workers import run_local, without_option
 
     for option, value in (("--distributed", args.distributed), ("--oracle", args.oracle),
@@ -310,10 +310,10 @@ def _run_local_workers(args) -> str:
 def run(args) -> str:
     from data.arguments import load_data
     from runtime.backend import backend_name, seed_everything
-    from storage.files import write_json
-    from storage.run_folder import make_run_dir
     from runtime.compute import describe
     from runtime.errors import UserError
+    from storage.files import write_json
+    from storage.run_folder import make_run_dir
     from tuning import dashboard, distributed, results
     from tuning.hypermodels import HYPERMODELS
     from tuning.kfold import KFoldTrialMixin

@@ -127,10 +127,10 @@ def write_vae_outputs(vae, data, out: str, hist: dict, wall: float, batch_size: 
     import numpy as np
 
     from models.saving import save_model
-    from runtime.backend import backend_name
-    from storage.files import write_json
-    from runtime.compute import describe
     from plots.figures import image_grid, image_rows, loss_curves
+    from runtime.backend import backend_name
+    from runtime.compute import describe
+    from storage.files import write_json
 
     latent_dim, beta = vae.latent_dim, vae.beta
     width = int(vae.encoder.get_layer("conv1").filters)

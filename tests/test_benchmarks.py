@@ -93,8 +93,8 @@ def test_fast_conv_transpose_serialises_as_keras_own_layer():
 def test_builders_and_loader_give_keras_layers_with_the_fast_gradient_on_jax(tmp_path):
     from models.cae import CAEConfig, build_cae
     from models.gan import build_generator
-    from models.vae import build_vae_decoder
     from models.saving import load_keras_model, save_model
+    from models.vae import build_vae_decoder
 
     cae = build_cae(CAEConfig(conv_filters=(4, 8, 8), dense_units=16, latent_dim=3))
     loaded = load_keras_model(save_model(cae, str(tmp_path / "cae.keras")))

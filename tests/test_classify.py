@@ -15,9 +15,9 @@ from models.classifier import (SmoothedSparseCrossentropy, build_augmentation, b
                                build_classifier, build_head, compile_classifier,
                                encoder_from_model, feature_model, trainable_parameters,
                                unfreeze_encoder)
+from data.label_subsets import class_balanced_subset, fraction_list
 from training.classifier import scaled_epochs, train_baseline, train_pretrained
 from training.classifier_config import Settings
-from data.label_subsets import class_balanced_subset, fraction_list
 
 TINY = CAEConfig(conv_filters=(4, 8, 8), dense_units=16, latent_dim=3)
 

@@ -178,8 +178,8 @@ def test_generate_refuses_a_grid_past_its_limit(tmp_path):  # item 14
 @pytest.mark.backend_independent
 class TestRunFolders:
     def test_another_run_is_refused_without_overwrite(self, tmp_path):
-        from storage.run_folder import make_run_dir
         from runtime.errors import UserError
+        from storage.run_folder import make_run_dir
 
         out = make_run_dir("cae", str(tmp_path / "run"))
         (tmp_path / "run" / "cae.keras").write_text("model")
@@ -192,8 +192,8 @@ class TestRunFolders:
         assert json.loads((tmp_path / "run" / ".run.json").read_text()) == {"task": "vae"}
 
     def test_run_written_before_the_mark_is_recognised(self, tmp_path):
-        from storage.run_folder import make_run_dir
         from runtime.errors import UserError
+        from storage.run_folder import make_run_dir
 
         (tmp_path / "metrics.json").write_text('{"task": "gan"}')
         with pytest.raises(UserError, match="holds a gan run"):
@@ -233,8 +233,8 @@ class TestRunFolders:
 
     def test_resume_with_another_latent_dim_names_the_option(self, tmp_path):  # item 15
         from models.cae import CAEConfig
-        from training.cae import check_same_config
         from runtime.errors import UserError
+        from training.cae import check_same_config
 
         (tmp_path / "config.json").write_text(CAEConfig(latent_dim=10).to_json())
         check_same_config(str(tmp_path), CAEConfig(latent_dim=10))
@@ -270,11 +270,11 @@ def _train(out, resume=False):
     early-stopping counters matter to what a resumed run must reproduce."""
     import keras
 
+    from data.datasets import load_dataset
     from models.cae import CAEConfig
-    from training.cae import train_cae
     from runtime.backend import seed_everything
     from storage.run_folder import make_run_dir
-    from data.datasets import load_dataset
+    from training.cae import train_cae
 
     make_run_dir("cae", str(out), resume=resume)  # as `main.py cae [--resume]` does
     keras.backend.clear_session()

@@ -36,8 +36,8 @@ def test_mixture_sampler_fits_and_round_trips(tmp_path):
 
 
 def test_decoder_gmm_sampler_is_saved_beside_it_and_reused(tmp_path, tiny_images):
-    from training.sampler_source import load_sampler
     from models.samplers import MixtureSampler
+    from training.sampler_source import load_sampler
 
     path = tiny_cae_path(tmp_path)
     fitted = load_sampler(path, sampler="gmm", components=2,

@@ -72,14 +72,14 @@ def train_cae(data, config, out: str, epochs: int = 30, batch_size: int = 128,
     import keras
     import numpy as np
 
+    from evaluation.metrics import mse, psnr
     from models.cae import build_cae, split_cae
     from models.saving import save_model
+    from plots.figures import image_rows, loss_curves
     from runtime.backend import backend_name
+    from runtime.compute import describe
     from runtime.errors import check_losses_finite
     from storage.files import write_json, write_text
-    from runtime.compute import describe
-    from plots.figures import image_rows, loss_curves
-    from evaluation.metrics import mse, psnr
     from storage.training_backup import EpochFeed, TrainingBackup
 
     model = build_cae(config)
@@ -171,8 +171,8 @@ def train_cae(data, config, out: str, epochs: int = 30, batch_size: int = 128,
 def check_same_config(out: str, config) -> None:
     """UserError naming the first option that differs from the run's config.json."""
     from models.cae import CAEConfig
-    from storage.files import read_json
     from runtime.errors import UserError
+    from storage.files import read_json
 
     try:
         saved = CAEConfig.from_dict(read_json(os.path.join(out, "config.json"))).to_dict()

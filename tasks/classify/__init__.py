@@ -46,8 +46,8 @@ def get_encoder(config, data, out: str):
     Args:
         config: a :class:`tasks.classify.config.ClassifyConfig`.
     """
-    from models.classifier import encoder_from_model, feature_model
     from models.cae import CAEConfig, split_cae
+    from models.classifier import encoder_from_model, feature_model
     from models.saving import load_keras_model
     from runtime.errors import UserError
 
@@ -123,8 +123,8 @@ def public(record: dict, class_names: list) -> dict:
 
 def label_efficiency(config, data, encoder, settings, full: dict) -> list:
     """Test accuracy of the three models at each label fraction (1.0 reuses ``full``)."""
-    from training.classifier import train_baseline, train_pretrained
     from data.label_subsets import class_balanced_subset
+    from training.classifier import train_baseline, train_pretrained
 
     rows = []
     for frac in config.label_fractions:
@@ -158,15 +158,15 @@ def markdown_table(header: list, rows: list) -> str:
 
 
 def run(args) -> str:
-    from tasks.classify import figures as figs
-    from tasks.classify.config import ClassifyConfig
-    from training.classifier import train_baseline, train_pretrained
     from data.arguments import load_data
     from models.saving import save_model
     from runtime.backend import backend_name, seed_everything
+    from runtime.compute import describe
     from storage.files import write_json, write_text
     from storage.run_folder import make_run_dir
-    from runtime.compute import describe
+    from tasks.classify import figures as figs
+    from tasks.classify.config import ClassifyConfig
+    from training.classifier import train_baseline, train_pretrained
 
     out = make_run_dir("classify", args.out, overwrite=args.overwrite)
     seed_everything(args.seed)

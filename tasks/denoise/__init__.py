@@ -25,9 +25,9 @@ def noise_list(text: str) -> list:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from runtime.compute import add_compute_arguments
     from training.cae import add_cae_arguments
     from training.cae_source import add_model_argument
-    from runtime.compute import add_compute_arguments
 
     add_model_argument(parser, "the plain CAE to evaluate")
     add_data_arguments(parser)
@@ -67,15 +67,15 @@ def noisy_test_set(x, spec, seed: int):
 def run(args) -> str:
     import numpy as np
 
-    from models.noise import make_noise_layer
-    from training.cae_source import latent_dim_of, load_cae, obtain_cae
     from data.arguments import load_data
+    from evaluation.metrics import mse, psnr
+    from models.noise import make_noise_layer
     from runtime.backend import backend_name, layer_seed, seed_everything
+    from runtime.compute import describe
     from storage.files import write_json, write_text
     from storage.run_folder import make_run_dir
-    from runtime.compute import describe
     from tasks.denoise.report import example_rows, markdown_table, mse_bars
-    from evaluation.metrics import mse, psnr
+    from training.cae_source import latent_dim_of, load_cae, obtain_cae
     from training.callbacks import StartFrom
 
     out = make_run_dir("denoise", args.out, overwrite=args.overwrite)

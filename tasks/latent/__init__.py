@@ -34,15 +34,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args) -> str:
     import numpy as np
 
-    from training.cae_source import latent_dim_of, obtain_cae
     from data.arguments import load_data
+    from evaluation.metrics import mse, psnr
     from runtime.backend import backend_name, seed_everything
     from storage.files import write_json
     from storage.run_folder import make_run_dir
     from tasks.latent.samples import gaussian_samples, interpolations, pca_grid
     from tasks.latent.sweep import encode, sweep
     from tasks.latent.views import knn_accuracy, silhouette, views
-    from evaluation.metrics import mse, psnr
+    from training.cae_source import latent_dim_of, obtain_cae
 
     out = make_run_dir("latent", args.out, overwrite=args.overwrite)
     if args.model is not None:  # fail on a bad file before loading data

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from storage.files import save_figure
 from plots.figures import image_grid, image_rows, plt
+from storage.files import save_figure
 
 
 def decode(decoder, codes: np.ndarray) -> np.ndarray:

@@ -6,8 +6,8 @@ import os
 
 import numpy as np
 
-from storage.files import save_figure, write_json, write_text
 from plots.figures import plt
+from storage.files import save_figure, write_json, write_text
 
 
 def encode(encoder, images: np.ndarray) -> np.ndarray:
@@ -16,9 +16,9 @@ def encode(encoder, images: np.ndarray) -> np.ndarray:
 
 def sweep(args, data, dims: list, out: str) -> list:
     """Trains one CAE per latent size into ``out/latent_<d>``; writes sweep.{md,json,png}."""
-    from training.cae_source import obtain_cae
-    from tasks.latent.views import knn_accuracy
     from evaluation.metrics import mse, psnr
+    from tasks.latent.views import knn_accuracy
+    from training.cae_source import obtain_cae
 
     rows = []
     for dim in dims:

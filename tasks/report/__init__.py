@@ -22,8 +22,8 @@ def build_report(runs_dir: str, out: str | None = None) -> str:
     Raises:
         UserError: ``runs_dir`` is not a folder, holds no run, or ``out`` is not writable.
     """
-    from storage.files import write_text
     from runtime.errors import UserError
+    from storage.files import write_text
     from tasks.report.discovery import discover_runs
     from tasks.report.html import render_report
 
