@@ -178,7 +178,7 @@ GENERATE = textwrap.dedent("""
     import numpy as np
     sys.path.insert(0, {root!r})
     import keras
-    from tasks.generate import load_sampler
+    from training.sampler_source import load_sampler
     eps = np.load({eps!r})
     np.save({out!r}, np.stack([load_sampler(p)(eps) for p in {paths!r}]))
     print(keras.backend.backend())
