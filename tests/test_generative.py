@@ -247,3 +247,21 @@ def test_fid_kid_coverage_on_known_distributions():
     assert abs(same) < 0.02 < different
     probs = np.eye(3)[[0, 0, 1, 2]]
     assert coverage(probs, 4) == [0.5, 0.25, 0.25, 0.0]
+
+
+def test_fid_of_singular_covariances_is_exact_and_silent():
+    """ReLU features with dead units have singular covariances: the FID must still
+    be the closed form (here: Gaussians with known means and scales) and warn of
+    nothing, as scipy's sqrtm(A @ B) did."""
+    import warnings
+
+    from evaluation.sample_quality import fid
+
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal((20000, 3)), rng.standard_normal((20000, 3))
+    dead = np.zeros((20000, 5))  # five features that never fire
+    a, b = np.hstack([a, dead]), np.hstack([2.0 * b + 1.0, dead])
+    # N(0, I) against N(1, 4I) in 3 dimensions: 3 * 1 + 3 * (1 + 4 - 2 * 2) = 6.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert fid(a, b) == pytest.approx(6.0, abs=0.15)
