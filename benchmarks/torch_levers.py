@@ -110,7 +110,7 @@ def main() -> None:
                for v, rs in runs.items()}
     tmp = args.out + ".tmp"
     with open(tmp, "w") as f:
-        json.dump({"settings": vars(args), "load_average_at_end": load,
+        json.dump({"settings": dict(vars(args), out=os.path.relpath(args.out, ROOT)), "load_average_at_end": load,
                    "median": summary, "runs": runs}, f, indent=2)
     os.replace(tmp, args.out)
     print(f"median over {args.rounds} rounds (load average at the end {load[0]:.1f}):")
