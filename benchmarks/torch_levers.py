@@ -12,7 +12,10 @@ holds ``torch.compile``'s compilation when ``--jit`` is on):
   convolutions skip their NHWC <-> NCHW transposes;
 - ``jit``: ``compile(jit_compile=True)``, which is ``torch.compile`` on torch;
 - ``omp_active``: base without ``OMP_WAIT_POLICY=PASSIVE`` (``main.py`` sets it:
-  spinning OpenMP threads were 10-25x slower beside another busy process).
+  spinning OpenMP threads were 10-25x slower beside another busy process);
+- ``omp_spin_short``: no ``OMP_WAIT_POLICY`` but ``GOMP_SPINCOUNT=--spin-count``
+  (default 10000): threads spin that many times, not libgomp's 300 000, before
+  they sleep.
 
 Variants run in turn (base, v1, v2, ..., base, v1, ...) so a busy minute of a
 shared machine hits all; medians over ``--rounds``.
@@ -31,7 +34,7 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-VARIANTS = ("base", "channels_first", "jit", "omp_active")
+VARIANTS = ("base", "channels_first", "jit", "omp_active", "omp_spin_short")
 
 
 def child(variant: str, images: int, epochs: int) -> dict:
@@ -70,8 +73,10 @@ def child(variant: str, images: int, epochs: int) -> dict:
 
 def run(variant: str, args) -> dict:
     env = dict(os.environ, KERAS_BACKEND="torch", OMP_WAIT_POLICY="PASSIVE")
-    if variant == "omp_active":
+    if variant in ("omp_active", "omp_spin_short"):
         env.pop("OMP_WAIT_POLICY")
+    if variant == "omp_spin_short":
+        env["GOMP_SPINCOUNT"] = str(args.spin_count)
     cmd = [sys.executable, __file__, "--child", variant, "--images", str(args.images),
            "--epochs", str(args.epochs)]
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3600)
@@ -88,6 +93,8 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=7680,
                         help="training images per epoch (default 7680: 60 steps)")
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs (default 2)")
+    parser.add_argument("--spin-count", type=int, default=10000,
+                        help="GOMP_SPINCOUNT of the omp_spin_short variant (default 10000)")
     parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results",
                                                       "torch_levers.json"))
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
