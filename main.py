@@ -56,11 +56,12 @@ def main(argv=None) -> int:
     # TensorBoard); do it now, before its start-up chatter can bury an error.
     from runtime.quiet import import_tensorflow_quietly
     import_tensorflow_quietly()
-    from runtime.compute import configure, task_scope
+    from runtime.compute import ComputeConfig, configure, task_scope
+    from runtime.options import from_args
     from storage import run_folder
     try:
         if hasattr(args, "precision"):  # a training task: dtype policy, devices
-            configure(args)
+            configure(from_args(ComputeConfig, args))
         with task_scope():
             out = args._module.run(args)
     except UserError as e:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Test MSE the default ``main.py cae`` reaches within a wall-clock budget.
 
-Trains the CAE exactly as ``main.py cae`` does (``tasks.cae.train_cae`` with the
+Trains the CAE exactly as ``main.py cae`` does (``training.cae.train_cae`` with the
 task's default options, full Fashion-MNIST, latent 10) on the current backend
 (``KERAS_BACKEND``), stops training when the budget is spent (checked after every
 batch; the epoch then ends with its validation, and EarlyStopping restores the
@@ -64,25 +64,23 @@ def main(argv=None) -> int:
     import_tensorflow_quietly()
     from data.arguments import load_data
     from runtime.backend import seed_everything
+    from runtime.options import from_args
     from storage.files import write_json
     from tasks import cae
+    from training.cae import train_cae
 
     cae_parser = argparse.ArgumentParser(prog="main.py cae")
     cae.add_arguments(cae_parser)
-    cae_args = cae_parser.parse_args(cae_argv)
-    seed_everything(cae_args.seed)
-    data = load_data(cae_args)
-    config = cae.config_from_args(cae_args)
+    config = from_args(cae.CaeTaskConfig, cae_parser.parse_args(cae_argv))
+    seed_everything(config.data.seed)
+    data = load_data(config.data)
     budget = budget_callback(args.budget_s)
-    run_dir = cae_args.out or tempfile.mkdtemp(prefix="cae_quality_")
+    run_dir = config.output.out or tempfile.mkdtemp(prefix="cae_quality_")
     os.makedirs(run_dir, exist_ok=True)
     start = time.perf_counter()
-    metrics = cae.train_cae(data, config, run_dir, epochs=cae_args.epochs,
-                            batch_size=cae_args.batch_size, lr=cae_args.lr,
-                            patience=cae_args.patience, verbose=cae_args.verbose,
-                            extra_callbacks=[budget], seed=cae_args.seed)
+    _, metrics = train_cae(data, config.cae, run_dir, config.training, verbose=config.verbose,
+                           extra_callbacks=[budget], seed=config.data.seed)
     total = time.perf_counter() - start
-    metrics.pop("model")
     report = {
         "benchmark": "cae_quality",
         "backend": metrics["backend"],
@@ -96,7 +94,7 @@ def main(argv=None) -> int:
         "total_wall_s_with_evaluation": total,
         "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "load_average_at_end": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-        "run_dir": os.path.relpath(run_dir, ROOT) if cae_args.out else None,
+        "run_dir": os.path.relpath(run_dir, ROOT) if config.output.out else None,
         "metrics": metrics,
     }
     out = args.out or os.path.join(ROOT, "benchmarks", "results",

@@ -1,42 +1,59 @@
-"""The data options every task shares, and the dataset they name."""
+"""The data options every task shares (:class:`DataConfig`), and the dataset
+they name."""
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 
 from data.datasets import DATASETS, DEFAULT_VAL_SIZE
 from runtime.args import positive_int, random_seed
+from runtime.options import option
 
 
-def add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    """--dataset, --data-dir, --val-size, --train-size, --test-size, --seed."""
-    group = parser.add_argument_group("data")
-    group.add_argument("--dataset", default="fashion_mnist", choices=DATASETS,
-                       help="which images: fashion_mnist (default), mnist, or digits "
-                            "(scikit-learn's bundled digits, offline, for smoke runs)")
-    group.add_argument("--data-dir", default=None, metavar="DIR",
-                       help="folder with the four IDX .gz files (train-images-idx3-ubyte.gz, "
-                            "...); tried before Debian's dataset-fashion-mnist package and "
-                            "tensorflow-datasets")
-    group.add_argument("--val-size", type=positive_int, default=DEFAULT_VAL_SIZE, metavar="N",
-                       help="training images held out (seeded) for validation; a smaller "
-                            "split shares its images with every larger one (default 12 000, "
-                            "leaving 48 000 of Fashion-MNIST's 60 000 to train on)")
-    group.add_argument("--train-size", type=positive_int, default=None, metavar="N",
-                       help="train on a seeded subset of N images (quick runs); default all "
-                            "after the validation split")
-    group.add_argument("--test-size", type=positive_int, default=None, metavar="N",
-                       help="evaluate on the first N test images; default all 10 000")
-    group.add_argument("--seed", type=random_seed, default=0,
-                       help="seeds the split, the weights and the shuffling; the same seed "
-                            "on the same backend repeats the same metrics (default 0)")
+@dataclasses.dataclass
+class DataConfig:
+    """Which images a task reads, how they are split, and the run's seed."""
+
+    dataset: str = option(
+        "fashion_mnist", choices=DATASETS,
+        help="which images: fashion_mnist, mnist, or digits (scikit-learn's bundled "
+             "digits, offline, for smoke runs)")
+    data_dir: str | None = option(
+        None, metavar="DIR",
+        help="folder with the four IDX .gz files (train-images-idx3-ubyte.gz, ...); "
+             "tried before Debian's dataset-fashion-mnist package and tensorflow-datasets")
+    val_size: int = option(
+        DEFAULT_VAL_SIZE, type=positive_int, metavar="N",
+        help="training images held out (seeded) for validation; a smaller split shares "
+             "its images with every larger one (the default leaves 48 000 of "
+             "Fashion-MNIST's 60 000 to train on)")
+    train_size: int | None = option(
+        None, type=positive_int, metavar="N", default_help="all after the validation split",
+        help="train on a seeded subset of N images (quick runs)")
+    test_size: int | None = option(
+        None, type=positive_int, metavar="N", default_help="all 10 000",
+        help="evaluate on the first N test images")
+    seed: int = option(
+        0, type=random_seed,
+        help="seeds the split, the weights and the shuffling; the same seed on the same "
+             "backend repeats the same metrics")
 
 
-def load_data(args):
-    """The dataset named by the data arguments, printed in one line."""
+def load_data(config: DataConfig):
+    """The dataset named by ``config``, printed in one line."""
     from data.datasets import load_dataset
 
-    data = load_dataset(args.dataset, data_dir=args.data_dir, val_size=args.val_size,
-                        seed=args.seed, train_limit=args.train_size, test_limit=args.test_size)
+    if not isinstance(config, DataConfig):  # transitional: a Namespace
+        from runtime.options import from_args
+        config = from_args(DataConfig, config)
+    data = load_dataset(config.dataset, data_dir=config.data_dir, val_size=config.val_size,
+                        seed=config.seed, train_limit=config.train_size,
+                        test_limit=config.test_size)
     print(data.summary(), flush=True)
     return data
+
+
+def add_data_arguments(parser) -> None:  # transitional: until every task has a config
+    from runtime.options import add_options, option_fields
+
+    add_options(parser.add_argument_group("data"), DataConfig, list(option_fields(DataConfig)))

@@ -9,63 +9,10 @@ functional composition ``decoder(encoder(x))``.
 
 from __future__ import annotations
 
-import dataclasses
-import json
-
 import keras
 
+from configs.cae import IMAGE_SHAPE, CAEConfig  # noqa: F401 (re-exported)
 from models.layers import conv2d_transpose
-
-IMAGE_SHAPE = (28, 28, 1)
-
-
-@dataclasses.dataclass
-class CAEConfig:
-    """Hyperparameters of the CAE.
-
-    Attributes:
-        conv_filters: widths of the three encoder convolutions (the decoder
-            mirrors them). Default (32, 64, 128).
-        dense_units: width of the hidden dense layer on each side. Default 256.
-        latent_dim: size of the code. Default 10.
-        dropout: dropout rate after the hidden dense layers, in [0, 1). Default 0.
-        l2: L2 weight penalty on every kernel, >= 0. Default 0.
-        kernel_size: convolution kernel size. Default 3.
-    """
-
-    conv_filters: tuple = (32, 64, 128)
-    dense_units: int = 256
-    latent_dim: int = 10
-    dropout: float = 0.0
-    l2: float = 0.0
-    kernel_size: int = 3
-
-    def __post_init__(self):
-        self.conv_filters = tuple(int(f) for f in self.conv_filters)
-        if len(self.conv_filters) != 3 or min(self.conv_filters) < 1:
-            raise ValueError("conv_filters must be three positive integers. "
-                             f"Received: conv_filters={self.conv_filters}")
-        for name in ("dense_units", "latent_dim", "kernel_size"):
-            value = getattr(self, name)
-            if int(value) != value or value < 1:
-                raise ValueError(f"{name} must be a positive integer. Received: {name}={value}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1). Received: dropout={self.dropout}")
-        if self.l2 < 0:
-            raise ValueError(f"l2 must be >= 0. Received: l2={self.l2}")
-
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["conv_filters"] = list(self.conv_filters)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "CAEConfig":
-        fields = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in fields})
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2)
 
 
 def _regularizer(config: CAEConfig):

@@ -14,7 +14,7 @@
   ``--xla_force_host_platform_device_count``, set by :func:`early_environment`
   before jax loads; tensorflow: logical CPU devices), to test the above.
 
-``main.py`` calls :func:`configure` before a task runs and runs the task inside
+``main.py`` calls :func:`configure` (with the task's :class:`ComputeConfig`) before a task runs and runs the task inside
 :func:`task_scope`, so every model is built and compiled in the strategy's scope.
 ``keras.backend.clear_session`` forgets the dtype policy and the distribution
 (Keras global state), and KerasTuner clears the session before every trial:
@@ -23,12 +23,14 @@
 
 from __future__ import annotations
 
-import argparse
 import contextlib
+import dataclasses
 import functools
 import os
 
+from runtime.args import positive_int
 from runtime.errors import UserError
+from runtime.options import option
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 STRATEGIES = ("none", "data_parallel")
@@ -36,22 +38,23 @@ DISTRIBUTED_BACKENDS = ("jax", "tensorflow")
 _CPU_DEVICES_FLAG = "--xla_force_host_platform_device_count"
 
 
-def add_compute_arguments(parser: argparse.ArgumentParser) -> None:
-    """--precision, --distribute, --cpu-devices."""
-    from runtime.args import positive_int
+@dataclasses.dataclass
+class ComputeConfig:
+    """Where and in what precision a task trains."""
 
-    group = parser.add_argument_group("compute")
-    group.add_argument("--precision", choices=PRECISIONS, default="float32",
-                       help="Keras dtype policy: float32 (default), mixed_float16 (GPUs; the "
-                            "loss is scaled), mixed_bfloat16 (GPUs, TPUs, recent CPUs); "
-                            "losses are computed in float32")
-    group.add_argument("--distribute", choices=STRATEGIES, default="none",
-                       help="data_parallel: one model copy per device, each batch split "
-                            "between them (jax: keras.distribution.DataParallel; "
-                            "tensorflow: tf.distribute.MirroredStrategy) (default none)")
-    group.add_argument("--cpu-devices", type=positive_int, default=None, metavar="N",
-                       help="simulate N devices on the CPU (jax, tensorflow), e.g. to try "
-                            "--distribute data_parallel without GPUs")
+    precision: str = option(
+        "float32", choices=PRECISIONS,
+        help="Keras dtype policy: float32, mixed_float16 (GPUs; the loss is scaled), "
+             "mixed_bfloat16 (GPUs, TPUs, recent CPUs); losses are computed in float32")
+    distribute: str = option(
+        "none", choices=STRATEGIES,
+        help="data_parallel: one model copy per device, each batch split between them "
+             "(jax: keras.distribution.DataParallel; tensorflow: "
+             "tf.distribute.MirroredStrategy)")
+    cpu_devices: int | None = option(
+        None, type=positive_int, metavar="N",
+        help="simulate N devices on the CPU (jax, tensorflow), e.g. to try --distribute "
+             "data_parallel without GPUs")
 
 
 def early_environment(argv: list) -> None:
@@ -205,15 +208,13 @@ def _layout_per_batch() -> None:
     trainer.JAXEpochIterator._get_distributed_iterator = distributed_batches
 
 
-def configure(args) -> None:
+def configure(config: ComputeConfig) -> None:
     """Checks the compute options against the backend and the machine, and sets
     the dtype policy and the distribution; raises UserError for a bad mix."""
     import keras
 
     backend = keras.backend.backend()
-    precision = getattr(args, "precision", "float32")
-    distribute = getattr(args, "distribute", "none")
-    cpu_devices = getattr(args, "cpu_devices", None)
+    precision, distribute, cpu_devices = config.precision, config.distribute, config.cpu_devices
     if distribute != "none" and backend not in DISTRIBUTED_BACKENDS:
         raise UserError(f"--distribute {distribute} is not available on {backend}: Keras "
                         f"{keras.__version__} distributes on jax and tensorflow; "
@@ -315,3 +316,10 @@ def describe() -> dict:
             "strategy": strategy, "devices": _settings.devices,
             "device_kind": _settings.device_kind}
 
+
+
+def add_compute_arguments(parser) -> None:  # transitional
+    from runtime.options import add_options, option_fields
+
+    add_options(parser.add_argument_group("compute"), ComputeConfig,
+                list(option_fields(ComputeConfig)))

@@ -10,7 +10,7 @@ that holds nothing.
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import datetime
 import json
 import os
@@ -19,6 +19,7 @@ import shutil
 import tempfile
 
 from runtime.errors import UserError
+from runtime.options import option
 
 RUN_MARK = ".run.json"
 # Written by storage.files._atomic and the backup writer: ".<stem>.tmp<pid>[.<ext>]".
@@ -122,14 +123,23 @@ def created_runs() -> list:
     return list(_created)
 
 
-def add_output_arguments(parser: argparse.ArgumentParser, task: str) -> None:
-    """--out, --overwrite."""
-    parser.add_argument("--out", default=None, metavar="DIR",
-                        help=f"run folder for models, metrics and figures "
-                             f"(default runs/{task}/<timestamp>)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="let --out name a folder that holds an earlier run: its files "
-                             "are deleted first (without it such a folder is refused)")
+@dataclasses.dataclass
+class OutputConfig:
+    """Where a task writes its run."""
+
+    out: str | None = option(
+        None, metavar="DIR", default_help="runs/{task}/<timestamp>",
+        help="run folder for models, metrics and figures")
+    overwrite: bool = option(
+        False, action="store_true",
+        help="let --out name a folder that holds an earlier run: its files are deleted "
+             "first (without it such a folder is refused)")
+
+
+def verbose_option(default: int = 1) -> dataclasses.Field:
+    """``--verbose``: how much Keras prints while it trains."""
+    return option(default, type=int, choices=(0, 1, 2),
+                  help="Keras progress: 0 silent, 1 progress bar, 2 one line per epoch")
 
 
 def make_run_dir(task: str, out: str | None, overwrite: bool = False,
@@ -156,3 +166,9 @@ def make_run_dir(task: str, out: str | None, overwrite: bool = False,
                         f"give a folder you can write to") from None
     mark(out, task, created)
     return out
+
+
+def add_output_arguments(parser, task: str) -> None:  # transitional
+    from runtime.options import add_options
+
+    add_options(parser, OutputConfig, ["out", "overwrite"], task=task)

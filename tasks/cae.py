@@ -2,30 +2,37 @@
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import os
 
-from data.arguments import add_data_arguments
-from storage.run_folder import add_output_arguments
-from training.cae import add_cae_arguments
+from configs.cae import CAEConfig
+from data.arguments import DataConfig
+from runtime.compute import ComputeConfig
+from runtime.options import add_config, from_args, option, section
+from storage.run_folder import OutputConfig, verbose_option
+from training.cae import CAETraining
 
 HELP = "train the convolutional autoencoder (CAE) and save cae/encoder/decoder .keras"
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from runtime.compute import add_compute_arguments
+@dataclasses.dataclass
+class CaeTaskConfig:
+    """One ``cae`` run."""
 
-    add_data_arguments(parser)
-    add_cae_arguments(parser)
-    add_compute_arguments(parser)
-    add_output_arguments(parser, "cae")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue an interrupted run from its last finished epoch; "
-                             "give the interrupted run's folder with --out (default: "
-                             "the newest folder under runs/cae)")
-    parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2),
-                        help="Keras progress: 0 silent, 1 progress bar (default), "
-                             "2 one line per epoch")
+    data: DataConfig = section(DataConfig, "data")
+    cae: CAEConfig = section(CAEConfig, "CAE")
+    training: CAETraining = section(CAETraining, "CAE")
+    compute: ComputeConfig = section(ComputeConfig, "compute")
+    output: OutputConfig = section(OutputConfig, "output")
+    resume: bool = option(
+        False, action="store_true",
+        help="continue an interrupted run from its last finished epoch; give the "
+             "interrupted run's folder with --out (else the newest folder under runs/cae)")
+    verbose: int = verbose_option()
+
+
+def add_arguments(parser) -> None:
+    add_config(parser, CaeTaskConfig, task="cae")
 
 
 def newest_run(task: str) -> str | None:
@@ -37,31 +44,35 @@ def newest_run(task: str) -> str | None:
 
 
 def run(args) -> str:
+    return train(from_args(CaeTaskConfig, args))
+
+
+def train(config: CaeTaskConfig) -> str:
+    """Trains the CAE of ``config`` into its run folder, which it returns."""
     from data.arguments import load_data
     from runtime.backend import seed_everything
     from runtime.errors import UserError
     from storage.run_folder import make_run_dir
-    from training.cae import check_same_config, config_from_args, train_cae
+    from training.cae import check_same_config, train_cae
 
-    config = config_from_args(args)
-    out = args.out
-    if args.resume and out is None:
+    out = config.output.out
+    if config.resume and out is None:
         out = newest_run("cae")
         if out is None:
             raise UserError("--resume found no run under runs/cae; give the run folder with --out")
-    if args.resume:
+    if config.resume:
         from storage.training_backup import has_backup
 
         if not has_backup(os.path.join(out, "backup")):
             raise UserError(f"--resume: {out!r} holds no interrupted run (no backup/ with a "
                             f"finished epoch); finished runs cannot be resumed")
-        check_same_config(out, config)
-    out = make_run_dir("cae", out, overwrite=args.overwrite, resume=args.resume)
-    seed_everything(args.seed)
-    data = load_data(args)
-    metrics = train_cae(data, config, out, epochs=args.epochs, batch_size=args.batch_size,
-                        lr=args.lr, patience=args.patience, resume=args.resume,
-                        verbose=args.verbose, seed=args.seed)
+        check_same_config(out, config.cae)
+    out = make_run_dir("cae", out, overwrite=config.output.overwrite, resume=config.resume)
+    seed = config.data.seed
+    seed_everything(seed)
+    data = load_data(config.data)
+    _, metrics = train_cae(data, config.cae, out, config.training, resume=config.resume,
+                           verbose=config.verbose, seed=seed)
     print(f"test MSE {metrics['test_mse']:.5f}, PSNR {metrics['test_psnr_db']:.2f} dB, "
           f"{metrics['epochs']} epochs in {metrics['wall_time_s']:.0f} s on {metrics['backend']}")
     return out

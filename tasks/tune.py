@@ -239,14 +239,14 @@ def _pretrained_encoder(args, data, out: str):
     if os.path.isfile(path):  # a resumed search keeps the CAE its trials used
         print(f"reusing the CAE {path}", flush=True)
         return split_cae(load_keras_model(path, "CAE"))[0]
-    from training.cae import train_cae
+    from training.cae import CAETraining, train_cae
 
     os.makedirs(os.path.dirname(path), exist_ok=True)
     print(f"no --encoder: training a CAE for {args.cae_epochs} epochs into "
           f"{os.path.dirname(path)}", flush=True)
-    metrics = train_cae(data, CAEConfig(), os.path.dirname(path), epochs=args.cae_epochs,
-                        verbose=0)
-    return split_cae(metrics["model"])[0]
+    model, _ = train_cae(data, CAEConfig(), os.path.dirname(path),
+                         CAETraining(epochs=args.cae_epochs), verbose=0)
+    return split_cae(model)[0]
 
 
 def _sample_distance(args, data, out: str):

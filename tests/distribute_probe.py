@@ -10,7 +10,6 @@ Run in a fresh process (the device count must be set before the backend loads):
 import json
 import os
 import sys
-from types import SimpleNamespace
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -51,7 +50,7 @@ def build(name):
 
 
 def train(name, distribute):
-    compute.configure(SimpleNamespace(precision="float32", distribute=distribute,
+    compute.configure(compute.ComputeConfig(precision="float32", distribute=distribute,
                                       cpu_devices=DEVICES))
     keras.utils.set_random_seed(0)
     with compute.task_scope():

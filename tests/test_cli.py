@@ -125,7 +125,7 @@ def test_crash_leaves_no_model_and_resume_continues(tmp_path, tiny_dataset):
     import keras
 
     from models.cae import CAEConfig
-    from training.cae import train_cae
+    from training.cae import CAETraining, train_cae
 
     config = CAEConfig(conv_filters=(4, 8, 8), dense_units=16, latent_dim=3)
 
@@ -135,13 +135,13 @@ def test_crash_leaves_no_model_and_resume_continues(tmp_path, tiny_dataset):
                 raise Interrupt()
 
     with pytest.raises(Interrupt):
-        train_cae(tiny_dataset, config, str(tmp_path), epochs=4, batch_size=16, verbose=0,
-                  extra_callbacks=[CrashAfterSecondEpoch()])
+        train_cae(tiny_dataset, config, str(tmp_path), CAETraining(epochs=4, batch_size=16),
+                  verbose=0, extra_callbacks=[CrashAfterSecondEpoch()])
     assert not list(tmp_path.glob("*.keras"))
     assert (tmp_path / "backup").is_dir()
 
-    metrics = train_cae(tiny_dataset, config, str(tmp_path), epochs=4, batch_size=16,
-                        verbose=0, resume=True)
+    _, metrics = train_cae(tiny_dataset, config, str(tmp_path),
+                           CAETraining(epochs=4, batch_size=16), verbose=0, resume=True)
     assert metrics["epochs"] == 4  # the restored two and the two trained now
     assert (tmp_path / "cae.keras").is_file()
     assert not (tmp_path / "backup").exists()

@@ -4,7 +4,6 @@ import json
 import os
 import subprocess
 import sys
-from types import SimpleNamespace
 
 import keras
 import numpy as np
@@ -46,7 +45,7 @@ class TestBadInput:
 
         monkeypatch.setattr(compute, "_gpu_count", lambda backend: 1)
         with pytest.raises(UserError, match="--cpu-devices 2 simulates devices.*1 GPU"):
-            compute.configure(SimpleNamespace(precision="float32", distribute="data_parallel",
+            compute.configure(compute.ComputeConfig(precision="float32", distribute="data_parallel",
                                               cpu_devices=2))
 
     def test_cpu_devices_reach_xla_before_jax_loads(self, monkeypatch):

@@ -16,6 +16,7 @@ pytestmark = pytest.mark.backend_independent
 FLOORS = {
     "runtime": 0,                 # errors, argparse types, seeding, compute, quiet import
     "data": 1, "storage": 1,      # datasets and their options; atomic files, run folders
+    "configs": 1,                 # the models' typed configs, without Keras
     "models": 2, "plots": 2,      # networks, layers, samplers; shared figures
     "evaluation": 3,              # metrics, sample quality, headlines
     "training": 4,                # CAE / classifier training, sampler sources, callbacks

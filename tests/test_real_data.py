@@ -19,9 +19,10 @@ def test_real_fashion_mnist_loads_whole():
 def test_cae_one_epoch_on_fashion_mnist_subset(tmp_path):
     """The default CAE, 1 epoch on 4 000 real images, reconstructs with test MSE < 0.04."""
     from models.cae import CAEConfig
-    from training.cae import train_cae
+    from training.cae import CAETraining, train_cae
 
     data = real_data_or_skip("fashion_mnist", train_limit=4000, test_limit=1000)
-    metrics = train_cae(data, CAEConfig(), str(tmp_path), epochs=1, batch_size=32, verbose=0)
+    _, metrics = train_cae(data, CAEConfig(), str(tmp_path), CAETraining(epochs=1, batch_size=32),
+                           verbose=0)
     assert metrics["test_mse"] < 0.04
     assert (tmp_path / "cae.keras").is_file()

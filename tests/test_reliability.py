@@ -274,22 +274,21 @@ def _train(out, resume=False):
     from models.cae import CAEConfig
     from runtime.backend import seed_everything
     from storage.run_folder import make_run_dir
-    from training.cae import train_cae
+    from training.cae import CAETraining, train_cae
 
     make_run_dir("cae", str(out), resume=resume)  # as `main.py cae [--resume]` does
     keras.backend.clear_session()
     seed_everything(0)
     data = load_dataset("digits", val_size=64, train_limit=128, test_limit=100)
     config = CAEConfig(conv_filters=(4, 8, 8), dense_units=16, latent_dim=3)
-    return train_cae(data, config, str(out), epochs=FAULT_EPOCHS, batch_size=32, lr=5e-3,
-                     patience=1, verbose=0, resume=resume, seed=0)
+    return train_cae(data, config, str(out), CAETraining(epochs=FAULT_EPOCHS, batch_size=32,
+                                                         lr=5e-3, patience=1),
+                     verbose=0, resume=resume, seed=0)[1]
 
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
-    metrics = _train(tmp_path_factory.mktemp("uninterrupted"))
-    metrics.pop("model")
-    return metrics
+    return _train(tmp_path_factory.mktemp("uninterrupted"))
 
 
 def _half_written(path):

@@ -1,63 +1,40 @@
-"""Training the CAE: its options, its config from them, and one training run that
-writes the models, history, figures and metrics into a run folder."""
+"""Training the CAE: how (:class:`CAETraining`), and one training run that writes
+the models, history, figures and metrics into a run folder."""
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import os
 import shutil
 import time
 
-from runtime.args import non_negative_float, positive_float, positive_int, rate
+from runtime.args import positive_float, positive_int
+from runtime.options import option
 
 
-def add_cae_arguments(parser: argparse.ArgumentParser) -> None:
-    """The CAE's architecture and training options, shared with tasks that train one."""
-    group = parser.add_argument_group("CAE")
-    group.add_argument("--latent-dim", type=positive_int, default=10,
-                       help="size of the latent code (default 10)")
-    group.add_argument("--conv-filters", type=positive_int, nargs=3, default=[32, 64, 128],
-                       metavar=("F1", "F2", "F3"),
-                       help="widths of the three encoder convolutions (default 32 64 128)")
-    group.add_argument("--dense-units", type=positive_int, default=256,
-                       help="width of the hidden dense layer (default 256)")
-    group.add_argument("--dropout", type=rate, default=0.0,
-                       help="dropout after the hidden dense layers, in [0, 1) (default 0)")
-    group.add_argument("--l2", type=non_negative_float, default=0.0,
-                       help="L2 penalty on every kernel, >= 0 (default 0)")
-    group.add_argument("--epochs", type=positive_int, default=30,
-                       help="most epochs; early stopping may end sooner (default 30)")
-    group.add_argument("--batch-size", type=positive_int, default=128,
-                       help="images per step (default 128)")
-    group.add_argument("--lr", type=positive_float, default=2e-3,
-                       help="Adam learning rate; halved when validation loss stalls "
-                            "(default 2e-3)")
-    group.add_argument("--patience", type=positive_int, default=4,
-                       help="epochs without validation improvement before stopping "
-                            "(default 4)")
+@dataclasses.dataclass
+class CAETraining:
+    """How a CAE is trained (Adam, early stopping, learning-rate halving)."""
+
+    epochs: int = option(30, type=positive_int,
+                         help="most epochs; early stopping may end sooner")
+    batch_size: int = option(128, type=positive_int, help="images per step")
+    lr: float = option(2e-3, type=positive_float,
+                       help="Adam learning rate; halved when validation loss stalls")
+    patience: int = option(4, type=positive_int,
+                           help="epochs without validation improvement before stopping")
 
 
-def config_from_args(args):
-    from models.cae import CAEConfig
-    from runtime.errors import UserError
-
-    try:
-        return CAEConfig(conv_filters=tuple(args.conv_filters), dense_units=args.dense_units,
-                         latent_dim=args.latent_dim, dropout=args.dropout, l2=args.l2)
-    except ValueError as e:
-        raise UserError(str(e)) from None
-
-
-def train_cae(data, config, out: str, epochs: int = 30, batch_size: int = 128,
-              lr: float = 2e-3, patience: int = 4, resume: bool = False,
-              verbose: int = 1, noise=None, extra_callbacks=(), seed: int = 0) -> dict:
+def train_cae(data, config, out: str, training: CAETraining | None = None,
+              resume: bool = False, verbose: int = 1, noise=None, extra_callbacks=(),
+              seed: int = 0):
     """Trains a CAE and writes its models, history, figures and metrics into ``out``.
 
     Args:
         data: a :class:`data.datasets.Dataset`.
         config: a :class:`models.cae.CAEConfig`.
         out: the run folder (exists, writable).
-        epochs, batch_size, lr, patience: training settings.
+        training: a :class:`CAETraining` (default: its defaults).
         resume: restore from ``out/backup`` if an interrupted run left one.
         verbose: Keras verbosity.
         noise: optional Keras layer applied to inputs during training only
@@ -66,8 +43,8 @@ def train_cae(data, config, out: str, epochs: int = 30, batch_size: int = 128,
         seed: seeds the batch order of every epoch (with the epoch's number).
 
     Returns:
-        ``metrics`` dict (also written to ``out/metrics.json``), with the trained
-        model under the key ``"model"`` removed before writing.
+        ``(model, metrics)``: the trained CAE and the metrics written to
+        ``out/metrics.json``.
     """
     import keras
     import numpy as np
@@ -82,6 +59,9 @@ def train_cae(data, config, out: str, epochs: int = 30, batch_size: int = 128,
     from storage.files import write_json, write_text
     from storage.training_backup import EpochFeed, TrainingBackup
 
+    training = training or CAETraining()
+    epochs, batch_size, lr, patience = (training.epochs, training.batch_size, training.lr,
+                                        training.patience)
     model = build_cae(config)
     train_model = model
     if noise is not None:  # corrupt inputs in training only; saved CAE stays clean
@@ -163,9 +143,7 @@ def train_cae(data, config, out: str, epochs: int = 30, batch_size: int = 128,
                os.path.join(out, "reconstructions.png"),
                f"CAE reconstructions, test MSE {metrics['test_mse']:.4f}", col_titles=titles)
     shutil.rmtree(backup_dir, ignore_errors=True)  # only now: every final file is written
-    metrics_with_model = dict(metrics)
-    metrics_with_model["model"] = model
-    return metrics_with_model
+    return model, metrics
 
 
 def check_same_config(out: str, config) -> None:
@@ -186,3 +164,19 @@ def check_same_config(out: str, config) -> None:
             option = "--" + key.replace("_", "-")
             raise UserError(f"--resume: {out!r} was trained with {option} {was}, not {given}; "
                             f"resume it with {option} {was}")
+
+
+def add_cae_arguments(parser) -> None:  # transitional
+    from configs.cae import CAEConfig
+    from runtime.options import add_options, option_fields
+
+    group = parser.add_argument_group("CAE")
+    add_options(group, CAEConfig, list(option_fields(CAEConfig)))
+    add_options(group, CAETraining, list(option_fields(CAETraining)))
+
+
+def config_from_args(args):  # transitional
+    from configs.cae import CAEConfig
+    from runtime.options import from_args
+
+    return from_args(CAEConfig, args)

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import os
 
+from configs.cae import CAEConfig
+from runtime.options import option, section
+from training.cae import CAETraining
 
-def add_model_argument(parser: argparse.ArgumentParser, what: str) -> None:
-    """``--model PATH``: the CAE to reuse."""
-    parser.add_argument("--model", default=None, metavar="PATH",
-                        help=f"{what} (a cae.keras written by `main.py cae`); when left out, "
-                             f"one is trained with the CAE options below")
+
+@dataclasses.dataclass
+class CAESource:
+    """The CAE a task studies: a saved one (``model``), else one trained now."""
+
+    model: str | None = option(
+        None, metavar="PATH",
+        help="the CAE to reuse (a cae.keras written by `main.py cae`); when left out, "
+             "one is trained with the CAE options")
+    cae: CAEConfig = section(CAEConfig, "CAE")
+    training: CAETraining = section(CAETraining, "CAE")
 
 
 def load_cae(path: str):
@@ -28,40 +37,46 @@ def load_cae(path: str):
     return model, encoder, decoder
 
 
-def obtain_cae(args, data, out: str, latent_dim: int | None = None, noise=None,
-               extra_callbacks=()):
-    """The CAE of ``--model``, or one trained now into ``out`` with the CAE options.
+def obtain_cae(source: CAESource, data, out: str, latent_dim: int | None = None,
+               noise=None, extra_callbacks=(), verbose: int = 1, seed: int = 0):
+    """The CAE of ``source.model``, or one trained now into ``out``.
 
     Args:
-        args: parsed arguments holding the CAE options (and ``model``).
+        source: the saved model, or the CAE and training configs for a new one.
         data: the Dataset to train on when no model is given.
         out: folder for the trained model's files.
-        latent_dim: overrides ``--latent-dim`` for a freshly trained CAE.
-        noise: a noise layer: train a denoising CAE (never loaded from ``--model``).
+        latent_dim: overrides the config's for a freshly trained CAE.
+        noise: a noise layer: train a denoising CAE (never loaded from ``model``).
         extra_callbacks: more Keras callbacks for training.
+        verbose, seed: as for :func:`training.cae.train_cae`.
 
     Returns:
         (cae, encoder, decoder, source) where source says where the model came from.
     """
-    import dataclasses
-
     from models.cae import split_cae
-    from training.cae import config_from_args, train_cae
+    from training.cae import train_cae
 
-    if args.model is not None and noise is None and latent_dim is None:
-        return (*load_cae(args.model), args.model)
-    config = config_from_args(args)
+    if not isinstance(source, CAESource):  # transitional: a Namespace
+        from runtime.options import from_args
+        verbose, seed, source = source.verbose, source.seed, from_args(CAESource, source)
+    if source.model is not None and noise is None and latent_dim is None:
+        return (*load_cae(source.model), source.model)
+    config = source.cae
     if latent_dim is not None:
         config = dataclasses.replace(config, latent_dim=latent_dim)
     os.makedirs(out, exist_ok=True)
     kind = "denoising CAE" if noise is not None else "CAE"
     print(f"training a {kind} (latent {config.latent_dim}) into {out}", flush=True)
-    metrics = train_cae(data, config, out, epochs=args.epochs, batch_size=args.batch_size,
-                        lr=args.lr, patience=args.patience, verbose=args.verbose, noise=noise,
-                        extra_callbacks=extra_callbacks, seed=args.seed)
-    model = metrics["model"]
+    model, _ = train_cae(data, config, out, source.training, verbose=verbose, noise=noise,
+                         extra_callbacks=extra_callbacks, seed=seed)
     return (model, *split_cae(model), os.path.join(out, "cae.keras"))
 
 
 def latent_dim_of(encoder) -> int:
     return int(encoder.output_shape[-1])
+
+
+def add_model_argument(parser, what: str) -> None:  # transitional
+    from runtime.options import add_options
+
+    add_options(parser, CAESource, ["model"])

@@ -60,14 +60,14 @@ def get_encoder(config, data, out: str):
             raise UserError(f"--encoder {config.encoder!r}: {e}") from None
         source = config.encoder
     else:
-        from training.cae import train_cae
+        from training.cae import CAETraining, train_cae
 
         cae_dir = os.path.join(out, "cae")
         os.makedirs(cae_dir, exist_ok=True)
         print(f"no --encoder: training a CAE into {cae_dir}", flush=True)
-        metrics = train_cae(data, CAEConfig(), cae_dir, epochs=config.cae_epochs,
-                            verbose=settings.verbose, seed=settings.seed)
-        encoder = split_cae(metrics["model"])[0]
+        model, _ = train_cae(data, CAEConfig(), cae_dir, CAETraining(epochs=config.cae_epochs),
+                             verbose=settings.verbose, seed=settings.seed)
+        encoder = split_cae(model)[0]
         source = os.path.join(cae_dir, "cae.keras")
     try:
         feature_model(encoder, settings.features)
