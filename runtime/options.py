@@ -44,6 +44,21 @@ def option(default=dataclasses.MISSING, *, help: str, default_factory=dataclasse
                                        "default_help": default_help})
 
 
+def same_option(config_cls, name: str, **changes) -> dataclasses.Field:
+    """A new field for the option ``name`` of ``config_cls``, with the same default
+    (written once, there) and metadata; ``changes`` replace ``help``,
+    ``default_help`` or argparse keywords (``all``'s ``--dataset`` is the data
+    option's, passed to every step)."""
+    field = option_fields(config_cls)[name]
+    kwargs = dict(field.metadata["option"])
+    default_help = changes.pop("default_help", field.metadata.get("default_help"))
+    kwargs.update(changes)
+    if field.default_factory is not dataclasses.MISSING:
+        return option(default_factory=field.default_factory, default_help=default_help,
+                      **kwargs)
+    return option(field.default, default_help=default_help, **kwargs)
+
+
 def section(config_cls, title: str, description: str | None = None) -> dataclasses.Field:
     """A field holding a nested config whose options form the argument group
     ``title`` of ``--help``."""
