@@ -25,13 +25,13 @@ class DataConfig:
     val_size: int = option(
         DEFAULT_VAL_SIZE, type=positive_int, metavar="N",
         help="training images held out (seeded) for validation; a smaller split shares "
-             "its images with every larger one (the default leaves 48 000 of "
-             "Fashion-MNIST's 60 000 to train on)")
+             "its images with every larger one; 12 000 leave 48 000 of Fashion-MNIST's "
+             "60 000 for training")
     train_size: int | None = option(
         None, type=positive_int, metavar="N", default_help="all after the validation split",
         help="train on a seeded subset of N images (quick runs)")
     test_size: int | None = option(
-        None, type=positive_int, metavar="N", default_help="all 10 000",
+        None, type=positive_int, metavar="N", default_help="the whole test split",
         help="evaluate on the first N test images")
     seed: int = option(
         0, type=random_seed,

@@ -43,6 +43,9 @@ def newest_run(task: str) -> str | None:
     return os.path.join(root, runs[-1]) if runs else None
 
 
+CONFIG = CaeTaskConfig
+
+
 def run(args) -> str:
     return train(from_args(CaeTaskConfig, args))
 

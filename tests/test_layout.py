@@ -177,3 +177,55 @@ def test_the_checks_catch_the_old_layout(tmp_path):
     assert commands == [f"tasks/{name} is no command of tasks/registry.py; shared code belongs "
                         f"one floor down" for name in ("errors.py", "noise_spec.py",
                                                        "sample_quality.py")]
+
+
+# Below a command's ``run(args)`` settings travel as typed configs, never as the
+# parsed ``argparse.Namespace``; these may still read arguments of their own.
+NAMESPACE_ALLOWED = ("main", "benchmarks", "tests")
+
+
+def namespace_violations(root):
+    """One line per function that takes a parameter named ``args`` (the parsed
+    Namespace, by this project's convention), other than a command's ``run``."""
+    problems = []
+    for path in python_files(root):
+        module = module_name(path)
+        if any(module == m or module.startswith(m + ".") for m in NAMESPACE_ALLOWED):
+            continue
+        with open(os.path.join(root, path)) as f:
+            tree = ast.parse(f.read())
+        top_level = {id(node) for node in tree.body}
+        for node in ast.walk(tree):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            params = [a.arg for a in node.args.posonlyargs + node.args.args
+                      + node.args.kwonlyargs]
+            if "args" not in params:
+                continue
+            is_command_run = (module.startswith("tasks.") and node.name == "run"
+                              and id(node) in top_level and command_of(module)
+                              and module.count(".") == 1)
+            if not is_command_run:
+                problems.append(f"{module}.{node.name} (line {node.lineno}) takes args")
+    return problems
+
+
+def test_no_namespace_below_run():
+    assert namespace_violations(ROOT) == []
+
+
+def test_the_namespace_check_catches_args_below_run(tmp_path):
+    files = {
+        "tasks/__init__.py": "",
+        "tasks/latent/__init__.py": "def run(args):\n    pass\n",
+        "tasks/latent/sweep.py": "def sweep(args, data):\n    pass\n",
+        "training/cae_source.py": "def obtain_cae(args, data):\n    pass\n",
+        "models/gan.py": "class GAN:\n    def call(self, *args, **kwargs):\n        pass\n",
+        "main.py": "def main(args):\n    pass\n",
+    }
+    for path, text in files.items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(text)
+    assert namespace_violations(str(tmp_path)) == [
+        "tasks.latent.sweep.sweep (line 1) takes args",
+        "training.cae_source.obtain_cae (line 1) takes args"]
