@@ -52,3 +52,28 @@ def test_denoise_end_to_end(tmp_path):
                  "denoising_ld3/cae.keras"):
         assert (out / name).is_file(), name
     assert "denoising CAE MSE" in (out / "results.md").read_text()
+
+
+@pytest.mark.backend_independent
+def test_denoise_options_reach_the_config():
+    from data.noise_spec import EVAL_NOISES, parse_noise
+    from runtime.options import from_args
+    from tasks.denoise import DenoiseConfig
+    from tasks.registry import build_parser
+
+    parser = build_parser()
+    default = DenoiseConfig()
+    assert from_args(DenoiseConfig, parser.parse_args(["denoise"])) == default
+    assert [s.name for s in default.noises] == [s.name for s in default.train_noise] \
+        == [parse_noise(n).name for n in EVAL_NOISES]  # "all", parsed
+    config = from_args(DenoiseConfig, parser.parse_args([
+        "denoise", "--noises", "none,occlusion", "--train-noise", "gaussian:0.5",
+        "--from-scratch", "--latent-dims", "4,32", "--examples", "3", "--precision",
+        "mixed_bfloat16", "--dense-units", "16", "--seed", "5"]))
+    assert [s.name for s in config.noises] == ["none", "occlusion"]
+    assert [s.name for s in config.train_noise] == ["gaussian:0.5"]
+    assert config.from_scratch and config.latent_dims == [4, 32] and config.examples == 3
+    assert config.compute.precision == "mixed_bfloat16"
+    assert (config.source.cae.dense_units, config.data.seed) == (16, 5)
+    with pytest.raises(ValueError, match="unknown noise"):
+        DenoiseConfig(noises="pink")

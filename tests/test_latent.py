@@ -148,3 +148,22 @@ def test_a_keras_file_that_is_not_a_cae(tmp_path, task):
 ])
 def test_bad_arguments(args, fragments):
     assert_one_line_error(run_main(*args), *fragments)
+
+
+@pytest.mark.backend_independent
+def test_latent_options_reach_the_config():
+    from runtime.options import from_args
+    from tasks.latent import LatentConfig
+    from tasks.registry import build_parser
+
+    parser = build_parser()
+    assert from_args(LatentConfig, parser.parse_args(["latent"])) == LatentConfig()
+    config = from_args(LatentConfig, parser.parse_args([
+        "latent", "--model", "m.keras", "--sweep", "2,4", "--tsne-samples", "50",
+        "--latent-dim", "5", "--epochs", "3", "--seed", "7", "--verbose", "0", "--out", "o"]))
+    assert (config.source.model, config.source.cae.latent_dim, config.source.training.epochs) \
+        == ("m.keras", 5, 3)
+    assert (config.sweep, config.tsne_samples, config.verbose) == ([2, 4], 50, 0)
+    assert (config.data.seed, config.output.out) == (7, "o")
+    with pytest.raises(ValueError, match="tsne_samples"):
+        LatentConfig(tsne_samples=0)

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import zlib
 
-from data.arguments import add_data_arguments
+from data.arguments import DataConfig
+from data.noise_spec import parse_noise_list
 from runtime.args import int_list
-from storage.run_folder import add_output_arguments
+from runtime.compute import ComputeConfig
+from runtime.options import add_config, from_args, option, section
+from storage.run_folder import OutputConfig, verbose_option
+from training.cae_source import CAESource
 
 HELP = ("train a denoising CAE and compare it with the plain CAE on Gaussian, "
         "salt-and-pepper, uniform, occlusion and mixed noise")
@@ -16,44 +21,58 @@ HELP = ("train a denoising CAE and compare it with the plain CAE on Gaussian, "
 
 def noise_list(text: str) -> list:
     """argparse type: ``all`` or comma-separated noise names."""
-    from data.noise_spec import parse_noise_list  # no Keras: argparse runs before it
-
     try:
         return parse_noise_list(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from runtime.compute import add_compute_arguments
-    from training.cae import add_cae_arguments
-    from training.cae_source import add_model_argument
+@dataclasses.dataclass
+class DenoiseConfig:
+    """One ``denoise`` run. ``noises`` and ``train_noise`` hold
+    :class:`data.noise_spec.NoiseSpec` lists; given as text (``"all"``, the
+    default, or comma-separated names) they are parsed."""
 
-    add_model_argument(parser, "the plain CAE to evaluate")
-    add_data_arguments(parser)
-    add_cae_arguments(parser)
-    add_compute_arguments(parser)
-    add_output_arguments(parser, "denoise")
-    parser.add_argument("--noises", type=noise_list, default="all", metavar="LIST",
-                        help="noises to evaluate on: comma-separated from none, gaussian:SIGMA, "
-                             "salt_pepper:AMOUNT, uniform, occlusion, mixed:AMOUNT:SIGMA; "
-                             "'all' (default) is none, gaussian:0.1,0.3,0.5,1,2, "
-                             "salt_pepper:0.1, uniform, occlusion, mixed:0.1:0.3")
-    parser.add_argument("--train-noise", type=noise_list, default="all", metavar="LIST",
-                        help="the denoising CAE's training corruption: each image of every "
-                             "batch gets one noise of this list, drawn afresh (default all, "
-                             "as for --noises)")
-    parser.add_argument("--from-scratch", action="store_true",
-                        help="train the denoising CAE from random weights; by default it "
-                             "starts from the plain CAE's weights (fine-tuning), which keeps "
-                             "its error on clean and mildly noisy images low")
-    parser.add_argument("--latent-dims", type=int_list, default=None, metavar="D1,D2,...",
-                        help="repeat the study for these latent sizes, e.g. 4,32 (default: "
-                             "the --model's size, else --latent-dim)")
-    parser.add_argument("--examples", type=int, default=8, choices=range(1, 21), metavar="N",
-                        help="test images per example figure, 1-20 (default 8)")
-    parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2),
-                        help="Keras progress when training: 0 silent, 1 bar (default), 2 per epoch")
+    data: DataConfig = section(DataConfig, "data")
+    source: CAESource = section(CAESource, "CAE")
+    compute: ComputeConfig = section(ComputeConfig, "compute")
+    output: OutputConfig = section(OutputConfig, "output")
+    noises: list = option(
+        "all", type=noise_list, metavar="LIST",
+        help="noises to evaluate on: comma-separated from none, gaussian:SIGMA, "
+             "salt_pepper:AMOUNT, uniform, occlusion, mixed:AMOUNT:SIGMA; all is none, "
+             "gaussian:0.1,0.3,0.5,1,2, salt_pepper:0.1, uniform, occlusion, mixed:0.1:0.3")
+    train_noise: list = option(
+        "all", type=noise_list, metavar="LIST",
+        help="the denoising CAE's training corruption: each image of every batch gets one "
+             "noise of this list, drawn afresh (names as for --noises)")
+    from_scratch: bool = option(
+        False, action="store_true",
+        help="train the denoising CAE from random weights; without it, it starts from the "
+             "plain CAE's weights (fine-tuning), which keeps its error on clean and mildly "
+             "noisy images low")
+    latent_dims: list | None = option(
+        None, type=int_list, metavar="D1,D2,...",
+        default_help="the --model's size, else --latent-dim",
+        help="repeat the study for these latent sizes, e.g. 4,32")
+    examples: int = option(8, type=int, choices=range(1, 21), metavar="N",
+                           help="test images per example figure, 1-20")
+    verbose: int = verbose_option()
+
+    def __post_init__(self):
+        if isinstance(self.noises, str):
+            self.noises = parse_noise_list(self.noises)
+        if isinstance(self.train_noise, str):
+            self.train_noise = parse_noise_list(self.train_noise)
+        if self.latent_dims is not None and (not self.latent_dims or min(self.latent_dims) < 1):
+            raise ValueError(f"latent_dims must hold positive latent sizes. "
+                             f"Received: latent_dims={self.latent_dims}")
+        if self.examples not in range(1, 21):
+            raise ValueError(f"examples must be in 1-20. Received: examples={self.examples}")
+
+
+def add_arguments(parser) -> None:
+    add_config(parser, DenoiseConfig, task="denoise")
 
 
 def noisy_test_set(x, spec, seed: int):
@@ -65,6 +84,11 @@ def noisy_test_set(x, spec, seed: int):
 
 
 def run(args) -> str:
+    return study(from_args(DenoiseConfig, args))
+
+
+def study(config: DenoiseConfig) -> str:
+    """Runs the denoising study of ``config`` into its run folder, which it returns."""
     import numpy as np
 
     from data.arguments import load_data
@@ -78,14 +102,16 @@ def run(args) -> str:
     from training.cae_source import latent_dim_of, load_cae, obtain_cae
     from training.callbacks import StartFrom
 
-    out = make_run_dir("denoise", args.out, overwrite=args.overwrite)
-    given = load_cae(args.model) if args.model else None  # a bad file fails before training
+    seed, verbose = config.data.seed, config.verbose
+    out = make_run_dir("denoise", config.output.out, overwrite=config.output.overwrite)
+    model_path = config.source.model
+    given = load_cae(model_path) if model_path else None  # a bad file fails before training
     given_dim = latent_dim_of(given[1]) if given else None
-    dims = args.latent_dims or [given_dim or args.latent_dim]
-    seed_everything(args.seed)
-    data = load_data(args)
-    noisy = {s.name: noisy_test_set(data.x_test, s, args.seed) for s in args.noises}
-    idx = np.linspace(0, len(data.x_test) - 1, min(args.examples, len(data.x_test))).astype(int)
+    dims = config.latent_dims or [given_dim or config.source.cae.latent_dim]
+    seed_everything(seed)
+    data = load_data(config.data)
+    noisy = {s.name: noisy_test_set(data.x_test, s, seed) for s in config.noises}
+    idx = np.linspace(0, len(data.x_test) - 1, min(config.examples, len(data.x_test))).astype(int)
     titles = [data.class_names[int(data.y_test[i])] for i in idx]
 
     def predict(model, x):
@@ -94,17 +120,18 @@ def run(args) -> str:
     rows, sources = [], {}
     for dim in dims:
         if given and dim == given_dim:
-            plain, source = given[0], args.model
+            plain, source = given[0], model_path
         else:
-            plain, _, _, source = obtain_cae(args, data, os.path.join(out, f"plain_ld{dim}"),
-                                             latent_dim=dim)
-        layer = make_noise_layer(args.train_noise, seed=layer_seed(args.seed))
-        start = () if args.from_scratch else (StartFrom(plain),)
+            plain, _, _, source = obtain_cae(config.source, data,
+                                             os.path.join(out, f"plain_ld{dim}"),
+                                             latent_dim=dim, verbose=verbose, seed=seed)
+        layer = make_noise_layer(config.train_noise, seed=layer_seed(seed))
+        start = () if config.from_scratch else (StartFrom(plain),)
         denoiser, _, _, den_source = obtain_cae(
-            args, data, os.path.join(out, f"denoising_ld{dim}"), latent_dim=dim, noise=layer,
-            extra_callbacks=start)
+            config.source, data, os.path.join(out, f"denoising_ld{dim}"), latent_dim=dim,
+            noise=layer, extra_callbacks=start, verbose=verbose, seed=seed)
         sources[dim] = {"plain": source, "denoising": den_source}
-        for spec in args.noises:
+        for spec in config.noises:
             x = noisy[spec.name]
             p, d = predict(plain, x), predict(denoiser, x)
             row = {"noise": spec.name, "label": spec.label, "latent_dim": dim,
@@ -124,9 +151,9 @@ def run(args) -> str:
     noisy_rows = [r for r in rows if r["noise"] != "none"]
     metrics = {
         "task": "denoise", "dataset": data.name, "data_source": data.source,
-        "backend": backend_name(), **describe(), "seed": args.seed, "latent_dims": dims,
-        "train_noise": [s.name for s in args.train_noise],
-        "denoising_start": "random weights" if args.from_scratch else "plain CAE weights",
+        "backend": backend_name(), **describe(), "seed": seed, "latent_dims": dims,
+        "train_noise": [s.name for s in config.train_noise],
+        "denoising_start": "random weights" if config.from_scratch else "plain CAE weights",
         "test_images": int(len(data.x_test)), "train_images": int(len(data.x_train)),
         "models": sources, "results": rows,
         "denoising_beats_plain_on_every_noise": all(r["denoising_better"] for r in noisy_rows),

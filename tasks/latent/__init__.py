@@ -2,36 +2,55 @@
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import os
 
-from data.arguments import add_data_arguments
+from data.arguments import DataConfig
 from runtime.args import int_list, positive_int
-from storage.run_folder import add_output_arguments
+from runtime.options import add_config, from_args, option, section
+from storage.run_folder import OutputConfig, verbose_option
+from training.cae_source import CAESource
 
 HELP = ("explore a CAE's latent space: PCA/t-SNE/Isomap views, kNN and silhouette, "
         "a latent-size sweep, new images from codes")
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from training.cae import add_cae_arguments
-    from training.cae_source import add_model_argument
+@dataclasses.dataclass
+class LatentConfig:
+    """One ``latent`` run."""
 
-    add_model_argument(parser, "the CAE to explore")
-    add_data_arguments(parser)
-    add_cae_arguments(parser)
-    add_output_arguments(parser, "latent")
-    parser.add_argument("--tsne-samples", type=positive_int, default=2000, metavar="N",
-                        help="t-SNE and Isomap (and every view's trustworthiness) use a seeded "
-                             "subsample of N test codes, to stay within minutes on 2 cores (default 2000)")
-    parser.add_argument("--sweep", type=int_list, default=None, metavar="D1,D2,...",
-                        help="also train one CAE per latent size, e.g. 2,4,8,16,32, and "
-                             "tabulate test MSE and kNN accuracy against size")
-    parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2),
-                        help="Keras progress when training: 0 silent, 1 bar (default), 2 per epoch")
+    data: DataConfig = section(DataConfig, "data")
+    source: CAESource = section(CAESource, "CAE")
+    output: OutputConfig = section(OutputConfig, "output")
+    tsne_samples: int = option(
+        2000, type=positive_int, metavar="N",
+        help="t-SNE and Isomap (and every view's trustworthiness) use a seeded subsample "
+             "of N test codes, as their cost grows faster than linearly with N")
+    sweep: list | None = option(
+        None, type=int_list, metavar="D1,D2,...",
+        help="also train one CAE per latent size, e.g. 2,4,8,16,32, and tabulate test "
+             "MSE and kNN accuracy against size")
+    verbose: int = verbose_option()
+
+    def __post_init__(self):
+        if int(self.tsne_samples) != self.tsne_samples or self.tsne_samples < 1:
+            raise ValueError(f"tsne_samples must be a positive integer. "
+                             f"Received: tsne_samples={self.tsne_samples}")
+        if self.sweep is not None and (not self.sweep or min(self.sweep) < 1):
+            raise ValueError(f"sweep must hold positive latent sizes. "
+                             f"Received: sweep={self.sweep}")
+
+
+def add_arguments(parser) -> None:
+    add_config(parser, LatentConfig, task="latent")
 
 
 def run(args) -> str:
+    return explore(from_args(LatentConfig, args))
+
+
+def explore(config: LatentConfig) -> str:
+    """Explores the CAE of ``config`` into its run folder, which it returns."""
     import numpy as np
 
     from data.arguments import load_data
@@ -44,13 +63,15 @@ def run(args) -> str:
     from tasks.latent.views import knn_accuracy, silhouette, views
     from training.cae_source import latent_dim_of, obtain_cae
 
-    out = make_run_dir("latent", args.out, overwrite=args.overwrite)
-    if args.model is not None:  # fail on a bad file before loading data
+    seed = config.data.seed
+    out = make_run_dir("latent", config.output.out, overwrite=config.output.overwrite)
+    if config.source.model is not None:  # fail on a bad file before loading data
         from training.cae_source import load_cae
-        load_cae(args.model)
-    seed_everything(args.seed)
-    data = load_data(args)
-    model, encoder, decoder, source = obtain_cae(args, data, os.path.join(out, "cae"))
+        load_cae(config.source.model)
+    seed_everything(seed)
+    data = load_data(config.data)
+    model, encoder, decoder, source = obtain_cae(config.source, data, os.path.join(out, "cae"),
+                                                 verbose=config.verbose, seed=seed)
 
     train_codes, test_codes = encode(encoder, data.x_train), encode(encoder, data.x_test)
     recon = np.asarray(model.predict(data.x_test, batch_size=512, verbose=0))
@@ -61,26 +82,27 @@ def run(args) -> str:
         "train_images": int(len(data.x_train)), "test_images": int(len(data.x_test)),
         "test_mse": mse(recon, data.x_test), "test_psnr_db": psnr(recon, data.x_test),
         "knn5_accuracy": knn_accuracy(train_codes, data.y_train, test_codes, data.y_test),
-        "silhouette_by_class": silhouette(test_codes, data.y_test, args.seed),
+        "silhouette_by_class": silhouette(test_codes, data.y_test, seed),
     }
     print(f"kNN (k=5) accuracy {metrics['knn5_accuracy']:.4f}, silhouette "
           f"{metrics['silhouette_by_class']}", flush=True)
-    metrics["views"] = views(test_codes, data.y_test, data.class_names, out, args.seed,
-                             args.tsne_samples, data.name)
+    metrics["views"] = views(test_codes, data.y_test, data.class_names, out, seed,
+                             config.tsne_samples, data.name)
     metrics["trustworthiness"] = {m: metrics["views"][m]["trustworthiness"]
                                   for m in ("pca", "tsne", "isomap")}
     metrics["samples"] = {
         "pca_grid": pca_grid(decoder, test_codes, os.path.join(out, "samples_pca_grid.png"),
-                             args.seed),
+                             seed),
         "gaussian": gaussian_samples(decoder, train_codes,
-                                     os.path.join(out, "samples_gaussian.png"), args.seed),
+                                     os.path.join(out, "samples_gaussian.png"), seed),
         "interpolation": interpolations(decoder, test_codes, data.y_test, data.x_test,
                                         data.class_names,
                                         os.path.join(out, "samples_interpolation.png"),
-                                        args.seed),
+                                        seed),
     }
     write_json(os.path.join(out, "metrics.json"), metrics)  # written now and after the sweep
-    if args.sweep:
-        metrics["sweep"] = sweep(args, data, args.sweep, os.path.join(out, "sweep"))
+    if config.sweep:
+        metrics["sweep"] = sweep(config.source, data, config.sweep, os.path.join(out, "sweep"),
+                                 verbose=config.verbose, seed=seed)
         write_json(os.path.join(out, "metrics.json"), metrics)
     return out

@@ -14,16 +14,21 @@ def encode(encoder, images: np.ndarray) -> np.ndarray:
     return np.asarray(encoder.predict(images, batch_size=512, verbose=0))
 
 
-def sweep(args, data, dims: list, out: str) -> list:
-    """Trains one CAE per latent size into ``out/latent_<d>``; writes sweep.{md,json,png}."""
+def sweep(source, data, dims: list, out: str, verbose: int = 1, seed: int = 0) -> list:
+    """Trains one CAE per latent size into ``out/latent_<d>``; writes sweep.{md,json,png}.
+
+    ``source`` is a :class:`training.cae_source.CAESource`: each CAE is trained
+    with its CAE and training options, the latent size replaced; ``verbose`` and
+    ``seed`` are as for :func:`training.cae_source.obtain_cae`.
+    """
     from evaluation.metrics import mse, psnr
     from tasks.latent.views import knn_accuracy
     from training.cae_source import obtain_cae
 
     rows = []
     for dim in dims:
-        model, encoder, _, _ = obtain_cae(args, data, os.path.join(out, f"latent_{dim}"),
-                                          latent_dim=dim)
+        model, encoder, _, _ = obtain_cae(source, data, os.path.join(out, f"latent_{dim}"),
+                                          latent_dim=dim, verbose=verbose, seed=seed)
         recon = np.asarray(model.predict(data.x_test, batch_size=512, verbose=0))
         acc = knn_accuracy(encode(encoder, data.x_train), data.y_train,
                            encode(encoder, data.x_test), data.y_test)
@@ -33,7 +38,7 @@ def sweep(args, data, dims: list, out: str) -> list:
               flush=True)
     write_json(os.path.join(out, "sweep.json"), rows)
     write_text(os.path.join(out, "sweep.md"), sweep_table(rows))
-    sweep_plot(rows, os.path.join(out, "sweep.png"), data.name, args.epochs)
+    sweep_plot(rows, os.path.join(out, "sweep.png"), data.name, source.training.epochs)
     return rows
 
 
