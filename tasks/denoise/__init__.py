@@ -83,6 +83,9 @@ def noisy_test_set(x, spec, seed: int):
     return apply_noise(x, spec, seed=[seed, zlib.crc32(spec.name.encode())])
 
 
+CONFIG = DenoiseConfig
+
+
 def run(args) -> str:
     return study(from_args(DenoiseConfig, args))
 

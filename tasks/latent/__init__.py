@@ -45,6 +45,9 @@ def add_arguments(parser) -> None:
     add_config(parser, LatentConfig, task="latent")
 
 
+CONFIG = LatentConfig
+
+
 def run(args) -> str:
     return explore(from_args(LatentConfig, args))
 
