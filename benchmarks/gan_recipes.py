@@ -13,6 +13,7 @@ snapshot to ``<out>/recipes.jsonl``; the table of runs is kept by hand in
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -49,6 +50,7 @@ def snapshot_callback(data, epochs: set, log, n: int = 10000, seed: int = 0):
 
     class Snapshots(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
+            nonlocal start
             if epoch + 1 not in epochs:
                 return
             t = time.perf_counter()
@@ -62,37 +64,47 @@ def snapshot_callback(data, epochs: set, log, n: int = 10000, seed: int = 0):
                                              gan.g_optimizer._model_variables_moving_average):
                     variable.assign(average)
                 scored(clone, epoch + 1, "ema", trained)
-            nonlocal start
             start += time.perf_counter() - t  # scoring time is not training time
 
     return Snapshots()
 
 
+# The recipes' baseline: the gan task's old defaults (batch 128, 5 epochs), which
+# the commands in benchmarks/results/gan_recipes.md start from.
+BASELINE = {"epochs": 5, "batch_size": 128}
+
+
 def main(argv=None):
+    from configs.gan import GANConfig, GANTraining
+    from runtime.options import add_options
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train-size", type=int, default=None)
-    parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--snapshots", default=None, help="epochs to score, e.g. 5,10")
-    parser.add_argument("--width", type=int, default=16)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--lr", type=float, default=2e-4)
-    parser.add_argument("--d-lr", type=float, default=None)
-    parser.add_argument("--beta1", type=float, default=0.5)
-    parser.add_argument("--ema", type=float, default=0.0)
-    parser.add_argument("--spectral-norm", action="store_true")
+    # The gan task's own options and defaults, but for the baseline's epochs and batch.
+    add_options(parser, (GANConfig, GANTraining),
+                ["width", "spectral_norm", "lr", "d_lr", "beta1", "ema"])
+    parser.add_argument("--epochs", type=int, default=BASELINE["epochs"])
+    parser.add_argument("--batch-size", type=int, default=BASELINE["batch_size"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
 
     from runtime.quiet import import_tensorflow_quietly
     import_tensorflow_quietly()
-    from data.datasets import load_dataset
+    from data.arguments import load_data
     from runtime.backend import backend_name, seed_everything
-    from tasks.gan import train_gan
+    from runtime.options import from_args
+    from tasks.gan import GanTaskConfig, train_gan
 
+    base = GanTaskConfig()
+    config = dataclasses.replace(
+        base, data=dataclasses.replace(base.data, train_size=args.train_size, seed=args.seed),
+        gan=dataclasses.replace(base.gan, width=args.width, spectral_norm=args.spectral_norm),
+        training=from_args(GANTraining, args), verbose=2)
     os.makedirs(args.out, exist_ok=True)
     seed_everything(args.seed)
-    data = load_dataset("fashion_mnist", seed=args.seed, train_limit=args.train_size)
+    data = load_data(config.data)  # fashion_mnist, the default
     snapshots = {int(e) for e in (args.snapshots or str(args.epochs)).split(",")}
     recipe = {k: v for k, v in vars(args).items() if k not in ("out", "snapshots")}
 
@@ -103,10 +115,7 @@ def main(argv=None):
             f.write(json.dumps(row) + "\n")
 
     callback = snapshot_callback(data, snapshots, log, seed=args.seed)
-    metrics = train_gan(data, args.out, width=args.width, epochs=args.epochs,
-                        batch_size=args.batch_size, lr=args.lr, beta1=args.beta1,
-                        seed=args.seed, verbose=2, d_lr=args.d_lr, ema=args.ema,
-                        spectral_norm=args.spectral_norm, callbacks=[callback])
+    metrics = train_gan(data, args.out, config, callbacks=[callback])
     print(f"trained in {metrics['wall_time_s']:.0f} s (with scoring)", flush=True)
 
 

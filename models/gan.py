@@ -17,11 +17,13 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from configs.gan import GANConfig, GANTraining
 from models import train_steps
 from models.layers import conv2d_transpose  # fast kernel gradient on jax
 from models.phased import PhasedModel
 
 GAN_IMAGE_SHAPE = (32, 32, 1)
+_DEFAULT, _TRAINING = GANConfig(), GANTraining()  # the defaults, written once there
 
 
 def _init():
@@ -34,7 +36,8 @@ def _batch_norm(name):
         gamma_initializer=keras.initializers.RandomNormal(1.0, 0.02), name=name)
 
 
-def build_generator(latent_dim: int = 100, width: int = 16) -> keras.Model:
+def build_generator(latent_dim: int = _DEFAULT.latent_dim,
+                    width: int = _DEFAULT.width) -> keras.Model:
     """Noise (latent_dim,) -> 32x32x1 image in [-1, 1]."""
     inputs = keras.Input((latent_dim,), name="z")
     x = keras.layers.Dense(4 * 4 * 6 * width, use_bias=False, kernel_initializer=_init(),
@@ -53,7 +56,8 @@ def build_generator(latent_dim: int = 100, width: int = 16) -> keras.Model:
     return keras.Model(inputs, image, name="generator")
 
 
-def build_discriminator(width: int = 16, spectral_norm: bool = False) -> keras.Model:
+def build_discriminator(width: int = _DEFAULT.width,
+                        spectral_norm: bool = _DEFAULT.spectral_norm) -> keras.Model:
     """32x32x1 image in [-1, 1] -> one logit (real > 0).
 
     ``spectral_norm`` wraps every convolution and the logit layer in Keras's
@@ -194,15 +198,15 @@ class GAN(PhasedModel):
         return d_loss + g_loss, {**logs, **g_logs}
 
 
-def build_gan(latent_dim: int = 100, width: int = 16, seed: int | None = None,
-              spectral_norm: bool = False) -> GAN:
+def build_gan(latent_dim: int = _DEFAULT.latent_dim, width: int = _DEFAULT.width,
+              seed: int | None = None, spectral_norm: bool = _DEFAULT.spectral_norm) -> GAN:
     return GAN(build_discriminator(width, spectral_norm), build_generator(latent_dim, width),
                seed=seed, name="gan")
 
 
-def default_optimizers(lr: float = 2e-4, beta_1: float = 0.5, d_lr: float | None = None,
-                       ema: float = 0.0):
-    """Adam(beta_1=0.5) for the discriminator (``d_lr``, default ``lr``) and the
+def default_optimizers(lr: float = _TRAINING.lr, beta_1: float = _TRAINING.beta1,
+                       d_lr: float | None = _TRAINING.d_lr, ema: float = _TRAINING.ema):
+    """Adam(``beta_1``) for the discriminator (``d_lr``, default ``lr``) and the
     generator (``lr``); ``ema`` > 0 keeps an exponential moving average of the
     generator's weights in its optimizer (``use_ema``): :func:`use_generator_ema`
     copies it into the generator after training."""

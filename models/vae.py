@@ -14,14 +14,17 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from configs.vae import VAEConfig
 from models import train_steps
 from models.layers import conv2d_transpose  # fast kernel gradient on jax
 from models.phased import PhasedModel
 
 IMAGE_SHAPE = (28, 28, 1)
+_DEFAULT = VAEConfig()  # the defaults, written once there
 
 
-def build_vae_encoder(latent_dim: int = 2, width: int = 32) -> keras.Model:
+def build_vae_encoder(latent_dim: int = _DEFAULT.latent_dim,
+                      width: int = _DEFAULT.width) -> keras.Model:
     """Image -> ``[z_mean, z_log_var]``, each of size ``latent_dim``."""
     inputs = keras.Input(IMAGE_SHAPE, name="image")
     x = keras.layers.Conv2D(width, 3, strides=2, padding="same", activation="relu",
@@ -35,7 +38,8 @@ def build_vae_encoder(latent_dim: int = 2, width: int = 32) -> keras.Model:
     return keras.Model(inputs, [z_mean, z_log_var], name="vae_encoder")
 
 
-def build_vae_decoder(latent_dim: int = 2, width: int = 32) -> keras.Model:
+def build_vae_decoder(latent_dim: int = _DEFAULT.latent_dim,
+                      width: int = _DEFAULT.width) -> keras.Model:
     """Latent point -> 28x28x1 image in [0, 1] (sigmoid)."""
     inputs = keras.Input((latent_dim,), name="z")
     x = keras.layers.Dense(7 * 7 * 2 * width, activation="relu", name="dense")(inputs)
@@ -114,8 +118,8 @@ class VAE(PhasedModel):
         return {"beta": self.beta}
 
 
-def build_vae(latent_dim: int = 2, width: int = 32, beta: float = 1.0,
-              seed: int | None = None) -> VAE:
+def build_vae(latent_dim: int = _DEFAULT.latent_dim, width: int = _DEFAULT.width,
+              beta: float = _DEFAULT.beta, seed: int | None = None) -> VAE:
     """A VAE whose encoder and decoder are built and named."""
     return VAE(build_vae_encoder(latent_dim, width), build_vae_decoder(latent_dim, width),
                beta=beta, seed=seed, name="vae")

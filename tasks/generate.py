@@ -13,13 +13,14 @@ saved beside the decoder and reused (``--refit`` fits anew).
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import os
 
-from data.arguments import add_data_arguments
+from data.arguments import DataConfig
 from runtime.args import positive_int
-from storage.run_folder import add_output_arguments
-from training.sampler_source import add_sampler_arguments
+from runtime.options import add_config, from_args, option, section
+from storage.run_folder import OutputConfig
+from training.sampler_source import SamplerConfig
 
 HELP = "draw new images from a saved VAE, GAN generator or CAE decoder into a grid PNG"
 
@@ -28,21 +29,43 @@ HELP = "draw new images from a saved VAE, GAN generator or CAE decoder into a gr
 GRID_LIMIT = 1024
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, metavar="FILE.keras",
-                        help="a VAE (vae.keras or decoder.keras), GAN generator.keras, or "
-                             "CAE decoder.keras / cae.keras")
-    parser.add_argument("--n", type=positive_int, default=64,
-                        help=f"how many images to draw, at most {GRID_LIMIT} (default 64)")
-    parser.add_argument("--codes-from", default=None, metavar="FILE.keras",
-                        help="for a decoder alone: the CAE / VAE or encoder whose training "
-                             "codes a sampler is fitted to (then saved beside the decoder)")
-    add_sampler_arguments(parser)
-    add_data_arguments(parser)
-    add_output_arguments(parser, "generate")
+@dataclasses.dataclass
+class GenerateConfig:
+    """One ``generate`` run."""
+
+    model: str | None = option(
+        None, metavar="FILE.keras",
+        help="a VAE (vae.keras or decoder.keras), GAN generator.keras, or CAE decoder.keras "
+             "/ cae.keras")
+    n: int = option(64, type=positive_int,
+                    help=f"how many images to draw, at most {GRID_LIMIT}")
+    codes_from: str | None = option(
+        None, metavar="FILE.keras",
+        help="for a decoder alone: the CAE / VAE or encoder whose training codes a sampler "
+             "is fitted to (then saved beside the decoder)")
+    sampling: SamplerConfig = section(SamplerConfig, "sampler")
+    data: DataConfig = section(DataConfig, "data")
+    output: OutputConfig = section(OutputConfig, "output")
+
+    def __post_init__(self):
+        if not self.model:
+            raise ValueError(f"model must be the path of a .keras file. "
+                             f"Received: model={self.model!r}")
+
+
+def add_arguments(parser) -> None:
+    add_config(parser, GenerateConfig, task="generate")
+    # --model has no default: argparse asks for it (option() has no "required").
+    parser._option_string_actions["--model"].required = True
 
 
 def run(args) -> str:
+    return generate(from_args(GenerateConfig, args))
+
+
+def generate(config: GenerateConfig) -> str:
+    """Draws ``config.n`` images into ``samples.png`` of the run folder, which
+    it returns."""
     from data.arguments import load_data
     from plots.figures import image_grid
     from runtime.backend import seed_everything
@@ -50,18 +73,21 @@ def run(args) -> str:
     from storage.run_folder import make_run_dir
     from training.sampler_source import load_sampler
 
-    if args.n > GRID_LIMIT:
-        raise UserError(f"--n {args.n}: a grid holds at most {GRID_LIMIT} images; give "
+    n, seed = config.n, config.data.seed
+    if n > GRID_LIMIT:
+        raise UserError(f"--n {n}: a grid holds at most {GRID_LIMIT} images; give "
                         f"--n 1 ... {GRID_LIMIT}")
-    sampler = load_sampler(args.model, sampler=args.sampler, components=args.components,
-                           codes_from=args.codes_from, refit=args.refit, seed=args.seed,
-                           training_images=lambda: load_data(args).x_train)
-    out = make_run_dir("generate", args.out, overwrite=args.overwrite)
-    seed_everything(args.seed)
-    images = sampler.sample(args.n, seed=args.seed)
+    sampling = config.sampling
+    sampler = load_sampler(config.model, sampler=sampling.sampler,
+                           components=sampling.components, codes_from=config.codes_from,
+                           refit=sampling.refit, seed=seed,
+                           training_images=lambda: load_data(config.data).x_train)
+    out = make_run_dir("generate", config.output.out, overwrite=config.output.overwrite)
+    seed_everything(seed)
+    images = sampler.sample(n, seed=seed)
     image_grid(images, os.path.join(out, "samples.png"),
-               f"{args.n} {sampler.kind.upper()} samples ({sampler.name} sampler) from "
-               f"{os.path.basename(args.model)}", n_cols=min(8, args.n))
-    print(f"{args.n} images from a {sampler.kind.upper()} {sampler.network.name} "
+               f"{n} {sampler.kind.upper()} samples ({sampler.name} sampler) from "
+               f"{os.path.basename(config.model)}", n_cols=min(8, n))
+    print(f"{n} images from a {sampler.kind.upper()} {sampler.network.name} "
           f"(latent {sampler.latent_dim}, {sampler.name} sampler)")
     return out

@@ -3,44 +3,69 @@ samples of a GAN, a VAE and a CAE (the statistics: :mod:`evaluation.sample_quali
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import os
 import time
 
-from data.arguments import add_data_arguments
+from data.arguments import DataConfig
 from runtime.args import non_negative_int, positive_int
-from storage.run_folder import add_output_arguments
-
+from runtime.options import add_config, from_args, option, section, to_dict
+from storage.run_folder import OutputConfig
+from training.sampler_source import SamplersConfig
 
 HELP = ("FID, KID, precision/recall and class coverage of GAN, VAE and CAE samples "
         "against real images")
 
+MODELS = "models to score (any subset)"  # the argument group of the models and samplers
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from training.sampler_source import add_sampler_arguments
 
-    add_data_arguments(parser)
-    group = parser.add_argument_group("models to score (any subset)")
-    group.add_argument("--gan", metavar="FILE.keras", help="a GAN generator.keras")
-    group.add_argument("--vae", metavar="FILE.keras", help="a VAE vae.keras or decoder.keras")
-    group.add_argument("--cae", metavar="FILE.keras",
-                       help="a CAE cae.keras: its decoder is fed samplers fitted to the "
-                            "training codes (saved beside it)")
-    add_sampler_arguments(group, several=True)
-    parser.add_argument("--n", type=positive_int, default=10000,
-                        help="samples per model and sampler (default 10000)")
-    parser.add_argument("--extractor-seeds", type=non_negative_int, nargs="+", default=[0],
-                        metavar="SEED",
-                        help="seeds of the reference extractors to score in; several give "
-                             "mean and std (default 0)")
-    parser.add_argument("--classifier", default=None, metavar="FILE.keras",
-                        help="score in this classifier instead of the reference extractor "
-                             "(trained on the run's training images if absent)")
-    parser.add_argument("--classifier-epochs", type=positive_int, default=4,
-                        help="epochs when a --classifier is trained (default 4)")
-    parser.add_argument("--verbose", type=non_negative_int, default=0,
-                        help="Keras progress while training the classifier (default 0)")
-    add_output_arguments(parser, "quality")
+@dataclasses.dataclass
+class ScoredModels:
+    """The saved models whose samples ``quality`` scores (any subset)."""
+
+    gan: str | None = option(None, metavar="FILE.keras", help="a GAN generator.keras")
+    vae: str | None = option(None, metavar="FILE.keras", help="a VAE vae.keras or decoder.keras")
+    cae: str | None = option(
+        None, metavar="FILE.keras",
+        help="a CAE cae.keras: its decoder is fed samplers fitted to the training codes "
+             "(saved beside it)")
+
+
+@dataclasses.dataclass
+class QualityConfig:
+    """One ``quality`` run."""
+
+    data: DataConfig = section(DataConfig, "data")
+    models: ScoredModels = section(ScoredModels, MODELS)
+    sampling: SamplersConfig = section(SamplersConfig, MODELS)
+    n: int = option(10000, type=positive_int, help="samples per model and sampler")
+    extractor_seeds: tuple = option(
+        (0,), type=non_negative_int, nargs="+", metavar="SEED",
+        help="seeds of the reference extractors to score in; several give mean and std")
+    classifier: str | None = option(
+        None, metavar="FILE.keras",
+        help="score in this classifier instead of the reference extractor (trained on the "
+             "run's training images if absent)")
+    classifier_epochs: int = option(4, type=positive_int,
+                                    help="epochs when a --classifier is trained")
+    verbose: int = option(0, type=non_negative_int,
+                          help="Keras progress while training the classifier")
+    output: OutputConfig = section(OutputConfig, "output")
+
+    def __post_init__(self):
+        self.extractor_seeds = tuple(self.extractor_seeds)
+        for name in ("n", "classifier_epochs"):
+            value = getattr(self, name)
+            if int(value) != value or value < 1:
+                raise ValueError(f"{name} must be a positive integer. "
+                                 f"Received: {name}={value}")
+        if not self.extractor_seeds or min(self.extractor_seeds) < 0:
+            raise ValueError(f"extractor_seeds must be one or more integers >= 0. "
+                             f"Received: extractor_seeds={list(self.extractor_seeds)}")
+
+
+def add_arguments(parser) -> None:
+    add_config(parser, QualityConfig, task="quality")
 
 
 def _cell(row: dict, key: str, digits: int, scale: float = 1.0) -> str:
@@ -89,42 +114,48 @@ def coverage_figure(rows: dict, class_names, path: str) -> str:
     return save_figure(fig, path)
 
 
-def load_samplers(args, data) -> dict:
+def load_samplers(models: ScoredModels, config: SamplersConfig, data, seed: int = 0) -> dict:
     """{row name: image sampler} for every given model and each sampler fitting it."""
     from runtime.errors import UserError
     from training.sampler_source import VALID, load_sampler
 
     samplers = {}
-    for kind, path in (("gan", args.gan), ("vae", args.vae), ("cae", args.cae)):
+    for kind, path in (("gan", models.gan), ("vae", models.vae), ("cae", models.cae)):
         if not path:
             continue
-        names = [n for n in (args.samplers or VALID[kind]) if n in VALID[kind]]
+        names = [n for n in (config.samplers or VALID[kind]) if n in VALID[kind]]
         if not names:
-            raise UserError(f"--samplers {','.join(args.samplers)} has none for a "
+            raise UserError(f"--samplers {','.join(config.samplers)} has none for a "
                             f"{kind.upper()}; valid: {', '.join(VALID[kind])}")
         for name in names:
-            sampler = load_sampler(path, sampler=name, components=args.components,
-                                   refit=args.refit, seed=args.seed, option=kind,
+            sampler = load_sampler(path, sampler=name, components=config.components,
+                                   refit=config.refit, seed=seed, option=kind,
                                    training_images=lambda: data.x_train)
-            label = f"K={args.components}" if name == "gmm" else ""
+            label = f"K={config.components}" if name == "gmm" else ""
             samplers[f"{kind.upper()} + {name}" + (f" ({label})" if label else "")] = sampler
     return samplers
 
 
-def extractors(args, data) -> list:
+def extractors(config: QualityConfig, data) -> list:
     """[(model, info)] of the feature extractors to score in."""
     from evaluation.sample_quality import domain_classifier, reference_extractor
 
-    if args.classifier:
-        model = domain_classifier(data, args.classifier, epochs=args.classifier_epochs,
-                                  verbose=args.verbose, seed=args.seed)
-        return [(model, {"path": args.classifier, "recipe_hash": None,
+    if config.classifier:
+        model = domain_classifier(data, config.classifier, epochs=config.classifier_epochs,
+                                  verbose=config.verbose, seed=config.data.seed)
+        return [(model, {"path": config.classifier, "recipe_hash": None,
                          "note": "a --classifier given by the user, not the reference"})]
-    return [reference_extractor(data.name, args.data_dir, seed, args.verbose)
-            for seed in args.extractor_seeds]
+    return [reference_extractor(data.name, config.data.data_dir, seed, config.verbose)
+            for seed in config.extractor_seeds]
 
 
 def run(args) -> str:
+    return quality(from_args(QualityConfig, args))
+
+
+def quality(config: QualityConfig) -> str:
+    """Scores the samples of the models of ``config`` into its run folder, which
+    it returns."""
     from data.arguments import load_data
     from evaluation.sample_quality import average_scores, featurize, score
     from plots.figures import image_rows
@@ -132,25 +163,26 @@ def run(args) -> str:
     from storage.files import write_json, write_text
     from storage.run_folder import make_run_dir
 
-    out = make_run_dir("quality", args.out, overwrite=args.overwrite)
-    seed_everything(args.seed)
-    data = load_data(args)
-    samplers = load_samplers(args, data)
+    seed = config.data.seed
+    out = make_run_dir("quality", config.output.out, overwrite=config.output.overwrite)
+    seed_everything(seed)
+    data = load_data(config.data)
+    samplers = load_samplers(config.models, config.sampling, data, seed)
     images = {"floor: test split": data.x_test}
     seconds = {}
     for name, sampler in samplers.items():
         start = time.perf_counter()
-        images[name] = sampler.sample(args.n, seed=args.seed)
+        images[name] = sampler.sample(config.n, seed=seed)
         seconds[name] = time.perf_counter() - start
     n_classes = len(data.class_names)
     scores = {name: [] for name in images}
     infos = []
-    for classifier, info in extractors(args, data):
+    for classifier, info in extractors(config, data):
         infos.append(info)
         train_features, _ = featurize(classifier, data.x_train)
         for name, batch in images.items():
             features, probs = featurize(classifier, batch)
-            scores[name].append(score(features, probs, train_features, n_classes, args.seed))
+            scores[name].append(score(features, probs, train_features, n_classes, seed))
             print(f"{name} (extractor {info.get('recipe_hash')}): FID "
                   f"{scores[name][-1]['fid']:.2f}", flush=True)
     rows = {}
@@ -168,10 +200,10 @@ def run(args) -> str:
                                                          "test_accuracy")},
               "kid_scale": "raw unbiased MMD^2, cubic kernel, no scaling",
               "precision_recall_k": 3, "class_names": data.class_names,
-              "models": {"gan": args.gan, "vae": args.vae, "cae": args.cae}, "rows": rows}
+              "models": dataclasses.asdict(config.models), "rows": rows}
     write_json(os.path.join(out, "quality.json"), result)
     write_json(os.path.join(out, "metrics.json"), {
-        "task": "quality", "backend": backend_name(), **result,
+        "task": "quality", "backend": backend_name(), **result, "config": to_dict(config),
         "gan_fid_below_vae_fid": bool(rows["GAN + prior"]["fid"] < rows["VAE + prior"]["fid"])
         if "GAN + prior" in rows and "VAE + prior" in rows else None})
     table = markdown_table(rows, data.class_names)

@@ -2,41 +2,33 @@
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import os
 import time
 
-from data.arguments import add_data_arguments
-from runtime.args import positive_float, positive_int
-from storage.run_folder import add_output_arguments
+from configs.vae import VAEConfig, VAETraining
+from data.arguments import DataConfig
+from runtime.compute import ComputeConfig
+from runtime.options import add_config, from_args, section, to_dict
+from storage.run_folder import OutputConfig, verbose_option
 
 HELP = "train the variational autoencoder (VAE): samples, 2-D manifold, test ELBO"
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from runtime.compute import add_compute_arguments
+@dataclasses.dataclass
+class VaeTaskConfig:
+    """One ``vae`` run."""
 
-    add_data_arguments(parser)
-    add_compute_arguments(parser)
-    group = parser.add_argument_group("VAE")
-    group.add_argument("--latent-dim", type=positive_int, default=2,
-                       help="size of the latent space; 2 draws the manifold figure "
-                            "(default 2)")
-    group.add_argument("--width", type=positive_int, default=32,
-                       help="filters of the first convolution; the second has twice as many "
-                            "(default 32)")
-    group.add_argument("--beta", type=positive_float, default=1.0,
-                       help="weight of the KL term; 1 trains on the ELBO (default 1)")
-    group.add_argument("--epochs", type=positive_int, default=10,
-                       help="training epochs (default 10)")
-    group.add_argument("--batch-size", type=positive_int, default=128,
-                       help="images per step (default 128)")
-    group.add_argument("--lr", type=positive_float, default=1e-3,
-                       help="Adam learning rate (default 1e-3)")
-    parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2),
-                        help="Keras progress: 0 silent, 1 progress bar (default), "
-                             "2 one line per epoch")
-    add_output_arguments(parser, "vae")
+    data: DataConfig = section(DataConfig, "data")
+    compute: ComputeConfig = section(ComputeConfig, "compute")
+    vae: VAEConfig = section(VAEConfig, "VAE")
+    training: VAETraining = section(VAETraining, "VAE")
+    verbose: int = verbose_option()
+    output: OutputConfig = section(OutputConfig, "output")
+
+
+def add_arguments(parser) -> None:
+    add_config(parser, VaeTaskConfig, task="vae")
 
 
 def manifold(decoder, n: int = 15):
@@ -97,33 +89,35 @@ def latent_scatter(encoder, images, labels, class_names, path: str, title: str) 
     return save_figure(fig, path)
 
 
-def train_vae(data, out: str, latent_dim: int = 2, width: int = 32, beta: float = 1.0,
-              epochs: int = 10, batch_size: int = 128, lr: float = 1e-3, seed: int = 0,
-              verbose: int = 1) -> dict:
-    """Trains a VAE; writes models, metrics and figures into ``out``; returns metrics."""
+def train_vae(data, out: str, config: VaeTaskConfig | None = None) -> dict:
+    """Trains the VAE of ``config`` (default: the defaults); writes models,
+    metrics and figures into ``out``; returns the metrics and the ``model``."""
     import keras
 
     from models.vae import build_vae
     from runtime.backend import layer_seed
     from runtime.errors import check_losses_finite
 
-    vae = build_vae(latent_dim=latent_dim, width=width, beta=beta, seed=layer_seed(seed))
-    vae.compile(optimizer=keras.optimizers.Adam(lr))
+    config = config or VaeTaskConfig()
+    model, training = config.vae, config.training
+    vae = build_vae(latent_dim=model.latent_dim, width=model.width, beta=model.beta,
+                    seed=layer_seed(config.data.seed))
+    vae.compile(optimizer=keras.optimizers.Adam(training.lr))
     start = time.perf_counter()
-    history = vae.fit(data.x_train, validation_data=(data.x_val,), epochs=epochs,
-                      batch_size=batch_size, verbose=verbose,
+    history = vae.fit(data.x_train, validation_data=(data.x_val,), epochs=training.epochs,
+                      batch_size=training.batch_size, verbose=config.verbose,
                       callbacks=[keras.callbacks.TerminateOnNaN()])
     wall = time.perf_counter() - start
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
-    check_losses_finite(hist, f"try a lower --lr than {lr:g}")
-    metrics = write_vae_outputs(vae, data, out, hist, wall, batch_size=batch_size, lr=lr,
-                                seed=seed)
+    check_losses_finite(hist, f"try a lower --lr than {training.lr:g}")
+    metrics = write_vae_outputs(vae, data, out, hist, wall, config)
     return {**metrics, "model": vae}
 
 
-def write_vae_outputs(vae, data, out: str, hist: dict, wall: float, batch_size: int = 128,
-                      lr: float = 1e-3, seed: int = 0) -> dict:
-    """Evaluates a trained VAE and writes its models, metrics and figures."""
+def write_vae_outputs(vae, data, out: str, hist: dict, wall: float,
+                      config: VaeTaskConfig) -> dict:
+    """Evaluates a VAE trained as ``config`` says and writes its models, metrics
+    (with ``config``) and figures."""
     import numpy as np
 
     from models.saving import save_model
@@ -132,7 +126,7 @@ def write_vae_outputs(vae, data, out: str, hist: dict, wall: float, batch_size: 
     from runtime.compute import describe
     from storage.files import write_json
 
-    latent_dim, beta = vae.latent_dim, vae.beta
+    latent_dim, beta, seed = vae.latent_dim, vae.beta, config.data.seed
     width = int(vae.encoder.get_layer("conv1").filters)
     test = vae.evaluate(data.x_test, batch_size=512, verbose=0, return_dict=True)
     test = {k: float(v) for k, v in test.items()}
@@ -151,8 +145,9 @@ def write_vae_outputs(vae, data, out: str, hist: dict, wall: float, batch_size: 
         "test_reconstruction_bce": test["reconstruction_loss"],
         "test_kl": test["kl_loss"],
         "epochs": len(hist["loss"]), "wall_time_s": wall, "train_images": int(len(data.x_train)),
-        "test_images": int(len(data.x_test)), "batch_size": batch_size,
-        "learning_rate": lr, "parameters": int(vae.count_params()),
+        "test_images": int(len(data.x_test)), "batch_size": config.training.batch_size,
+        "learning_rate": config.training.lr, "parameters": int(vae.count_params()),
+        "config": to_dict(config),
     }
     write_json(os.path.join(out, "metrics.json"), metrics)
 
@@ -179,16 +174,19 @@ def write_vae_outputs(vae, data, out: str, hist: dict, wall: float, batch_size: 
 
 
 def run(args) -> str:
+    return train(from_args(VaeTaskConfig, args))
+
+
+def train(config: VaeTaskConfig) -> str:
+    """Trains the VAE of ``config`` into its run folder, which it returns."""
     from data.arguments import load_data
     from runtime.backend import seed_everything
     from storage.run_folder import make_run_dir
 
-    out = make_run_dir("vae", args.out, overwrite=args.overwrite)
-    seed_everything(args.seed)
-    data = load_data(args)
-    metrics = train_vae(data, out, latent_dim=args.latent_dim, width=args.width,
-                        beta=args.beta, epochs=args.epochs, batch_size=args.batch_size,
-                        lr=args.lr, seed=args.seed, verbose=args.verbose)
+    out = make_run_dir("vae", config.output.out, overwrite=config.output.overwrite)
+    seed_everything(config.data.seed)
+    data = load_data(config.data)
+    metrics = train_vae(data, out, config)
     print(f"test ELBO {metrics['test_elbo_nats']:.2f} nats (BCE "
           f"{metrics['test_reconstruction_bce']:.2f}, KL {metrics['test_kl']:.2f}), "
           f"{metrics['epochs']} epochs in {metrics['wall_time_s']:.0f} s on "

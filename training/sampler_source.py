@@ -8,7 +8,9 @@ import argparse
 import dataclasses
 import os
 
+from configs import checks
 from runtime.args import positive_int
+from runtime.options import option, same_option
 
 # The latent samplers' names (models.samplers.CLASSES), here so that argparse
 # needs no Keras.
@@ -19,6 +21,59 @@ VALID = {"gan": ("prior",), "vae": ("prior", "gaussian", "gmm", "two_stage"),
 DEFAULT = {"gan": "prior", "vae": "prior", "cae": "gaussian"}
 
 GAUSSIAN_FILE = "latent_gaussian.json"  # models.samplers.GaussianSampler.FILE
+
+
+def sampler_list(text: str) -> list:
+    """argparse type: comma-separated sampler names, e.g. ``prior,gmm``."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    bad = [name for name in names if name not in SAMPLERS]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(f"unknown sampler {', '.join(bad) or text!r}; "
+                                         f"valid: {', '.join(SAMPLERS)}")
+    return names
+
+
+@dataclasses.dataclass
+class SamplerConfig:
+    """The latent sampler ``generate`` draws from, and how it is fitted."""
+
+    sampler: str | None = option(
+        None, choices=SAMPLERS, default_help="prior, for a CAE gaussian",
+        help="latent sampler: prior (VAE, GAN), gaussian or gmm fitted to the training "
+             "codes (CAE, VAE), two_stage (VAE)")
+    components: int = option(10, type=positive_int,
+                             help="Gaussian-mixture components of the gmm sampler")
+    refit: bool = option(False, action="store_true",
+                         help="fit the samplers anew even when one is saved beside the model")
+
+    def __post_init__(self):
+        if self.sampler is not None and self.sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)} or None. "
+                             f"Received: sampler={self.sampler!r}")
+        checks.positive_ints(self, ("components",))
+
+
+@dataclasses.dataclass
+class SamplersConfig:
+    """The latent samplers ``quality`` scores each model with, and how they are
+    fitted."""
+
+    samplers: tuple | None = option(
+        None, type=sampler_list, metavar="NAME[,NAME...]",
+        default_help="all that fit",
+        help=f"latent samplers to score, of {', '.join(SAMPLERS)}; each model gets those "
+             f"that fit it")
+    components: int = same_option(SamplerConfig, "components")
+    refit: bool = same_option(SamplerConfig, "refit")
+
+    def __post_init__(self):
+        if self.samplers is not None:
+            self.samplers = tuple(self.samplers)
+            bad = [name for name in self.samplers if name not in SAMPLERS]
+            if bad or not self.samplers:
+                raise ValueError(f"samplers must be names of {', '.join(SAMPLERS)}. "
+                                 f"Received: samplers={list(self.samplers)}")
+        checks.positive_ints(self, ("components",))
 
 
 @dataclasses.dataclass
@@ -183,32 +238,6 @@ def encoder_from(codes_from: str, kind: str = "cae"):
         raise UserError(f"--codes-from {codes_from!r} holds no encoder; give the {kind}'s "
                         f".keras or its encoder.keras")
     return encoder
-
-
-def add_sampler_arguments(parser: argparse.ArgumentParser, several: bool = False) -> None:
-    if several:
-        parser.add_argument("--samplers", type=sampler_list, default=None,
-                            metavar="NAME[,NAME...]",
-                            help=f"latent samplers to score, of {', '.join(SAMPLERS)}; each "
-                                 f"model gets those that fit it (default: all that fit)")
-    else:
-        parser.add_argument("--sampler", choices=SAMPLERS, default=None,
-                            help="latent sampler: prior (VAE, GAN), gaussian or gmm fitted "
-                                 "to the training codes (CAE, VAE), two_stage (VAE) "
-                                 "(default: prior, for a CAE gaussian)")
-    parser.add_argument("--components", type=positive_int, default=10,
-                        help="Gaussian-mixture components of the gmm sampler (default 10)")
-    parser.add_argument("--refit", action="store_true",
-                        help="fit the samplers anew even when one is saved beside the model")
-
-
-def sampler_list(text: str) -> list:
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    bad = [name for name in names if name not in SAMPLERS]
-    if bad or not names:
-        raise argparse.ArgumentTypeError(f"unknown sampler {', '.join(bad) or text!r}; "
-                                         f"valid: {', '.join(SAMPLERS)}")
-    return names
 
 
 def check_valid(name: str, kind: str) -> None:

@@ -1,0 +1,126 @@
+"""`vae`, `gan`, `generate` and `quality`: options generated from typed configs
+(configs/vae.py, configs/gan.py, training/sampler_source.py), built once in run()."""
+
+import dataclasses
+import json
+
+import pytest
+
+from configs.gan import GANConfig, GANTraining
+from configs.vae import VAEConfig, VAETraining
+from data.arguments import DataConfig
+from runtime.options import from_args
+from tasks.gan import GanTaskConfig
+from tasks.generate import GenerateConfig
+from tasks.quality import QualityConfig, ScoredModels
+from tasks.vae import VaeTaskConfig
+from training.sampler_source import SamplerConfig, SamplersConfig
+
+
+def parse(*argv):
+    from tasks.registry import build_parser
+
+    return build_parser().parse_args(list(argv))
+
+
+@pytest.mark.backend_independent
+@pytest.mark.parametrize("argv, config", [
+    (["vae"], VaeTaskConfig()),
+    (["gan"], GanTaskConfig()),
+    (["generate", "--model", "m.keras"], GenerateConfig(model="m.keras")),
+    (["quality"], QualityConfig()),
+], ids=["vae", "gan", "generate", "quality"])
+def test_every_default_comes_from_the_config(argv, config):
+    assert from_args(type(config), parse(*argv)) == config
+
+
+@pytest.mark.backend_independent
+def test_options_reach_the_config():
+    config = from_args(GanTaskConfig, parse(
+        "gan", "--width", "8", "--spectral-norm", "--d-lr", "1e-4", "--ema", "0.9",
+        "--epochs", "3", "--seed", "5", "--verbose", "0"))
+    assert config.gan == GANConfig(width=8, spectral_norm=True)
+    assert config.training == GANTraining(epochs=3, d_lr=1e-4, ema=0.9)
+    assert (config.data.seed, config.verbose) == (5, 0)
+
+    config = from_args(VaeTaskConfig, parse("vae", "--latent-dim", "4", "--beta", "0.5",
+                                            "--lr", "3e-3"))
+    assert config.vae == VAEConfig(latent_dim=4, beta=0.5)
+    assert config.training == VAETraining(lr=3e-3)
+
+    config = from_args(QualityConfig, parse(
+        "quality", "--gan", "g.keras", "--samplers", "prior,gmm", "--components", "4",
+        "--extractor-seeds", "0", "1"))
+    assert config.models == ScoredModels(gan="g.keras")
+    assert config.sampling == SamplersConfig(samplers=("prior", "gmm"), components=4)
+    assert config.extractor_seeds == (0, 1)
+
+    config = from_args(GenerateConfig, parse("generate", "--model", "m.keras", "--sampler",
+                                             "gmm", "--refit", "--n", "8"))
+    assert config.sampling == SamplerConfig(sampler="gmm", refit=True) and config.n == 8
+
+
+@pytest.mark.backend_independent
+def test_generate_still_requires_a_model(capsys):
+    with pytest.raises(SystemExit):
+        parse("generate")
+    assert "the following arguments are required: --model" in capsys.readouterr().err
+
+
+@pytest.mark.backend_independent
+@pytest.mark.parametrize("make, message", [
+    (lambda: VAEConfig(beta=0.0), "beta must be a finite number > 0. Received: beta=0.0"),
+    (lambda: VAEConfig(latent_dim=0), "latent_dim must be a positive integer"),
+    (lambda: VAETraining(batch_size=2.5), "Received: batch_size=2.5"),
+    (lambda: GANConfig(width=0), "width must be a positive integer. Received: width=0"),
+    (lambda: GANTraining(ema=1.0), "ema must be in [0, 1)"),
+    (lambda: GANTraining(d_lr=-1.0), "Received: d_lr=-1.0"),
+    (lambda: SamplerConfig(sampler="vamp"), "Received: sampler='vamp'"),
+    (lambda: SamplersConfig(samplers=["vamp"]), "Received: samplers=['vamp']"),
+    (lambda: SamplersConfig(components=0), "Received: components=0"),
+    (lambda: GenerateConfig(), "Received: model=None"),
+    (lambda: QualityConfig(extractor_seeds=()), "Received: extractor_seeds=[]"),
+])
+def test_configs_refuse_bad_values_in_keras_words(make, message):
+    with pytest.raises(ValueError, match="must be") as raised:
+        make()
+    assert message in str(raised.value)
+
+
+@pytest.mark.backend_independent
+def test_model_builders_take_their_defaults_from_the_configs():
+    import inspect
+
+    from models.gan import build_gan, default_optimizers
+    from models.vae import build_vae
+
+    vae = inspect.signature(build_vae).parameters
+    assert {k: vae[k].default for k in ("latent_dim", "width", "beta")} == \
+        dataclasses.asdict(VAEConfig())
+    gan = inspect.signature(build_gan).parameters
+    assert {k: gan[k].default for k in ("latent_dim", "width", "spectral_norm")} == \
+        dataclasses.asdict(GANConfig())
+    opt = inspect.signature(default_optimizers).parameters
+    training = GANTraining()
+    assert (opt["lr"].default, opt["beta_1"].default, opt["d_lr"].default,
+            opt["ema"].default) == (training.lr, training.beta1, training.d_lr, training.ema)
+
+
+@pytest.mark.parametrize("task", ["vae", "gan"])
+def test_training_records_its_config_in_metrics(task, tmp_path):
+    from data.arguments import load_data
+
+    tiny = DataConfig(dataset="digits", train_size=32, test_size=16)
+    if task == "vae":
+        from tasks.vae import train_vae as train
+        config = VaeTaskConfig(data=tiny, vae=VAEConfig(latent_dim=3, width=4),
+                               training=VAETraining(epochs=1, batch_size=16), verbose=0)
+    else:
+        from tasks.gan import train_gan as train
+        config = GanTaskConfig(data=tiny, gan=GANConfig(latent_dim=4, width=2),
+                               training=GANTraining(epochs=1, batch_size=16), verbose=0)
+    metrics = train(load_data(tiny), str(tmp_path), config)
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    assert written["config"] == json.loads(json.dumps(dataclasses.asdict(config)))
+    assert written["epochs"] == metrics["epochs"] == 1
+    assert written["batch_size"] == 16 and written["latent_dim"] == getattr(config, task).latent_dim
