@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-_ARGPARSE_KEYS = ("type", "choices", "metavar", "action", "nargs")
+_ARGPARSE_KEYS = ("type", "choices", "metavar", "action", "nargs", "required")
 
 
 def option(default=dataclasses.MISSING, *, help: str, default_factory=dataclasses.MISSING,
@@ -32,7 +32,8 @@ def option(default=dataclasses.MISSING, *, help: str, default_factory=dataclasse
         help: what the option does, without its default.
         default_help: how ``--help`` words the default when its value alone
             says too little (``None`` meaning "all images", say).
-        argparse_kwargs: ``type``, ``choices``, ``metavar``, ``action`` or ``nargs``
+        argparse_kwargs: ``type``, ``choices``, ``metavar``, ``action``, ``nargs`` or
+            ``required``
             for ``add_argument``.
     """
     unknown = set(argparse_kwargs) - set(_ARGPARSE_KEYS)

@@ -113,6 +113,9 @@ def train_gan(data, out: str, config: GanTaskConfig | None = None, callbacks=())
     return {**metrics, "model": gan}
 
 
+CONFIG = GanTaskConfig
+
+
 def run(args) -> str:
     return train(from_args(GanTaskConfig, args))
 

@@ -34,7 +34,7 @@ class GenerateConfig:
     """One ``generate`` run."""
 
     model: str | None = option(
-        None, metavar="FILE.keras",
+        None, metavar="FILE.keras", required=True,
         help="a VAE (vae.keras or decoder.keras), GAN generator.keras, or CAE decoder.keras "
              "/ cae.keras")
     n: int = option(64, type=positive_int,
@@ -55,8 +55,9 @@ class GenerateConfig:
 
 def add_arguments(parser) -> None:
     add_config(parser, GenerateConfig, task="generate")
-    # --model has no default: argparse asks for it (option() has no "required").
-    parser._option_string_actions["--model"].required = True
+
+
+CONFIG = GenerateConfig
 
 
 def run(args) -> str:

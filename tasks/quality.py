@@ -149,6 +149,9 @@ def extractors(config: QualityConfig, data) -> list:
             for seed in config.extractor_seeds]
 
 
+CONFIG = QualityConfig
+
+
 def run(args) -> str:
     return quality(from_args(QualityConfig, args))
 

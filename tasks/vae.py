@@ -173,6 +173,9 @@ def write_vae_outputs(vae, data, out: str, hist: dict, wall: float,
     return metrics
 
 
+CONFIG = VaeTaskConfig
+
+
 def run(args) -> str:
     return train(from_args(VaeTaskConfig, args))
 

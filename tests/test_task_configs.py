@@ -49,8 +49,7 @@ def test_every_option_of_every_task_is_a_config_field_with_its_default():
                                           f"{config_cls.__name__}"
             assert action.default == field_default(fields[action.dest]), (name, action.dest)
         # ... and parsing nothing gives the config's own defaults.
-        required = [a for a in parser._actions if not a.option_strings and a.nargs is None]
-        if not required:
+        if not any(a.required for a in parser._actions):
             assert from_args(config_cls, parser.parse_args([])) == config_cls(), name
 
 
