@@ -34,7 +34,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from data.datasets import DEFAULT_VAL_SIZE  # noqa: E402  (after the path)
+from data.arguments import DataConfig  # noqa: E402  (after the path)
+from runtime.options import add_options  # noqa: E402
 
 # The task's defaults before this sweep, as overrides of today's (Settings'
 # defaults, which are the sweep's outcome): the recipes change them again.
@@ -182,18 +183,14 @@ def markdown(rows: list) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--encoder", required=True, help="cae.keras or encoder.keras")
-    parser.add_argument("--data-dir", default=None, help="folder with the IDX .gz files")
     parser.add_argument("--recipes", default=",".join(RECIPES),
                         help=f"comma-separated, from: {', '.join(RECIPES)}")
     parser.add_argument("--jobs", type=int, default=1, help="recipes trained at once")
-    parser.add_argument("--val-size", type=int, default=DEFAULT_VAL_SIZE,
-                        help="validation images held out of the 60 000 (default 12 000)")
+    # Fashion-MNIST, read and split as the tasks do (their data options).
+    add_options(parser, DataConfig, ["data_dir", "val_size", "train_size", "test_size", "seed"])
     parser.add_argument("--shared-val", type=int, default=6_000,
                         help="also score the end-to-end models on the first N validation "
                              "images, which every --val-size >= N shares (default 6 000)")
-    parser.add_argument("--train-size", type=int, default=None)
-    parser.add_argument("--test-size", type=int, default=None)
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-epochs", type=int, default=None,
                         help="cap every phase's epochs (quick plumbing checks)")
     parser.add_argument("--skip-baseline", action="store_true",

@@ -47,22 +47,21 @@ def main() -> None:
     import_tensorflow_quietly()
     import keras
 
-    from data.arguments import load_data
+    from data.arguments import DataConfig, load_data
     from runtime.backend import seed_everything
+    from storage.run_folder import OutputConfig
     from tasks import tune
     from tuning.kfold import KFoldTrialMixin
     from tuning.tuners import make_tuner
 
     out = tempfile.mkdtemp(prefix="tune_memory_")
-    tune_parser = argparse.ArgumentParser()
-    tune.add_arguments(tune_parser)
-    args = tune_parser.parse_args([
-        "--model", cli.model, "--dataset", "digits", "--train-size", str(cli.train_size),
-        "--test-size", "64", "--space", "small", "--epochs", "1",
-        "--fid-samples", str(cli.fid_samples), "--out", out])
+    config = tune.TuneConfig(
+        data=DataConfig(dataset="digits", train_size=cli.train_size, test_size=64),
+        search=tune.SearchConfig(model=cli.model, space="small", epochs=1),
+        inputs=tune.ModelInputs(fid_samples=cli.fid_samples), output=OutputConfig(out=out))
     seed_everything(0)
-    data = load_data(args)
-    hypermodel = tune.make_hypermodel(args, data, out)
+    data = load_data(config.data)
+    hypermodel = tune.make_hypermodel(config, data, out)
     samples = []
     start = time.perf_counter()
 

@@ -14,9 +14,10 @@ import os
 import time
 import traceback
 
-from runtime.args import random_seed
+from data.arguments import DataConfig
+from runtime.options import add_config, from_args, option, same_option, section
 from storage.files import write_json, write_text
-from storage.run_folder import add_output_arguments
+from storage.run_folder import OutputConfig
 
 HELP = "run the whole study (cae, tune, latent, denoise, classify, vae, gan, quality) in order"
 
@@ -74,30 +75,36 @@ STEPS = [
 ]
 
 
+@dataclasses.dataclass
+class AllConfig:
+    """One ``all`` run: which steps, on which data, into which folder."""
+
+    quick: bool = option(
+        False, action="store_true",
+        help="shrink every step (data subsets, few epochs, tiny searches) so the whole "
+             "chain finishes in about 10 minutes on 2 CPU cores")
+    dataset: str = same_option(DataConfig, "dataset", help="dataset for every step")
+    data_dir: str | None = same_option(
+        DataConfig, "data_dir", help="folder with the four IDX .gz files, passed to every step")
+    seed: int = same_option(DataConfig, "seed", help="seed for every step")
+    steps: str | None = option(
+        None, metavar="LIST", default_help=f"all ({', '.join(s.name for s in STEPS)})",
+        help="comma-separated subset of steps to run, in the study's order")
+    output: OutputConfig = section(OutputConfig, "output")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--quick", action="store_true",
-                        help="shrink every step (data subsets, few epochs, tiny searches) "
-                             "so the whole chain finishes in about 10 minutes on 2 CPU cores")
-    parser.add_argument("--dataset", default="fashion_mnist",
-                        choices=("fashion_mnist", "mnist", "digits"),
-                        help="dataset for every step (default fashion_mnist)")
-    parser.add_argument("--data-dir", default=None, metavar="DIR",
-                        help="folder with the four IDX .gz files, passed to every step")
-    parser.add_argument("--seed", type=random_seed, default=0,
-                        help="seed for every step (default 0)")
-    parser.add_argument("--steps", default=None, metavar="LIST",
-                        help="comma-separated subset of steps to run, in the study's order "
-                             f"(default all: {', '.join(s.name for s in STEPS)})")
-    add_output_arguments(parser, "all")
+    add_config(parser, AllConfig, task="all")
 
 
-def step_argv(step: Step, root: str, args) -> list:
+def step_argv(step: Step, root: str, config: AllConfig) -> list:
+    """The command line of ``step`` in the study's folder ``root``."""
     argv = [a.format(root=root) for a in step.args]
-    if args.quick:
+    if config.quick:
         argv += [a.format(root=root) for a in step.quick]
-    argv += ["--dataset", args.dataset, "--seed", str(args.seed)]
-    if args.data_dir:
-        argv += ["--data-dir", args.data_dir]
+    argv += ["--dataset", config.dataset, "--seed", str(config.seed)]
+    if config.data_dir:
+        argv += ["--data-dir", config.data_dir]
     return argv
 
 
@@ -130,11 +137,17 @@ def headline_value(out: str, task: str):
 
 
 def run(args) -> str:
+    return run_study(from_args(AllConfig, args))
+
+
+def run_study(config: AllConfig) -> str:
+    """Runs the study's steps into its folder, which it returns; each step is
+    parsed and run as ``main.py <step> ...`` would run it."""
     from runtime.errors import UserError
     from storage.run_folder import make_run_dir
 
-    steps = select_steps(args.steps)
-    root = make_run_dir("all", args.out, overwrite=args.overwrite)
+    steps = select_steps(config.steps)
+    root = make_run_dir("all", config.output.out, overwrite=config.output.overwrite)
     from tasks.registry import build_parser
 
     parser = build_parser()
@@ -154,7 +167,7 @@ def run(args) -> str:
                                 seconds=0.0, out=out))
             print(f"skipped: needs {', '.join(missing)}", flush=True)
             continue
-        argv = step_argv(step, root, args)
+        argv = step_argv(step, root, config)
         print("main.py " + step.name + " " + " ".join(argv), flush=True)
         try:
             step_args = parser.parse_args([step.name, *argv])

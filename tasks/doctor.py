@@ -9,10 +9,13 @@ does not stop the others from being probed.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
 import sys
+
+from runtime.options import add_config, from_args, option
 
 HELP = "print the Keras backend, package versions and the devices each backend sees"
 
@@ -46,11 +49,18 @@ print(json.dumps({"devices": devices, "built_with_cuda": bool(cuda),
 """
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--timeout", type=float, default=120, metavar="S",
-                        help="seconds each backend's probe may take (default 120)")
-    parser.add_argument("--json", action="store_true",
+@dataclasses.dataclass
+class DoctorConfig:
+    """How long each probe may take, and how the findings are printed."""
+
+    timeout: float = option(120, type=float, metavar="S",
+                            help="seconds each backend's probe may take")
+    json: bool = option(False, action="store_true",
                         help="print one JSON object instead of the table")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config(parser, DoctorConfig, task="doctor")
 
 
 def package_versions() -> dict:
@@ -82,14 +92,19 @@ def probe(backend: str, timeout: float) -> dict:
 
 
 def run(args) -> None:
+    diagnose(from_args(DoctorConfig, args))
+
+
+def diagnose(config: DoctorConfig) -> None:
+    """Prints the backend, the package versions and what each backend sees."""
     versions = package_versions()
     backend = os.environ.get("KERAS_BACKEND", "tensorflow")
     probes = {}
     for name in BACKENDS:
         package = "torch" if name == "torch" else name
-        probes[name] = (probe(name, args.timeout) if versions.get(package)
+        probes[name] = (probe(name, config.timeout) if versions.get(package)
                         else {"error": f"{package} is not installed"})
-    if args.json:
+    if config.json:
         print(json.dumps({"backend": backend, "python": sys.version.split()[0],
                           "versions": versions, "backends": probes}, indent=2))
         return None

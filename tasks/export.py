@@ -10,6 +10,7 @@ outputs printed.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import os
 import shutil
@@ -17,6 +18,7 @@ import tempfile
 import warnings
 
 from runtime.errors import UserError
+from runtime.options import add_options, from_args, option, option_fields
 
 HELP = "export a saved inference model (.keras) to ONNX or a TensorFlow SavedModel"
 
@@ -28,16 +30,32 @@ WRITERS = {
 }
 
 
+@dataclasses.dataclass
+class ExportConfig:
+    """Which model to export, in which format, to where."""
+
+    # Required options, which add_options cannot make: add_arguments adds them.
+    model: str = option(
+        metavar="FILE.keras",
+        help="an inference model written by a task (cae.keras, encoder.keras, "
+             "decoder.keras, generator.keras, classifier_*.keras, ...)")
+    format: str = option(
+        choices=tuple(FORMATS),
+        help="onnx: one .onnx file (runs in onnxruntime); saved_model: a TensorFlow "
+             "SavedModel folder (TF Serving, tf.saved_model.load)")
+    out: str | None = option(
+        None, metavar="PATH", default_help="next to --model, FILE.onnx or FILE_saved_model",
+        help="the .onnx file or the SavedModel folder to write")
+
+
+_REQUIRED = ("model", "format")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, metavar="FILE.keras",
-                        help="an inference model written by a task (cae.keras, encoder.keras, "
-                             "decoder.keras, generator.keras, classifier_*.keras, ...)")
-    parser.add_argument("--format", required=True, choices=tuple(FORMATS),
-                        help="onnx: one .onnx file (runs in onnxruntime); saved_model: a "
-                             "TensorFlow SavedModel folder (TF Serving, tf.saved_model.load)")
-    parser.add_argument("--out", default=None, metavar="PATH",
-                        help="the .onnx file or the SavedModel folder to write (default: "
-                             "next to --model, FILE.onnx or FILE_saved_model)")
+    fields = option_fields(ExportConfig)
+    for name in _REQUIRED:
+        parser.add_argument("--" + name, required=True, **fields[name].metadata["option"])
+    add_options(parser, ExportConfig, ["out"], task="export")
 
 
 def check_backend(fmt: str, backend: str) -> None:
@@ -96,6 +114,11 @@ def onnx_difference(model, path: str, seed: int = 0) -> float | None:
 
 
 def run(args) -> str:
+    return export(from_args(ExportConfig, args))
+
+
+def export(config: ExportConfig) -> str:
+    """Writes ``config.model`` in ``config.format``; returns the path written."""
     import keras
 
     from models.gan import GAN
@@ -103,10 +126,10 @@ def run(args) -> str:
     from models.vae import VAE
 
     backend = keras.backend.backend()
-    check_backend(args.format, backend)
-    model = load_keras_model(args.model, "--model")
+    check_backend(config.format, backend)
+    model = load_keras_model(config.model, "--model")
     if isinstance(model, (VAE, GAN)):
-        raise UserError(f"--model {args.model!r} is a training wrapper "
+        raise UserError(f"--model {config.model!r} is a training wrapper "
                         f"({type(model).__name__}); export one of its networks instead "
                         f"(encoder.keras, decoder.keras or generator.keras beside it)")
     # Frozen: torch's ONNX tracer rejects weights that require gradients when it
@@ -114,12 +137,12 @@ def run(args) -> str:
     model.trainable = False
     # Keras exports only a model that has been called (it traces that call).
     model(keras.ops.zeros((1, *model.input_shape[1:])))
-    out = args.out or default_out(args.model, args.format)
-    if os.path.isfile(out) and args.format == "saved_model":
+    out = config.out or default_out(config.model, config.format)
+    if os.path.isfile(out) and config.format == "saved_model":
         raise UserError(f"--out {out!r} is a file; a SavedModel is a folder")
-    export_model(model, args.format, out)
-    print(f"exported {args.model} as {args.format} on {backend}: {out}", flush=True)
-    if args.format == "onnx":
+    export_model(model, config.format, out)
+    print(f"exported {config.model} as {config.format} on {backend}: {out}", flush=True)
+    if config.format == "onnx":
         diff = onnx_difference(model, out)
         if diff is not None:
             print(f"onnxruntime reproduces Keras's outputs to {diff:.1e} (max abs "

@@ -9,13 +9,17 @@ negative ELBO, the GAN's FID (or KID) of generated samples."""
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import os
+import sys
 import time
 
-from data.arguments import add_data_arguments
+from data.arguments import DataConfig
 from runtime.args import positive_float, positive_int
-from storage.run_folder import add_output_arguments
+from runtime.compute import ComputeConfig
+from runtime.options import add_config, from_args, option, section
+from storage.run_folder import OutputConfig
+from tuning.distributed import ROLES, parse_address
 
 HELP = ("search the hyperparameters of the CAE, classifier, VAE or GAN with KerasTuner "
         "(random, bayesian, hyperband; k-fold; distributed)")
@@ -27,80 +31,114 @@ _SEARCH_KEYS = ("model", "tuner", "folds", "space", "epochs", "patience", "seed"
                 "train_size", "objective", "fid_samples", "encoder")
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from tuning.distributed import ROLES, parse_address
+@dataclasses.dataclass
+class SearchConfig:
+    """What is tuned, by which tuner, and each trial's budget."""
 
-    from runtime.compute import add_compute_arguments
+    model: str = option(
+        "cae", choices=MODELS,
+        help="what to tune: the CAE, the classifier on a pretrained encoder, the VAE or "
+             "the GAN")
+    objective: str | None = option(
+        None, metavar="NAME", default_help="the first named for the model",
+        help="what the search optimises; cae: val_mse or val_loss; classifier: "
+             "val_accuracy or val_loss; vae: val_neg_elbo (nats) or "
+             "val_reconstruction_loss; gan: fid or kid of generated samples")
+    tuner: str = option(
+        "random", choices=TUNERS,
+        help="random search, Bayesian optimisation (Gaussian process), or Hyperband "
+             "(successive halving: the pruning tuner)")
+    max_trials: int = option(
+        20, type=positive_int, metavar="N",
+        help="trials to run, for every tuner; a resumed search runs up to N in all")
+    folds: int = option(
+        1, type=positive_int, metavar="K",
+        help="K >= 2: each trial trains K models on seeded folds of the training split "
+             "and reports their mean objective (cae, classifier); 1: plain hold-out on "
+             "the validation split")
+    epochs: int = option(
+        5, type=positive_int, metavar="E",
+        help="most epochs per model in a trial (Hyperband's max_epochs)")
+    patience: int = option(
+        2, type=positive_int,
+        help="early stopping inside each trial: epochs without validation improvement")
+    space: str = option(
+        "default", choices=("default", "small"),
+        help="search space: default, or small (tiny models, for smoke runs)")
+    final_epochs: int = option(
+        30, type=positive_int, metavar="E",
+        help="most epochs when retraining the best configuration on the full training "
+             "split")
 
-    add_data_arguments(parser)
-    add_compute_arguments(parser)
-    group = parser.add_argument_group("search")
-    group.add_argument("--model", choices=MODELS, default="cae",
-                       help="what to tune: the CAE, the classifier on a pretrained encoder, "
-                            "the VAE or the GAN (default cae)")
-    group.add_argument("--objective", default=None, metavar="NAME",
-                       help="what the search optimises; cae: val_mse (default) or val_loss; "
-                            "classifier: val_accuracy (default) or val_loss; vae: "
-                            "val_neg_elbo (nats, default) or val_reconstruction_loss; gan: "
-                            "fid (default) or kid of generated samples")
-    group.add_argument("--tuner", choices=TUNERS, default="random",
-                       help="random search, Bayesian optimisation (Gaussian process), or "
-                            "Hyperband (successive halving: the pruning tuner) (default random)")
-    group.add_argument("--max-trials", type=positive_int, default=20, metavar="N",
-                       help="trials to run, for every tuner (default 20); a resumed search "
-                            "runs up to N in all")
-    group.add_argument("--folds", type=positive_int, default=1, metavar="K",
-                       help="K >= 2: each trial trains K models on seeded folds of the "
-                            "training split and reports their mean objective (cae, "
-                            "classifier); 1: plain hold-out on the validation split "
-                            "(default 1)")
-    group.add_argument("--epochs", type=positive_int, default=5, metavar="E",
-                       help="most epochs per model in a trial (Hyperband's max_epochs) "
-                            "(default 5)")
-    group.add_argument("--patience", type=positive_int, default=2,
-                       help="early stopping inside each trial: epochs without validation "
-                            "improvement (default 2)")
-    group.add_argument("--space", choices=("default", "small"), default="default",
-                       help="search space: default, or small (tiny models, for smoke runs)")
-    group.add_argument("--final-epochs", type=positive_int, default=30, metavar="E",
-                       help="most epochs when retraining the best configuration on the "
-                            "full training split (default 30)")
-    gen = parser.add_argument_group("classifier and GAN")
-    gen.add_argument("--encoder", default=None, metavar="FILE.keras",
-                     help="classifier: the pretrained CAE or encoder (default: train a CAE "
-                          "for --cae-epochs first)")
-    gen.add_argument("--cae-epochs", type=positive_int, default=10, metavar="E",
-                     help="classifier without --encoder: epochs of the CAE trained first "
-                          "(default 10)")
-    gen.add_argument("--fid-samples", type=positive_int, default=5000, metavar="N",
-                     help="gan: images generated from a fixed noise seed to score each "
-                          "trial against the validation split (default 5000)")
-    gen.add_argument("--domain-classifier", default=None, metavar="FILE.keras",
-                     help="gan: a feature extractor to use, or to train and save there "
-                          "(default: `quality`'s cached reference extractor; with "
-                          "--train-size, a small classifier in --out)")
-    gen.add_argument("--classifier-epochs", type=positive_int, default=4, metavar="E",
-                     help="gan: epochs when a --domain-classifier or subset classifier is "
-                          "trained (default 4)")
-    add_output_arguments(parser, "tune")
-    parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2),
-                        help="0: one line per trial; 1: also KerasTuner's trial tables "
-                             "(default); 2: also one line per epoch")
-    dist = parser.add_argument_group("distributed (KerasTuner chief/worker)")
-    dist.add_argument("--distributed", choices=ROLES, default=None,
-                      help="chief: serve the oracle and write the results; worker: run "
-                           "trials from the chief's oracle")
-    dist.add_argument("--oracle", type=parse_address, default=None, metavar="HOST:PORT",
-                      help="the chief's address, e.g. 10.0.0.1:8000 (the chief listens there)")
-    dist.add_argument("--oracle-timeout", type=positive_float, default=60.0, metavar="S",
-                      help="a worker gives up when no chief answers at --oracle within S "
-                           "seconds (default 60)")
-    dist.add_argument("--tuner-id", default=None, metavar="ID",
-                      help="a worker's unique id (default worker-<host>-<pid>); a restarted "
-                           "worker with the same id resumes its unfinished trial")
-    dist.add_argument("--local-workers", type=positive_int, default=None, metavar="N",
-                      help="run the chief and N workers on this machine, each worker on one "
-                           "GPU (CUDA_VISIBLE_DEVICES) or on the CPU; logs in <out>/workers")
+
+@dataclasses.dataclass
+class ModelInputs:
+    """What the classifier and the GAN need besides the data."""
+
+    encoder: str | None = option(
+        None, metavar="FILE.keras", default_help="train a CAE for --cae-epochs first",
+        help="classifier: the pretrained CAE or encoder")
+    # Fewer than the cae task's epochs (training.cae.CAETraining): this CAE only
+    # gives the searched classifiers an encoder.
+    cae_epochs: int = option(
+        10, type=positive_int, metavar="E",
+        help="classifier without --encoder: epochs of the CAE trained first")
+    fid_samples: int = option(
+        5000, type=positive_int, metavar="N",
+        help="gan: images generated from a fixed noise seed to score each trial against "
+             "the validation split")
+    domain_classifier: str | None = option(
+        None, metavar="FILE.keras",
+        default_help="`quality`'s cached reference extractor; with --train-size, a small "
+                     "classifier in --out",
+        help="gan: a feature extractor to use, or to train and save there")
+    classifier_epochs: int = option(
+        4, type=positive_int, metavar="E",
+        help="gan: epochs when a --domain-classifier or subset classifier is trained")
+
+
+@dataclasses.dataclass
+class ClusterConfig:
+    """KerasTuner's chief/worker distribution of the trials."""
+
+    distributed: str | None = option(
+        None, choices=ROLES,
+        help="chief: serve the oracle and write the results; worker: run trials from the "
+             "chief's oracle")
+    oracle: tuple | None = option(
+        None, type=parse_address, metavar="HOST:PORT",
+        help="the chief's address, e.g. 10.0.0.1:8000 (the chief listens there)")
+    oracle_timeout: float = option(
+        60.0, type=positive_float, metavar="S",
+        help="a worker gives up when no chief answers at --oracle within S seconds")
+    tuner_id: str | None = option(
+        None, metavar="ID", default_help="worker-<host>-<pid>",
+        help="a worker's unique id; a restarted worker with the same id resumes its "
+             "unfinished trial")
+    local_workers: int | None = option(
+        None, type=positive_int, metavar="N",
+        help="run the chief and N workers on this machine, each worker on one GPU "
+             "(CUDA_VISIBLE_DEVICES) or on the CPU; logs in <out>/workers")
+
+
+@dataclasses.dataclass
+class TuneConfig:
+    """One ``tune`` run."""
+
+    data: DataConfig = section(DataConfig, "data")
+    compute: ComputeConfig = section(ComputeConfig, "compute")
+    search: SearchConfig = section(SearchConfig, "search")
+    inputs: ModelInputs = section(ModelInputs, "classifier and GAN")
+    output: OutputConfig = section(OutputConfig, "output")
+    verbose: int = option(
+        1, type=int, choices=(0, 1, 2),
+        help="0: one line per trial; 1: also KerasTuner's trial tables; 2: also one line "
+             "per epoch")
+    cluster: ClusterConfig = section(ClusterConfig, "distributed (KerasTuner chief/worker)")
+
+
+def add_arguments(parser) -> None:
+    add_config(parser, TuneConfig, task="tune")
 
 
 def _check_search(out: str, settings: dict) -> bool:
@@ -178,40 +216,42 @@ def retrain_best(hypermodel, best_values: dict, data, out: str, epochs: int, pat
             "retrain_seconds": wall, "parameters": int(model.count_params())}
 
 
-def check_model_options(args) -> None:
+def check_model_options(search: SearchConfig, inputs: ModelInputs) -> None:
     """One-line errors for options that do not fit ``--model`` (before any work)."""
     from runtime.errors import UserError
     from tuning.hypermodels import HYPERMODELS
 
-    cls = HYPERMODELS[args.model]
-    if args.objective is not None and args.objective not in cls.OBJECTIVES:
-        raise UserError(f"--objective {args.objective!r} does not fit --model {args.model}; "
+    model = search.model
+    cls = HYPERMODELS[model]
+    if search.objective is not None and search.objective not in cls.OBJECTIVES:
+        raise UserError(f"--objective {search.objective!r} does not fit --model {model}; "
                         f"valid: {', '.join(cls.OBJECTIVES)}")
-    if args.folds > 1 and not cls.supports_folds:
-        raise UserError(f"--folds {args.folds}: --model {args.model} is not cross-validated "
+    if search.folds > 1 and not cls.supports_folds:
+        raise UserError(f"--folds {search.folds}: --model {model} is not cross-validated "
                         f"(k-fold is for cae and classifier); give --folds 1")
-    if args.encoder is not None and args.model != "classifier":
-        raise UserError(f"--encoder is only for --model classifier, not {args.model}")
+    if inputs.encoder is not None and model != "classifier":
+        raise UserError(f"--encoder is only for --model classifier, not {model}")
 
 
-def make_hypermodel(args, data, out: str):
+def make_hypermodel(config: TuneConfig, data, out: str):
     """The hypermodel of ``--model``, with what it needs (an encoder, a domain classifier)."""
     from runtime.errors import UserError
     from tuning.hypermodels import HYPERMODELS
 
-    cls = HYPERMODELS[args.model]
-    common = {"space": args.space, "objective": args.objective}
-    if args.model == "classifier":
-        encoder = _pretrained_encoder(args, data, out)
+    search, inputs, seed = config.search, config.inputs, config.data.seed
+    cls = HYPERMODELS[search.model]
+    common = {"space": search.space, "objective": search.objective}
+    if search.model == "classifier":
+        encoder = _pretrained_encoder(inputs, data, out)
         try:
             return cls(encoder, num_classes=len(data.class_names), **common)
         except ValueError as e:
-            raise UserError(f"--encoder {args.encoder!r}: {e}") from None
-    if args.model == "gan":
-        return cls(_sample_distance(args, data, out), n_samples=args.fid_samples,
-                   noise_seed=args.seed, seed=args.seed, **common)
-    if args.model == "vae":
-        return cls(seed=args.seed, **common)
+            raise UserError(f"--encoder {inputs.encoder!r}: {e}") from None
+    if search.model == "gan":
+        return cls(_sample_distance(inputs, config.data, data, out),
+                   n_samples=inputs.fid_samples, noise_seed=seed, seed=seed, **common)
+    if search.model == "vae":
+        return cls(seed=seed, **common)
     return cls(**common)
 
 
@@ -228,13 +268,13 @@ def load_encoder(path: str):
         raise UserError(f"--encoder {path!r}: {e}") from None
 
 
-def _pretrained_encoder(args, data, out: str):
+def _pretrained_encoder(inputs: ModelInputs, data, out: str):
     """The encoder of ``--encoder``, or of a CAE trained now into ``<out>/cae``."""
     from models.cae import CAEConfig, split_cae
     from models.saving import load_keras_model
 
-    if args.encoder is not None:
-        return load_encoder(args.encoder)
+    if inputs.encoder is not None:
+        return load_encoder(inputs.encoder)
     path = os.path.join(out, "cae", "cae.keras")
     if os.path.isfile(path):  # a resumed search keeps the CAE its trials used
         print(f"reusing the CAE {path}", flush=True)
@@ -242,14 +282,14 @@ def _pretrained_encoder(args, data, out: str):
     from training.cae import CAETraining, train_cae
 
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    print(f"no --encoder: training a CAE for {args.cae_epochs} epochs into "
+    print(f"no --encoder: training a CAE for {inputs.cae_epochs} epochs into "
           f"{os.path.dirname(path)}", flush=True)
     model, _ = train_cae(data, CAEConfig(), os.path.dirname(path),
-                         CAETraining(epochs=args.cae_epochs), verbose=0)
+                         CAETraining(epochs=inputs.cae_epochs), verbose=0)
     return split_cae(model)[0]
 
 
-def _sample_distance(args, data, out: str):
+def _sample_distance(inputs: ModelInputs, data_config: DataConfig, data, out: str):
     """``distance(images, split, metric)``: FID or KID against a real split in
     the domain classifier's features (the classifier and split features cached)."""
     import warnings
@@ -259,13 +299,13 @@ def _sample_distance(args, data, out: str):
     from evaluation.sample_quality import (domain_classifier, featurize, fid, kid,
                                            reference_extractor)
 
-    if args.domain_classifier or args.train_size:
+    if inputs.domain_classifier or data_config.train_size:
         # A given file, or for a smoke run on a subset a small classifier kept in
         # the run folder (training the reference would read every training image).
-        path = args.domain_classifier or os.path.join(out, "domain_classifier.keras")
-        classifier = domain_classifier(data, path, epochs=args.classifier_epochs)
+        path = inputs.domain_classifier or os.path.join(out, "domain_classifier.keras")
+        classifier = domain_classifier(data, path, epochs=inputs.classifier_epochs)
     else:  # the features `quality` reports in: its cached reference extractor
-        classifier, _ = reference_extractor(args.dataset, args.data_dir, seed=0)
+        classifier, _ = reference_extractor(data_config.dataset, data_config.data_dir, seed=0)
     references = {}
 
     def distance(images, split: str, metric: str) -> float:
@@ -277,37 +317,58 @@ def _sample_distance(args, data, out: str):
             warnings.simplefilter("ignore", LinAlgWarning)
             if metric == "fid":
                 return fid(features, references[split])
-            return kid(features, references[split], seed=args.seed)[0]
+            return kid(features, references[split], seed=data_config.seed)[0]
     return distance
 
 
-def _run_local_workers(args) -> str:
-    """``--local-workers N``: this process starts and watches the chief and workers."""
-    import sys
-
+def _run_local_workers(config: TuneConfig, argv: list) -> str:
+    """``--local-workers N``: this process starts and watches the chief and workers,
+    each a ``main.py`` process given ``argv`` (this one's command line) without
+    ``--local-workers`` and ``--out``."""
     from runtime.errors import UserError
     from storage.run_folder import make_run_dir
     from tuning.local_workers import run_local, without_option
 
-    for option, value in (("--distributed", args.distributed), ("--oracle", args.oracle),
-                          ("--tuner-id", args.tuner_id)):
+    cluster = config.cluster
+    for name, value in (("--distributed", cluster.distributed), ("--oracle", cluster.oracle),
+                        ("--tuner-id", cluster.tuner_id)):
         if value is not None:
             raise UserError(f"--local-workers starts the chief and the workers itself; "
-                            f"drop {option}")
-    if args.distribute != "none" or args.cpu_devices:
+                            f"drop {name}")
+    if config.compute.distribute != "none" or config.compute.cpu_devices:
         raise UserError("--local-workers gives each worker one device; drop --distribute "
                         "and --cpu-devices")
-    out = make_run_dir("tune", args.out)
-    argv = getattr(args, "_argv", sys.argv[1:])
+    out = make_run_dir("tune", config.output.out)
     argv = without_option(without_option(argv, "--local-workers"), "--out")
     try:
-        run_local(argv, out, args.local_workers)
+        run_local(argv, out, cluster.local_workers)
     except RuntimeError as e:
         raise UserError(str(e)) from None
     return out
 
 
+def search_settings(config: TuneConfig) -> dict:
+    """The values of :data:`_SEARCH_KEYS`: what a resumed search must repeat."""
+    from tuning.hypermodels import HYPERMODELS
+
+    values = {**dataclasses.asdict(config.data), **dataclasses.asdict(config.inputs),
+              **dataclasses.asdict(config.search)}
+    settings = {k: values[k] for k in _SEARCH_KEYS}
+    settings["objective"] = (config.search.objective
+                             or next(iter(HYPERMODELS[config.search.model].OBJECTIVES)))
+    if config.search.model != "gan":
+        settings["fid_samples"] = None
+    return settings
+
+
 def run(args) -> str:
+    # main.py keeps the command line for --local-workers, which restarts main.py.
+    return tune(from_args(TuneConfig, args), argv=getattr(args, "_argv", sys.argv[1:]))
+
+
+def tune(config: TuneConfig, argv: list | None = None) -> str:
+    """Runs the search of ``config`` (as chief, worker, or alone) into its run
+    folder, which it returns; ``argv``: the command line, for ``--local-workers``."""
     from data.arguments import load_data
     from runtime.backend import backend_name, seed_everything
     from runtime.compute import describe
@@ -315,50 +376,49 @@ def run(args) -> str:
     from storage.files import write_json
     from storage.run_folder import make_run_dir
     from tuning import dashboard, distributed, results
-    from tuning.hypermodels import HYPERMODELS
     from tuning.kfold import KFoldTrialMixin
     from tuning.tuners import make_tuner
 
-    if args.local_workers:
-        return _run_local_workers(args)
-    role = args.distributed
-    if role and args.oracle is None:
+    search, inputs, cluster, seed = config.search, config.inputs, config.cluster, config.data.seed
+    if cluster.local_workers:
+        return _run_local_workers(config, sys.argv[1:] if argv is None else argv)
+    role = cluster.distributed
+    if role and cluster.oracle is None:
         raise UserError(f"--distributed {role} needs --oracle HOST:PORT (the chief's address)")
-    if args.oracle is not None and not role:
+    if cluster.oracle is not None and not role:
         raise UserError("--oracle is only for --distributed chief|worker")
-    if args.tuner_id is not None and role != "worker":
+    if cluster.tuner_id is not None and role != "worker":
         raise UserError("--tuner-id is only for --distributed worker")
-    check_model_options(args)
-    if args.encoder is not None:
-        load_encoder(args.encoder)  # a file that is no encoder: fail before any work
+    check_model_options(search, inputs)
+    if inputs.encoder is not None:
+        load_encoder(inputs.encoder)  # a file that is no encoder: fail before any work
     if role == "chief":
-        distributed.check_port_free(*args.oracle)  # fail now, not after loading data
+        distributed.check_port_free(*cluster.oracle)  # fail now, not after loading data
     if role == "worker":
-        distributed.wait_for_chief(*args.oracle, args.oracle_timeout)
-    out = make_run_dir("tune", args.out, overwrite=args.overwrite, resume=True)
-    settings = {k: getattr(args, k) for k in _SEARCH_KEYS}
-    settings["objective"] = args.objective or next(iter(HYPERMODELS[args.model].OBJECTIVES))
-    if args.model != "gan":
-        settings["fid_samples"] = None
-    resumed = _check_search(out, settings)
-    seed_everything(args.seed)
-    data = load_data(args)
-    if args.folds > len(data.x_train):
-        raise UserError(f"--folds {args.folds} exceeds the {len(data.x_train)} training "
+        distributed.wait_for_chief(*cluster.oracle, cluster.oracle_timeout)
+    out = make_run_dir("tune", config.output.out, overwrite=config.output.overwrite,
+                       resume=True)
+    resumed = _check_search(out, search_settings(config))
+    seed_everything(seed)
+    data = load_data(config.data)
+    if search.folds > len(data.x_train):
+        raise UserError(f"--folds {search.folds} exceeds the {len(data.x_train)} training "
                         f"images; give fewer folds")
-    hypermodel = make_hypermodel(args, data, out)
+    hypermodel = make_hypermodel(config, data, out)
     objective = hypermodel.objective
-    tuner_id = distributed.configure(role, args.oracle, args.tuner_id) if role else "tuner0"
+    tuner_id = distributed.configure(role, cluster.oracle, cluster.tuner_id) if role \
+        else "tuner0"
+    fit_verbose = 2 if config.verbose == 2 else 0
     try:
         tuner = make_tuner(
-            args.tuner, hypermodel, objective=kt_objective(objective, hypermodel.direction),
-            max_trials=args.max_trials,
-            directory=os.path.join(out, "tuner"), project_name=args.model, seed=args.seed,
-            overwrite=False, max_epochs=args.epochs, tuner_class=KFoldTrialMixin,
-            folds=args.folds, fold_seed=args.seed, patience=args.patience,
+            search.tuner, hypermodel,
+            objective=kt_objective(objective, hypermodel.direction),
+            max_trials=search.max_trials,
+            directory=os.path.join(out, "tuner"), project_name=search.model, seed=seed,
+            overwrite=False, max_epochs=search.epochs, tuner_class=KFoldTrialMixin,
+            folds=search.folds, fold_seed=seed, patience=search.patience,
             tensorboard_dir=os.path.join(out, "tensorboard"),
-            on_trial_done=_trial_printer(tuner_id, objective),
-            fit_verbose=2 if args.verbose == 2 else 0)
+            on_trial_done=_trial_printer(tuner_id, objective), fit_verbose=fit_verbose)
     except RuntimeError as e:  # KerasTuner could not reload the saved state
         raise UserError(f"cannot resume the search in {out!r}: "
                         f"{str(e).strip().splitlines()[0]}") from None
@@ -370,14 +430,13 @@ def run(args) -> str:
                                    tuner.oracle.get_space(), objective)
 
     start = time.perf_counter()
-    fit_verbose = 2 if args.verbose == 2 else 0
     x, y, val = hypermodel.search_data(data)
     try:
         if role == "chief":
             distributed.serve(tuner)
         else:
-            tuner.search(x, y, validation_data=val, epochs=args.epochs,
-                         verbose=min(args.verbose, 1))
+            tuner.search(x, y, validation_data=val, epochs=search.epochs,
+                         verbose=min(config.verbose, 1))
     except RuntimeError as e:
         if "consecutive failures" not in str(e):
             raise
@@ -389,8 +448,8 @@ def run(args) -> str:
         print(f"[{tuner_id}] no trials left; worker done", flush=True)
         return out
 
-    title = f"{args.tuner} search, {args.model}, {args.folds}-fold" if args.folds > 1 \
-        else f"{args.tuner} search, {args.model}, hold-out"
+    title = f"{search.tuner} search, {search.model}, {search.folds}-fold" if search.folds > 1 \
+        else f"{search.tuner} search, {search.model}, hold-out"
     rows, best = results.write_all(tuner.oracle, out, title)
     if best is None:
         raise UserError(f"no trial finished in {out!r}; see the messages in "
@@ -399,10 +458,10 @@ def run(args) -> str:
           f"on the full training split", flush=True)
     hp_names = results.tunable_names(tuner.oracle.get_space())
     final = retrain_best(hypermodel, {h: best[h] for h in hp_names}, data, out,
-                         args.final_epochs, max(args.patience, 4), args.seed, fit_verbose)
+                         search.final_epochs, max(search.patience, 4), seed, fit_verbose)
     completed = [r for r in rows if r["status"] == "COMPLETED"]
     metrics = {
-        "task": "tune", "model": args.model, "tuner": args.tuner, "folds": args.folds,
+        "task": "tune", "model": search.model, "tuner": search.tuner, "folds": search.folds,
         "backend": backend_name(), "dataset": data.name, "data_source": data.source,
         "train_images": int(len(data.x_train)), "test_images": int(len(data.x_test)),
         "objective": objective, "direction": hypermodel.direction, "trials": len(rows),
@@ -414,7 +473,7 @@ def run(args) -> str:
                                         for r in completed)),
         "trial_seconds_total": float(sum(r["seconds"] or 0 for r in completed)),
         "search_wall_s_this_run": search_s, "distributed": role or "none", **describe(),
-        **({"fid_samples": args.fid_samples} if args.model == "gan" else {}),
+        **({"fid_samples": inputs.fid_samples} if search.model == "gan" else {}),
         **final,
     }
     write_json(os.path.join(out, "metrics.json"), metrics)

@@ -44,10 +44,8 @@ def test_unknown_step_is_a_one_line_error():
 
 @pytest.mark.backend_independent
 def test_quick_shrinks_every_step():
-    class Args:
-        quick, dataset, seed, data_dir = True, "fashion_mnist", 0, None
-
     for step in study.STEPS:
-        argv = study.step_argv(step, "ROOT", Args)
+        argv = study.step_argv(step, "ROOT", study.AllConfig(quick=True))
         assert "--train-size" in argv, step.name
         assert all("{root}" not in a for a in argv)
+        assert argv[-4:] == ["--dataset", "fashion_mnist", "--seed", "0"]  # DataConfig's

@@ -27,7 +27,7 @@ class Settings:
         "conv2", choices=FEATURE_LAYERS,
         help="encoder layer the head reads: code (latent), dense1 (256-unit "
              "hidden layer), conv3 (flattened 3x3x128 map), conv2 (7x7x64 "
-             "map) (default conv2, the best frozen layer measured)")
+             "map, the best frozen layer measured)")
     # The head on the frozen encoder (tuned by the task).
     hidden_units: int = 256
     dropout: float = 0.3
@@ -36,26 +36,26 @@ class Settings:
     epochs: int = option(
         60, type=positive_int,
         help="most epochs of the head on the frozen encoder; cheap, it "
-             "trains on cached features (default 60)")
+             "trains on cached features")
     # Fine-tuning starts from the frozen classifier's weights.
     fine_tune_epochs: int = option(
         120, type=positive_int,
-        help="most epochs of fine-tuning the unfrozen encoder (default 120)")
+        help="most epochs of fine-tuning the unfrozen encoder")
     fine_tune_lr: float = option(
         1e-3, type=positive_float,
         help="learning rate while fine-tuning, then following "
-             "--lr-schedule (default 1e-3: lower rates measured worse, see "
-             "benchmarks/classify_recipes.py)")
+             "--lr-schedule; lower rates measured worse "
+             "(benchmarks/classify_recipes.py)")
     unfreeze_last: int | None = option(  # None: the whole encoder
-        None, type=positive_int, metavar="K",
-        help="fine-tune only the last K weighted encoder layers (default all)")
-    baseline_epochs: int = option(  # the fine-tuned model's budget, for a fair comparison
+        None, type=positive_int, metavar="K", default_help="all",
+        help="fine-tune only the last K weighted encoder layers")
+    baseline_epochs: int = option(
         120, type=positive_int,
-        help="most epochs of the supervised baseline (default 120, as "
-             "--fine-tune-epochs)")
+        help="most epochs of the supervised baseline; the same budget as "
+             "--fine-tune-epochs keeps the comparison fair")
     baseline_lr: float = option(
         1e-3, type=positive_float,
-        help="learning rate of the supervised baseline (default 1e-3)")
+        help="learning rate of the supervised baseline")
     # The head's dropout in the two models trained end to end (fine-tuned,
     # baseline), which overfit far more than a head on frozen features;
     # None: the same as ``dropout``.
@@ -63,42 +63,40 @@ class Settings:
         0.5, type=rate,
         help="the head's dropout in the fine-tuned model and the baseline, "
              "which overfit more than the frozen head, whose dropout is "
-             "tuned; in [0, 1) (default 0.5)")
-    batch_size: int = option(128, type=positive_int, help="images per step (default 128)")
+             "tuned; in [0, 1)")
+    batch_size: int = option(128, type=positive_int, help="images per step")
     patience: int = option(  # long enough to reach the low rates at a cosine's end
         20, type=positive_int,
         help="epochs without validation-accuracy gain before stopping (best "
              "weights restored); with --lr-schedule plateau the learning rate "
-             "halves after half as many without validation-loss gain "
-             "(default 20)")
+             "halves after half as many without validation-loss gain")
     # Random flips and erasing while training the fine-tuned model and the
     # baseline (the same for both); the frozen head trains on cached features.
     augment: bool = option(
         True, action=argparse.BooleanOptionalAction,
         help="random changes of the training images of the fine-tuned model "
              "and the baseline, the same for both (--flip, --shift, "
-             "--erasing); off at inference (default: on)")
+             "--erasing); off at inference")
     flip: bool = option(
         True, action=argparse.BooleanOptionalAction,
-        help="with --augment: random horizontal flips (default: on)")
+        help="with --augment: random horizontal flips")
     shift: float = option(
         0.0, type=rate,
         help="with --augment: random shifts of up to this fraction of the "
-             "height and width, in [0, 1) (default 0: 0.07 and 0.1 measured "
-             "0.4 and 1.0 point worse fine-tuned; the items are centred)")
+             "height and width, in [0, 1); 0.07 and 0.1 measured 0.4 and 1.0 "
+             "point worse fine-tuned (the items are centred)")
     erasing: float = option(  # probability per image
         0.25, type=probability,
         help="with --augment: probability of erasing a random rectangle "
-             "(2-33%% of the image) of each image, in [0, 1] (default 0.25)")
+             "(2-33%% of the image) of each image, in [0, 1]")
     label_smoothing: float = option(
         0.1, type=rate,
         help="label smoothing of the cross-entropy of all three models, in "
-             "[0, 1) (default 0.1)")
+             "[0, 1)")
     feature_dropout: float = option(  # on the features, before the head's hidden layer
         0.2, type=rate,
         help="dropout on the encoder features before the head (whole "
-             "channels of a conv map), all three models, in [0, 1) "
-             "(default 0.2)")
+             "channels of a conv map), all three models, in [0, 1)")
     # Validate, keep and test the exponential moving average of the weights
     # (Polyak averaging), all three models: its time constant in epochs (2.5:
     # momentum 0.9989 on 48 000 images, batch 128); 0: the raw weights.
@@ -107,18 +105,18 @@ class Settings:
         help="all three models validate, keep and are tested with an "
              "exponential moving average of their weights over about E "
              "epochs (momentum 1 - 1/(E x steps per epoch)); 0 keeps the raw "
-             "weights (default 0: 2.67 measured no better)")
+             "weights (2.67 measured no better)")
     # "cosine": cosine decay to 0 over the phase's epochs; "plateau": halve the
     # learning rate after patience / 2 epochs without a lower validation loss.
     lr_schedule: str = option(
         "cosine", choices=("cosine", "plateau"),
-        help="cosine (default): decay the learning rate to 0 along a cosine "
-             "over each phase's epochs; plateau: halve it after --patience/2 "
-             "epochs without a lower validation loss")
+        help="cosine: decay the learning rate to 0 along a cosine over each "
+             "phase's epochs; plateau: halve it after --patience/2 epochs "
+             "without a lower validation loss")
     min_steps: int = option(  # on a label subset: at least this many steps (more epochs)
         300, type=positive_int,
         help="on a label subset, train at least this many steps (more "
-             "epochs; at most 100) so small subsets converge (default 300)")
+             "epochs; at most 100) so small subsets converge")
     verbose: int = 0
     seed: int = 0
 

@@ -19,8 +19,9 @@ import dataclasses
 import os
 import time
 
-from data.arguments import add_data_arguments
-from storage.run_folder import add_output_arguments
+from runtime.options import from_args
+from tasks.classify.config import ClassifyConfig
+from tasks.classify.config import add_arguments as add_config_arguments
 
 HELP = ("classify with the CAE encoder (frozen, fine-tuned) against a supervised CNN; "
         "tuned head, label efficiency")
@@ -28,24 +29,11 @@ MODELS = ("frozen", "fine_tuned", "baseline")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from runtime.compute import add_compute_arguments
-    from tasks.classify.config import add_config_options
-
-    add_data_arguments(parser)
-    add_compute_arguments(parser)
-    add_config_options(parser)
-    add_output_arguments(parser, "classify")
-    parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2),
-                        help="Keras progress: 0 silent, 1 progress bar (default), "
-                             "2 one line per epoch")
+    add_config_arguments(parser)
 
 
-def get_encoder(config, data, out: str):
-    """The encoder from --encoder, or one from a CAE trained now; and where it came from.
-
-    Args:
-        config: a :class:`tasks.classify.config.ClassifyConfig`.
-    """
+def get_encoder(config: ClassifyConfig, data, out: str):
+    """The encoder from --encoder, or one from a CAE trained now; and where it came from."""
     from models.cae import CAEConfig, split_cae
     from models.classifier import encoder_from_model, feature_model
     from models.saving import load_keras_model
@@ -158,6 +146,11 @@ def markdown_table(header: list, rows: list) -> str:
 
 
 def run(args) -> str:
+    return classify(from_args(ClassifyConfig, args))
+
+
+def classify(config: ClassifyConfig) -> str:
+    """Runs ``config`` into its run folder, which it returns."""
     from data.arguments import load_data
     from models.saving import save_model
     from runtime.backend import backend_name, seed_everything
@@ -165,13 +158,11 @@ def run(args) -> str:
     from storage.files import write_json, write_text
     from storage.run_folder import make_run_dir
     from tasks.classify import figures as figs
-    from tasks.classify.config import ClassifyConfig
     from training.classifier import train_baseline, train_pretrained
 
-    out = make_run_dir("classify", args.out, overwrite=args.overwrite)
-    seed_everything(args.seed)
-    data = load_data(args)
-    config = ClassifyConfig.from_args(args)
+    out = make_run_dir("classify", config.output.out, overwrite=config.output.overwrite)
+    seed_everything(config.data.seed)
+    data = load_data(config.data)
     encoder, source = get_encoder(config, data, out)
     best, tuning = tune_head(config, encoder, data, out)
     settings = dataclasses.replace(config.settings, **best)

@@ -1,18 +1,24 @@
-"""The ``classify`` task's config: its own options, and the classifiers' training
+"""The ``classify`` task's config: the shared data, compute and output sections,
+its own options, and the classifiers' training
 :class:`~training.classifier_config.Settings`. The command-line options are
-generated from both (:mod:`runtime.options`)."""
+generated from them (:mod:`runtime.options`)."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
 
+from data.arguments import DataConfig
 from data.label_subsets import fraction_list
 from runtime.args import positive_int
-from runtime.options import add_options, config_values, option
+from runtime.compute import ComputeConfig
+from runtime.options import add_options, option, option_fields, same_option, section
+from storage.run_folder import OutputConfig, verbose_option
+from training.cae import CAETraining
 from training.classifier_config import Settings
 
-# The option groups of `classify --help`, in order: (title, description, options).
+# How `classify --help` shows the task's own options and Settings' (instead of
+# one group for Settings): (title, description, options), in order.
 GROUPS = (
     ("encoder", None, ("encoder", "features", "cae_epochs")),
     ("training", None, ("epochs", "fine_tune_epochs", "fine_tune_lr", "unfreeze_last",
@@ -29,40 +35,52 @@ GROUPS = (
 
 @dataclasses.dataclass
 class ClassifyConfig:
-    """What one ``classify`` run does, besides the data and the output folder."""
+    """One ``classify`` run.
 
+    The classifiers train with the run's seed and verbosity: ``settings.seed`` and
+    ``settings.verbose`` are set from ``data.seed`` and ``verbose``.
+    """
+
+    data: DataConfig = section(DataConfig, "data")
+    compute: ComputeConfig = section(ComputeConfig, "compute")
     encoder: str | None = option(
-        None, metavar="PATH",
-        help="a cae.keras or encoder.keras (28x28x1 image -> 1-D code) to "
-             "build on; default: train a CAE (CAE task defaults) into <run>/cae")
-    cae_epochs: int = option(
-        30, type=positive_int,
-        help="most epochs of the CAE trained when --encoder is not given "
-             "(default 30)")
+        None, metavar="PATH", default_help="train a CAE (the cae task's defaults, "
+                                           "--cae-epochs) into <run>/cae",
+        help="a cae.keras or encoder.keras (28x28x1 image -> 1-D code) to build on")
+    cae_epochs: int = same_option(
+        CAETraining, "epochs",
+        help="most epochs of the CAE trained when --encoder is not given")
     max_trials: int = option(
-        10, type=positive_int,
-        help="Bayesian-optimisation trials for the head (default 10)")
+        10, type=positive_int, help="Bayesian-optimisation trials for the head")
     tuning_epochs: int = option(
-        10, type=positive_int, help="most epochs per tuning trial (default 10)")
+        10, type=positive_int, help="most epochs per tuning trial")
     label_fractions: list = option(
         default_factory=lambda: [0.01, 0.1, 1.0], type=fraction_list, metavar="F,F,...",
-        help="fractions of the training labels, each in (0, 1] "
-             "(default 0.01,0.1,1)")
+        help="fractions of the training labels, each in (0, 1]")
     skip_label_efficiency: bool = option(
         False, action="store_true", help="train only on all labels")
-    settings: Settings = dataclasses.field(default_factory=Settings)
+    settings: Settings = section(Settings, "training")
+    output: OutputConfig = section(OutputConfig, "output")
+    verbose: int = verbose_option()
 
-    @classmethod
-    def from_args(cls, args: argparse.Namespace) -> "ClassifyConfig":
-        """The config of parsed ``classify`` options (``seed`` and ``verbose`` from the
-        data and output options)."""
-        settings = Settings(**config_values(Settings, args), verbose=args.verbose,
-                            seed=args.seed)
-        return cls(**config_values(cls, args), settings=settings)
+    def __post_init__(self):
+        self.settings = dataclasses.replace(self.settings, seed=self.data.seed,
+                                            verbose=self.verbose)
 
 
-def add_config_options(parser: argparse.ArgumentParser) -> None:
-    """The options of :class:`ClassifyConfig` and :class:`Settings`, in their groups."""
-    for title, description, names in GROUPS:
-        group = parser.add_argument_group(title, description)
-        add_options(group, (ClassifyConfig, Settings), names)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Every option of :class:`ClassifyConfig`, as ``add_config`` adds them, except
+    that the task's own options and :class:`Settings`' are shown in :data:`GROUPS`."""
+    grouped = {name for _, _, names in GROUPS for name in names}
+    for field in dataclasses.fields(ClassifyConfig):
+        if field.name == "settings":
+            for title, description, names in GROUPS:
+                add_options(parser.add_argument_group(title, description),
+                            (ClassifyConfig, Settings), names, task="classify")
+        elif "section" in field.metadata:
+            title, description = field.metadata["section"]
+            inner = field.default_factory
+            add_options(parser.add_argument_group(title, description), inner,
+                        list(option_fields(inner)), task="classify")
+        elif "option" in field.metadata and field.name not in grouped:
+            add_options(parser, ClassifyConfig, [field.name], task="classify")

@@ -3,17 +3,31 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
+
+from runtime.options import add_options, from_args, option, option_fields
 
 HELP = "one self-contained HTML page (figures inline) with every run under a folder"
 
 
+@dataclasses.dataclass
+class ReportConfig:
+    """Which runs go into the page, and where it is written."""
+
+    # Positional (RUNS_DIR), which add_options cannot make: add_arguments adds it.
+    runs_dir: str = option(
+        metavar="RUNS_DIR",
+        help="folder to search, recursively, for run folders (any folder holding a "
+             "metrics.json), e.g. runs")
+    out: str | None = option(
+        None, metavar="FILE", default_help="RUNS_DIR/report.html",
+        help="where to write the page")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("runs_dir", metavar="RUNS_DIR",
-                        help="folder to search, recursively, for run folders (any folder "
-                             "holding a metrics.json), e.g. runs")
-    parser.add_argument("--out", default=None, metavar="FILE",
-                        help="where to write the page (default RUNS_DIR/report.html)")
+    parser.add_argument("runs_dir", **option_fields(ReportConfig)["runs_dir"].metadata["option"])
+    add_options(parser, ReportConfig, ["out"], task="report")
 
 
 def build_report(runs_dir: str, out: str | None = None) -> str:
@@ -53,4 +67,5 @@ def build_report(runs_dir: str, out: str | None = None) -> str:
 
 
 def run(args) -> str:
-    return build_report(args.runs_dir, args.out)
+    config = from_args(ReportConfig, args)
+    return build_report(config.runs_dir, config.out)
