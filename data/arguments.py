@@ -43,17 +43,8 @@ def load_data(config: DataConfig):
     """The dataset named by ``config``, printed in one line."""
     from data.datasets import load_dataset
 
-    if not isinstance(config, DataConfig):  # transitional: a Namespace
-        from runtime.options import from_args
-        config = from_args(DataConfig, config)
     data = load_dataset(config.dataset, data_dir=config.data_dir, val_size=config.val_size,
                         seed=config.seed, train_limit=config.train_size,
                         test_limit=config.test_size)
     print(data.summary(), flush=True)
     return data
-
-
-def add_data_arguments(parser) -> None:  # transitional: until every task has a config
-    from runtime.options import add_options, option_fields
-
-    add_options(parser.add_argument_group("data"), DataConfig, list(option_fields(DataConfig)))

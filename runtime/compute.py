@@ -315,11 +315,3 @@ def describe() -> dict:
     return {"precision": _settings.precision, "distribute": _settings.distribute,
             "strategy": strategy, "devices": _settings.devices,
             "device_kind": _settings.device_kind}
-
-
-
-def add_compute_arguments(parser) -> None:  # transitional
-    from runtime.options import add_options, option_fields
-
-    add_options(parser.add_argument_group("compute"), ComputeConfig,
-                list(option_fields(ComputeConfig)))

@@ -23,12 +23,15 @@ _ARGPARSE_KEYS = ("type", "choices", "metavar", "action", "nargs", "required")
 
 
 def option(default=dataclasses.MISSING, *, help: str, default_factory=dataclasses.MISSING,
-           default_help: str | None = None, **argparse_kwargs) -> dataclasses.Field:
+           default_help: str | None = None, positional: bool = False,
+           **argparse_kwargs) -> dataclasses.Field:
     """A dataclass field that is also a command-line option ``--field-name``.
 
     Args:
         default, default_factory: the field's default (one of them), as for
-            ``dataclasses.field``; also the option's default.
+            ``dataclasses.field``; also the option's default. Without one the
+            option is required.
+        positional: the field is a positional argument, not ``--field-name``.
         help: what the option does, without its default.
         default_help: how ``--help`` words the default when its value alone
             says too little (``None`` meaning "all images", say).
@@ -42,7 +45,8 @@ def option(default=dataclasses.MISSING, *, help: str, default_factory=dataclasse
                         f"valid: help, default_help, {', '.join(_ARGPARSE_KEYS)}")
     return dataclasses.field(default=default, default_factory=default_factory,
                              metadata={"option": {"help": help, **argparse_kwargs},
-                                       "default_help": default_help})
+                                       "default_help": default_help,
+                                       "positional": positional})
 
 
 def same_option(config_cls, name: str, **changes) -> dataclasses.Field:
@@ -94,7 +98,7 @@ def default_text(field: dataclasses.Field) -> str | None:
         return field.metadata["default_help"]
     kwargs = field.metadata["option"]
     value = _default(field)
-    if value is None or value is False or kwargs.get("action") == "store_true":
+    if value is dataclasses.MISSING or value is None or value is False or kwargs.get("action") == "store_true":
         return None
     if value is True:
         return "on"
@@ -110,7 +114,15 @@ def _add(parser, name: str, field: dataclasses.Field, task: str | None) -> None:
         kwargs["help"] += f" (default: {text})"
     if task is not None:
         kwargs["help"] = kwargs["help"].replace("{task}", task)
-    parser.add_argument("--" + name.replace("_", "-"), default=_default(field), **kwargs)
+    default = _default(field)
+    if default is not dataclasses.MISSING:
+        kwargs["default"] = default
+    if field.metadata.get("positional"):
+        parser.add_argument(name, **kwargs)
+        return
+    if default is dataclasses.MISSING:
+        kwargs["required"] = True
+    parser.add_argument("--" + name.replace("_", "-"), **kwargs)
 
 
 def add_options(parser, config_classes, names, task: str | None = None) -> None:

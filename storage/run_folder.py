@@ -166,9 +166,3 @@ def make_run_dir(task: str, out: str | None, overwrite: bool = False,
                         f"give a folder you can write to") from None
     mark(out, task, created)
     return out
-
-
-def add_output_arguments(parser, task: str) -> None:  # transitional
-    from runtime.options import add_options
-
-    add_options(parser, OutputConfig, ["out", "overwrite"], task=task)

@@ -136,6 +136,9 @@ def headline_value(out: str, task: str):
     return label, (found[1] if found else None)
 
 
+CONFIG = AllConfig
+
+
 def run(args) -> str:
     return run_study(from_args(AllConfig, args))
 

@@ -91,6 +91,9 @@ def probe(backend: str, timeout: float) -> dict:
     return {"error": errors[-1][:200] if errors else f"exit code {done.returncode}"}
 
 
+CONFIG = DoctorConfig
+
+
 def run(args) -> None:
     diagnose(from_args(DoctorConfig, args))
 

@@ -18,7 +18,7 @@ import tempfile
 import warnings
 
 from runtime.errors import UserError
-from runtime.options import add_options, from_args, option, option_fields
+from runtime.options import add_config, from_args, option
 
 HELP = "export a saved inference model (.keras) to ONNX or a TensorFlow SavedModel"
 
@@ -34,7 +34,6 @@ WRITERS = {
 class ExportConfig:
     """Which model to export, in which format, to where."""
 
-    # Required options, which add_options cannot make: add_arguments adds them.
     model: str = option(
         metavar="FILE.keras",
         help="an inference model written by a task (cae.keras, encoder.keras, "
@@ -48,14 +47,9 @@ class ExportConfig:
         help="the .onnx file or the SavedModel folder to write")
 
 
-_REQUIRED = ("model", "format")
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    fields = option_fields(ExportConfig)
-    for name in _REQUIRED:
-        parser.add_argument("--" + name, required=True, **fields[name].metadata["option"])
-    add_options(parser, ExportConfig, ["out"], task="export")
+    add_config(parser, ExportConfig, task="export")
 
 
 def check_backend(fmt: str, backend: str) -> None:
@@ -111,6 +105,9 @@ def onnx_difference(model, path: str, seed: int = 0) -> float | None:
     want = want if isinstance(want, list) else [want]
     return max(float(np.max(np.abs(np.asarray(g) - np.asarray(w))))
                for g, w in zip(got, want))
+
+
+CONFIG = ExportConfig
 
 
 def run(args) -> str:

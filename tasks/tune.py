@@ -361,6 +361,9 @@ def search_settings(config: TuneConfig) -> dict:
     return settings
 
 
+CONFIG = TuneConfig
+
+
 def run(args) -> str:
     # main.py keeps the command line for --local-workers, which restarts main.py.
     return tune(from_args(TuneConfig, args), argv=getattr(args, "_argv", sys.argv[1:]))

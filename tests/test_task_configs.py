@@ -47,7 +47,11 @@ def test_every_option_of_every_task_is_a_config_field_with_its_default():
                 continue
             assert action.dest in fields, f"{name} --{action.dest} is no field of " \
                                           f"{config_cls.__name__}"
-            assert action.default == field_default(fields[action.dest]), (name, action.dest)
+            default = field_default(fields[action.dest])
+            if default is dataclasses.MISSING:  # no default: the user must give it
+                assert action.required, (name, action.dest)
+            else:
+                assert action.default == default, (name, action.dest)
         # ... and parsing nothing gives the config's own defaults.
         if not any(a.required for a in parser._actions):
             assert from_args(config_cls, parser.parse_args([])) == config_cls(), name

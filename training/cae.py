@@ -164,19 +164,3 @@ def check_same_config(out: str, config) -> None:
             option = "--" + key.replace("_", "-")
             raise UserError(f"--resume: {out!r} was trained with {option} {was}, not {given}; "
                             f"resume it with {option} {was}")
-
-
-def add_cae_arguments(parser) -> None:  # transitional
-    from configs.cae import CAEConfig
-    from runtime.options import add_options, option_fields
-
-    group = parser.add_argument_group("CAE")
-    add_options(group, CAEConfig, list(option_fields(CAEConfig)))
-    add_options(group, CAETraining, list(option_fields(CAETraining)))
-
-
-def config_from_args(args):  # transitional
-    from configs.cae import CAEConfig
-    from runtime.options import from_args
-
-    return from_args(CAEConfig, args)

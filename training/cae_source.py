@@ -56,9 +56,6 @@ def obtain_cae(source: CAESource, data, out: str, latent_dim: int | None = None,
     from models.cae import split_cae
     from training.cae import train_cae
 
-    if not isinstance(source, CAESource):  # transitional: a Namespace
-        from runtime.options import from_args
-        verbose, seed, source = source.verbose, source.seed, from_args(CAESource, source)
     if source.model is not None and noise is None and latent_dim is None:
         return (*load_cae(source.model), source.model)
     config = source.cae
@@ -74,9 +71,3 @@ def obtain_cae(source: CAESource, data, out: str, latent_dim: int | None = None,
 
 def latent_dim_of(encoder) -> int:
     return int(encoder.output_shape[-1])
-
-
-def add_model_argument(parser, what: str) -> None:  # transitional
-    from runtime.options import add_options
-
-    add_options(parser, CAESource, ["model"])

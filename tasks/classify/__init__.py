@@ -145,6 +145,9 @@ def markdown_table(header: list, rows: list) -> str:
     return "\n".join(lines) + "\n"
 
 
+CONFIG = ClassifyConfig
+
+
 def run(args) -> str:
     return classify(from_args(ClassifyConfig, args))
 

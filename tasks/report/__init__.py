@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 import os
 
-from runtime.options import add_options, from_args, option, option_fields
+from runtime.options import add_config, from_args, option
 
 HELP = "one self-contained HTML page (figures inline) with every run under a folder"
 
@@ -15,9 +15,8 @@ HELP = "one self-contained HTML page (figures inline) with every run under a fol
 class ReportConfig:
     """Which runs go into the page, and where it is written."""
 
-    # Positional (RUNS_DIR), which add_options cannot make: add_arguments adds it.
     runs_dir: str = option(
-        metavar="RUNS_DIR",
+        metavar="RUNS_DIR", positional=True,
         help="folder to search, recursively, for run folders (any folder holding a "
              "metrics.json), e.g. runs")
     out: str | None = option(
@@ -26,8 +25,7 @@ class ReportConfig:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("runs_dir", **option_fields(ReportConfig)["runs_dir"].metadata["option"])
-    add_options(parser, ReportConfig, ["out"], task="report")
+    add_config(parser, ReportConfig, task="report")
 
 
 def build_report(runs_dir: str, out: str | None = None) -> str:
@@ -64,6 +62,9 @@ def build_report(runs_dir: str, out: str | None = None) -> str:
     print(f"{len(runs)} run{'s' * (len(runs) != 1)} in {len(tasks)} "
           f"task{'s' * (len(tasks) != 1)} ({', '.join(tasks)})", flush=True)
     return out
+
+
+CONFIG = ReportConfig
 
 
 def run(args) -> str:
