@@ -8,7 +8,7 @@ import os
 from configs.cae import CAEConfig
 from data.arguments import DataConfig
 from runtime.compute import ComputeConfig
-from runtime.options import add_config, from_args, option, section
+from runtime.options import add_config, from_args, option, section, to_dict
 from storage.run_folder import OutputConfig, verbose_option
 from training.cae import CAETraining
 
@@ -75,7 +75,7 @@ def train(config: CaeTaskConfig) -> str:
     seed_everything(seed)
     data = load_data(config.data)
     _, metrics = train_cae(data, config.cae, out, config.training, resume=config.resume,
-                           verbose=config.verbose, seed=seed)
+                           verbose=config.verbose, seed=seed, run_config=to_dict(config))
     print(f"test MSE {metrics['test_mse']:.5f}, PSNR {metrics['test_psnr_db']:.2f} dB, "
           f"{metrics['epochs']} epochs in {metrics['wall_time_s']:.0f} s on {metrics['backend']}")
     return out

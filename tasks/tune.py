@@ -17,7 +17,7 @@ import time
 from data.arguments import DataConfig
 from runtime.args import positive_float, positive_int
 from runtime.compute import ComputeConfig
-from runtime.options import add_config, from_args, option, section
+from runtime.options import add_config, from_args, option, section, to_dict
 from storage.run_folder import OutputConfig
 from tuning.distributed import ROLES, parse_address
 
@@ -464,7 +464,8 @@ def tune(config: TuneConfig, argv: list | None = None) -> str:
                          search.final_epochs, max(search.patience, 4), seed, fit_verbose)
     completed = [r for r in rows if r["status"] == "COMPLETED"]
     metrics = {
-        "task": "tune", "model": search.model, "tuner": search.tuner, "folds": search.folds,
+        "task": "tune", "config": to_dict(config), "model": search.model,
+        "tuner": search.tuner, "folds": search.folds,
         "backend": backend_name(), "dataset": data.name, "data_source": data.source,
         "train_images": int(len(data.x_train)), "test_images": int(len(data.x_test)),
         "objective": objective, "direction": hypermodel.direction, "trials": len(rows),

@@ -102,6 +102,10 @@ class TestCaeTask:
             assert (out / name).is_file(), name
         metrics = json.loads((out / "metrics.json").read_text())
         assert metrics["epochs"] == 2 and metrics["latent_dim"] == 3
+        # The whole run's config, as parsed: what a later reader needs to repeat it.
+        assert metrics["config"]["training"]["epochs"] == 2
+        assert metrics["config"]["data"]["dataset"] == "digits"
+        assert metrics["config"]["output"]["out"] == str(out)
         assert 0 < metrics["test_mse"] < 0.2
         assert metrics["backend"] == os.environ.get("KERAS_BACKEND", "tensorflow")
         assert not (out / "backup").exists()  # removed after a finished fit

@@ -27,7 +27,7 @@ class CAETraining:
 
 def train_cae(data, config, out: str, training: CAETraining | None = None,
               resume: bool = False, verbose: int = 1, noise=None, extra_callbacks=(),
-              seed: int = 0):
+              seed: int = 0, run_config: dict | None = None):
     """Trains a CAE and writes its models, history, figures and metrics into ``out``.
 
     Args:
@@ -41,6 +41,7 @@ def train_cae(data, config, out: str, training: CAETraining | None = None,
             (the denoising CAE); targets stay clean.
         extra_callbacks: more Keras callbacks.
         seed: seeds the batch order of every epoch (with the epoch's number).
+        run_config: the task's whole config, written into metrics.json as "config".
 
     Returns:
         ``(model, metrics)``: the trained CAE and the metrics written to
@@ -114,6 +115,7 @@ def train_cae(data, config, out: str, training: CAETraining | None = None,
 
     metrics = {
         "task": "cae",
+        **({"config": run_config} if run_config is not None else {}),
         "dataset": data.name,
         "data_source": data.source,
         "backend": backend_name(),

@@ -19,7 +19,7 @@ import dataclasses
 import os
 import time
 
-from runtime.options import from_args
+from runtime.options import from_args, to_dict
 from tasks.classify.config import ClassifyConfig
 from tasks.classify.config import add_arguments as add_config_arguments
 
@@ -195,7 +195,7 @@ def classify(config: ClassifyConfig) -> str:
          for c, name in enumerate(names)]))
 
     metrics = {
-        "task": "classify", "dataset": data.name, "data_source": data.source,
+        "task": "classify", "config": to_dict(config), "dataset": data.name, "data_source": data.source,
         "backend": backend_name(), **describe(), "encoder": source,
         "features": settings.features,
         "train_images": int(len(data.x_train)), "val_images": int(len(data.x_val)),

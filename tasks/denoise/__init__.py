@@ -11,7 +11,7 @@ from data.arguments import DataConfig
 from data.noise_spec import parse_noise_list
 from runtime.args import int_list
 from runtime.compute import ComputeConfig
-from runtime.options import add_config, from_args, option, section
+from runtime.options import add_config, from_args, option, section, to_dict
 from storage.run_folder import OutputConfig, verbose_option
 from training.cae_source import CAESource
 
@@ -153,7 +153,7 @@ def study(config: DenoiseConfig) -> str:
 
     noisy_rows = [r for r in rows if r["noise"] != "none"]
     metrics = {
-        "task": "denoise", "dataset": data.name, "data_source": data.source,
+        "task": "denoise", "config": to_dict(config), "dataset": data.name, "data_source": data.source,
         "backend": backend_name(), **describe(), "seed": seed, "latent_dims": dims,
         "train_noise": [s.name for s in config.train_noise],
         "denoising_start": "random weights" if config.from_scratch else "plain CAE weights",

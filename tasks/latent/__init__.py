@@ -7,7 +7,7 @@ import os
 
 from data.arguments import DataConfig
 from runtime.args import int_list, positive_int
-from runtime.options import add_config, from_args, option, section
+from runtime.options import add_config, from_args, option, section, to_dict
 from storage.run_folder import OutputConfig, verbose_option
 from training.cae_source import CAESource
 
@@ -79,7 +79,7 @@ def explore(config: LatentConfig) -> str:
     train_codes, test_codes = encode(encoder, data.x_train), encode(encoder, data.x_test)
     recon = np.asarray(model.predict(data.x_test, batch_size=512, verbose=0))
     metrics = {
-        "task": "latent", "dataset": data.name, "data_source": data.source,
+        "task": "latent", "config": to_dict(config), "dataset": data.name, "data_source": data.source,
         "backend": backend_name(), "model": source,
         "latent_dim": latent_dim_of(encoder),
         "train_images": int(len(data.x_train)), "test_images": int(len(data.x_test)),
