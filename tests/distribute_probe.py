@@ -51,7 +51,7 @@ def build(name):
 
 def train(name, distribute):
     compute.configure(compute.ComputeConfig(precision="float32", distribute=distribute,
-                                      cpu_devices=DEVICES))
+                                            cpu_devices=DEVICES))
     keras.utils.set_random_seed(0)
     with compute.task_scope():
         model, data = build(name)

@@ -45,8 +45,8 @@ class TestBadInput:
 
         monkeypatch.setattr(compute, "_gpu_count", lambda backend: 1)
         with pytest.raises(UserError, match="--cpu-devices 2 simulates devices.*1 GPU"):
-            compute.configure(compute.ComputeConfig(precision="float32", distribute="data_parallel",
-                                              cpu_devices=2))
+            compute.configure(compute.ComputeConfig(
+                precision="float32", distribute="data_parallel", cpu_devices=2))
 
     def test_cpu_devices_reach_xla_before_jax_loads(self, monkeypatch):
         from runtime.compute import early_environment
@@ -55,6 +55,17 @@ class TestBadInput:
         early_environment(["gan", "--cpu-devices=3"])
         assert os.environ["XLA_FLAGS"].split() == [
             "--xla_foo=1", "--xla_force_host_platform_device_count=3"]
+
+    def test_jax_compilation_cache_is_on_unless_the_user_chose(self, monkeypatch, tmp_path):
+        from runtime.compute import early_environment
+
+        monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+        early_environment(["cae"])
+        assert os.environ["JAX_COMPILATION_CACHE_DIR"] == str(tmp_path / "unsupervised28" / "jax")
+        monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", "mine")
+        early_environment(["cae"])
+        assert os.environ["JAX_COMPILATION_CACHE_DIR"] == "mine"
 
 
 @pytest.mark.backend_independent
