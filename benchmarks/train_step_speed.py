@@ -49,6 +49,8 @@ def real_images(model_name: str, n: int):
 def keras_speed(model_name: str, steps: int, warmup: int, batch: int, width: int) -> float:
     """Images/s of ``model.fit`` on the current backend (call in a child process)."""
     sys.path.insert(0, ROOT)
+    from runtime.compute import early_environment
+    early_environment([])  # as main.py: jax's compilation cache, before jax loads
     from runtime.quiet import import_tensorflow_quietly
     import_tensorflow_quietly()
     import keras
