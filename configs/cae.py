@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
+from configs import checks
 from runtime.args import non_negative_float, positive_int, rate
 from runtime.options import option
 
@@ -32,10 +33,7 @@ class CAEConfig:
         if len(self.conv_filters) != 3 or min(self.conv_filters) < 1:
             raise ValueError("conv_filters must be three positive integers. "
                              f"Received: conv_filters={self.conv_filters}")
-        for name in ("dense_units", "latent_dim", "kernel_size"):
-            value = getattr(self, name)
-            if int(value) != value or value < 1:
-                raise ValueError(f"{name} must be a positive integer. Received: {name}={value}")
+        checks.positive_ints(self, ("dense_units", "latent_dim", "kernel_size"))
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1). Received: dropout={self.dropout}")
         if self.l2 < 0:
