@@ -52,10 +52,11 @@ def main(argv=None) -> int:
 
     args = build_parser().parse_args(argv)
     args._argv = argv  # for tasks that start more main.py processes (tune --local-workers)
-    # Keras imports TensorFlow on every backend (to seed it, for tf.data, for
-    # TensorBoard); do it now, before its start-up chatter can bury an error.
-    from runtime.quiet import import_tensorflow_quietly
-    import_tensorflow_quietly()
+    # TensorFlow: imported now on its own backend, before its start-up chatter
+    # can bury an error; on jax and torch only where a task uses it.
+    # (Unset, Keras's own default applies: import it, as for tensorflow.)
+    from runtime.quiet import import_tensorflow_for_backend
+    import_tensorflow_for_backend(backend or "tensorflow")
     from runtime.compute import ComputeConfig, configure, task_scope
     from runtime.options import from_args
     from storage import run_folder

@@ -51,8 +51,8 @@ def keras_speed(model_name: str, steps: int, warmup: int, batch: int, width: int
     sys.path.insert(0, ROOT)
     from runtime.compute import early_environment
     early_environment([])  # as main.py: jax's compilation cache, before jax loads
-    from runtime.quiet import import_tensorflow_quietly
-    import_tensorflow_quietly()
+    from runtime.quiet import import_tensorflow_for_backend
+    import_tensorflow_for_backend(os.environ.get("KERAS_BACKEND", "tensorflow"))  # as main.py
     import keras
     import numpy as np
 

@@ -149,6 +149,9 @@ def debian_dataset_dir(package: str) -> str | None:
 
 def load_tfds(name: str) -> tuple:
     """Fashion-MNIST or MNIST from tensorflow-datasets (needs a network once)."""
+    from runtime.quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()  # tensorflow-datasets works through TensorFlow
     import tensorflow_datasets as tfds  # slow import, only when needed
 
     splits = tfds.as_numpy(tfds.load(name, split=["train", "test"], batch_size=-1,

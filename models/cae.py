@@ -12,7 +12,7 @@ from __future__ import annotations
 import keras
 
 from configs.cae import IMAGE_SHAPE, CAEConfig  # noqa: F401 (re-exported)
-from models.layers import conv2d_transpose
+from models.layers import conv2d, conv2d_transpose  # fast kernel gradients on jax
 
 
 def _regularizer(config: CAEConfig):
@@ -25,12 +25,12 @@ def build_encoder(config: CAEConfig) -> keras.Model:
     f1, f2, f3 = config.conv_filters
     k = config.kernel_size
     inputs = keras.Input(IMAGE_SHAPE, name="image")
-    x = keras.layers.Conv2D(f1, k, strides=2, padding="same", activation="relu",
-                            kernel_regularizer=reg, name="conv1")(inputs)  # 14x14
-    x = keras.layers.Conv2D(f2, k, strides=2, padding="same", activation="relu",
-                            kernel_regularizer=reg, name="conv2")(x)  # 7x7
-    x = keras.layers.Conv2D(f3, 3, strides=2, padding="valid", activation="relu",
-                            kernel_regularizer=reg, name="conv3")(x)  # 3x3
+    x = conv2d(f1, k, strides=2, padding="same", activation="relu",
+               kernel_regularizer=reg, name="conv1")(inputs)  # 14x14
+    x = conv2d(f2, k, strides=2, padding="same", activation="relu",
+               kernel_regularizer=reg, name="conv2")(x)  # 7x7
+    x = conv2d(f3, 3, strides=2, padding="valid", activation="relu",
+               kernel_regularizer=reg, name="conv3")(x)  # 3x3
     x = keras.layers.Flatten(name="flatten")(x)
     x = keras.layers.Dense(config.dense_units, activation="relu",
                            kernel_regularizer=reg, name="dense1")(x)

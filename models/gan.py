@@ -19,7 +19,7 @@ from keras import ops
 
 from configs.gan import GANConfig, GANTraining
 from models import train_steps
-from models.layers import conv2d_transpose  # fast kernel gradient on jax
+from models.layers import conv2d, conv2d_transpose  # fast kernel gradients on jax
 from models.phased import PhasedModel
 
 GAN_IMAGE_SHAPE = (32, 32, 1)
@@ -71,9 +71,9 @@ def build_discriminator(width: int = _DEFAULT.width,
     inputs = keras.Input(GAN_IMAGE_SHAPE, name="image")
     x = inputs
     for i, filters in enumerate((width, 2 * width, 4 * width), start=1):  # 32->16->8->4
-        x = sn(keras.layers.Conv2D(filters, 4, strides=2, padding="same",
-                                   use_bias=i == 1 or spectral_norm,
-                                   kernel_initializer=_init(), name=f"conv{i}"))(x)
+        x = sn(conv2d(filters, 4, strides=2, padding="same",
+                      use_bias=i == 1 or spectral_norm,
+                      kernel_initializer=_init(), name=f"conv{i}"))(x)
         if i > 1 and not spectral_norm:  # DCGAN: no batch norm on the input layer
             x = _batch_norm(f"bn{i}")(x)
         x = keras.layers.LeakyReLU(0.2, name=f"lrelu{i}")(x)

@@ -1,34 +1,102 @@
-"""``Conv2DTranspose`` with a fast kernel gradient on the JAX backend.
+"""Convolutions with a fast kernel gradient on the JAX backend's CPU.
 
-Why: on CPU, XLA computes the kernel gradient of a strided transposed
-convolution as a convolution with ``lhs_dilation`` (the stride), which it has no
-fast (Eigen/oneDNN) kernel for. Measured on 2 CPU cores for the CAE's
-``deconv2`` (batch 256, 7x7x64 -> 14x14x32): forward 13 ms, input gradient
-10 ms, kernel gradient 189 ms of CPU time; the two strided transposed
-convolutions took ~300 of the ~390 ms of a whole training step, which made
-Keras-on-JAX the slowest backend by far.
+Why: XLA-CPU computes the kernel gradient of a convolution as another
+convolution that contracts over the batch, and it is slow at two of them.
 
-The fix uses an identity: a transposed convolution is the adjoint (input
-gradient) of the ordinary strided convolution with the same kernel, stride and
-padding, so its kernel gradient equals the kernel gradient of that ordinary
-convolution with input and cotangent swapped. XLA computes that one with a fast
-kernel. The layer's weights, config and outputs are exactly Keras's
-``Conv2DTranspose``: only the gradient is computed another way, on JAX only;
-TensorFlow and PyTorch use Keras's own code path.
+1. A strided transposed convolution: its kernel gradient is a convolution with
+   ``lhs_dilation`` (the stride), which has no fast (Eigen/oneDNN) kernel.
+   Measured on 2 CPU cores for the CAE's ``deconv2`` (batch 256, 7x7x64 ->
+   14x14x32): forward 13 ms, input gradient 10 ms, kernel gradient 189 ms of
+   CPU time. The fix uses an identity: a transposed convolution is the adjoint
+   (input gradient) of the ordinary strided convolution with the same kernel,
+   stride and padding, so its kernel gradient equals the kernel gradient of
+   that ordinary convolution with input and cotangent swapped.
+2. A kernel gradient over a large batch of large images: its batch-sized
+   contraction falls out of the CPU's caches. Summing the kernel gradients of
+   batch chunks of about :data:`CHUNK_BYTES` is the same sum, and faster:
+   measured for the VAE's layers at batch 128, ``deconv2`` 35 -> 10-13 ms, the
+   one-filter ``image`` convolution 15 -> 6 ms, ``deconv1`` 8.3 -> 5.4 ms (wall
+   time per gradient; ``benchmarks/results/whole_process.md`` has the
+   whole-step figures). Chunks are for the CPU only: on an accelerator, or
+   with a batch sharded over devices by ``keras.distribution``, the whole
+   batch is one chunk.
 
-What is saved stays Keras's own: the models hold plain ``keras.layers.Conv2DTranspose``
-layers, and :func:`fast_gradient` only replaces the ``call`` of such a layer object
-(on JAX, in this process), never its class or config. A ``.keras`` file therefore
-loads with ``keras.saving.load_model`` without this toolkit, and
-:func:`speed_up` gives a loaded model the fast gradient again.
+The layers' weights, config and outputs are exactly Keras's ``Conv2D`` and
+``Conv2DTranspose``: only the kernel gradient is computed another way, on JAX
+only; TensorFlow and PyTorch use Keras's own code path.
+
+What is saved stays Keras's own: the models hold plain Keras layers, and
+:func:`fast_gradient` only replaces a method of such a layer object (on JAX, in
+this process), never its class or config. A ``.keras`` file therefore loads with
+``keras.saving.load_model`` without this toolkit, and :func:`speed_up` gives a
+loaded model the fast gradient again.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 
 import keras
 from keras import ops
+
+# Batch chunks for a kernel gradient on CPU: only when the whole batch's
+# input and cotangent exceed CHUNK_FROM_BYTES (smaller layers measured no
+# faster chunked, and a step with more, smaller operations was slower), and
+# then about CHUNK_BYTES of them per chunk, at most MAX_CHUNKS chunks.
+CHUNK_FROM_BYTES = 6 * 2**20
+CHUNK_BYTES = 2**20
+MAX_CHUNKS = 16  # bounds the unrolled program (compile time) for large batches
+
+
+def _batch_chunks(batch: int, bytes_per_image: int) -> list:
+    """``(start, stop)`` of the batch chunks a kernel gradient is summed over."""
+    import jax
+
+    if (jax.default_backend() != "cpu" or keras.distribution.distribution() is not None
+            or batch * bytes_per_image <= CHUNK_FROM_BYTES):
+        return [(0, batch)]
+    size = max(CHUNK_BYTES // bytes_per_image, -(-batch // MAX_CHUNKS), 1)
+    return [(start, min(start + size, batch)) for start in range(0, batch, size)]
+
+
+def _kernel_gradient(conv, kernel, inputs, cotangent):
+    """The gradient with respect to ``kernel`` of ``<cotangent, conv(inputs, kernel)>``,
+    summed over batch chunks (``conv`` is linear in ``kernel``)."""
+    import jax
+
+    per_image = (math.prod(inputs.shape[1:]) * inputs.dtype.itemsize
+                 + math.prod(cotangent.shape[1:]) * cotangent.dtype.itemsize)
+    total = None
+    for start, stop in _batch_chunks(inputs.shape[0], per_image):
+        _, vjp = jax.vjp(lambda k: conv(inputs[start:stop], k), kernel)
+        part = vjp(cotangent[start:stop])[0]
+        total = part if total is None else total + part
+    return total
+
+
+def _jax_conv(inputs, kernel, strides, padding):
+    """Keras's ``ops.conv`` (channels_last, no dilation) with a custom VJP whose
+    kernel gradient is summed over batch chunks."""
+    import jax
+
+    def conv(x, k):
+        return ops.conv(x, k, strides=strides, padding=padding)
+
+    @jax.custom_vjp
+    def fast_conv(x, k):
+        return conv(x, k)
+
+    def fwd(x, k):
+        return conv(x, k), (x, k)
+
+    def bwd(residuals, g):
+        x, k = residuals
+        _, vjp_x = jax.vjp(lambda x_: conv(x_, k), x)
+        return vjp_x(g)[0], _kernel_gradient(conv, k, x, g)
+
+    fast_conv.defvjp(fwd, bwd)
+    return fast_conv(ops.convert_to_tensor(inputs), ops.convert_to_tensor(kernel))
 
 
 def _jax_conv_transpose(inputs, kernel, strides, padding):
@@ -54,8 +122,8 @@ def _jax_conv_transpose(inputs, kernel, strides, padding):
     def bwd(residuals, g):
         x, k = residuals
         _, vjp_x = jax.vjp(lambda x_: transpose(x_, k), x)  # a plain strided conv: fast
-        _, vjp_k = jax.vjp(lambda k_: forward_conv(g, k_), k)  # <x, conv(g, k)>
-        return vjp_x(g)[0], vjp_k(x)[0]
+        # <x, conv(g, k)>: the kernel gradient of the ordinary convolution.
+        return vjp_x(g)[0], _kernel_gradient(forward_conv, k, g, x)
 
     conv_transpose.defvjp(fwd, bwd)
     return conv_transpose(ops.convert_to_tensor(inputs), ops.convert_to_tensor(kernel))
@@ -63,7 +131,9 @@ def _jax_conv_transpose(inputs, kernel, strides, padding):
 
 def _has_fast_path(layer) -> bool:
     return (keras.backend.backend() == "jax" and layer.data_format == "channels_last"
-            and layer.output_padding is None and tuple(layer.dilation_rate) == (1, 1))
+            and tuple(layer.dilation_rate) == (1, 1)
+            and getattr(layer, "output_padding", None) is None
+            and getattr(layer, "groups", 1) == 1)
 
 
 def _fast_call(layer, inputs):
@@ -76,16 +146,30 @@ def _fast_call(layer, inputs):
     return outputs
 
 
-def fast_gradient(layer):
-    """``layer``, a ``keras.layers.Conv2DTranspose``, computing its kernel gradient
-    the fast way on JAX; any other layer, or another backend: ``layer`` unchanged.
+def _fast_convolution_op(layer, inputs, kernel):
+    """``keras.layers.Conv2D.convolution_op`` with the fast kernel gradient."""
+    return _jax_conv(inputs, kernel, list(layer.strides), layer.padding)
 
-    Only this object's ``call`` changes: its class and config, hence what
-    ``model.save`` writes, stay Keras's own.
+
+def fast_gradient(layer):
+    """``layer``, a ``keras.layers.Conv2D`` or ``Conv2DTranspose``, computing its
+    kernel gradient the fast way on JAX; any other layer, or another backend:
+    ``layer`` unchanged.
+
+    Only this object's ``call`` (``Conv2DTranspose``) or ``convolution_op``
+    (``Conv2D``) changes: its class and config, hence what ``model.save``
+    writes, stay Keras's own.
     """
     if isinstance(layer, keras.layers.Conv2DTranspose) and _has_fast_path(layer):
         layer.call = functools.partial(_fast_call, layer)
+    elif isinstance(layer, keras.layers.Conv2D) and _has_fast_path(layer):
+        layer.convolution_op = functools.partial(_fast_convolution_op, layer)
     return layer
+
+
+def conv2d(*args, **kwargs):
+    """``keras.layers.Conv2D(*args, **kwargs)`` with :func:`fast_gradient`."""
+    return fast_gradient(keras.layers.Conv2D(*args, **kwargs))
 
 
 def conv2d_transpose(*args, **kwargs):

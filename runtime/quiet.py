@@ -1,10 +1,19 @@
-"""Importing TensorFlow without its C++ start-up chatter on stderr.
+"""Importing TensorFlow only where it is used, and without its C++ start-up
+chatter on stderr.
 
 TensorFlow 2.21 logs through absl before its log level is read, so
 TF_CPP_MIN_LOG_LEVEL no longer hides the oneDNN and CUDA lines it prints at
 import and at first device use. They would bury the one-line errors this
 program promises, so the import and the device probe run with the process's
 stderr file descriptor pointed at /dev/null.
+
+On jax and torch, Keras imports TensorFlow whenever it is installed, only to
+seed it (``keras.utils.set_random_seed``) and to check whether objects it
+saves are TensorFlow types: 4-5 s of every process's start-up on a 2-core
+CPU, for nothing a jax or torch run computes. :func:`import_tensorflow_for_backend`
+tells Keras so; the few places that do use TensorFlow there (TensorBoard
+HParams, SavedModel and ONNX export, tensorflow-datasets) call
+:func:`import_tensorflow_quietly` first.
 """
 
 import os
@@ -33,3 +42,26 @@ def import_tensorflow_quietly() -> None:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(null)
+
+
+def import_tensorflow_for_backend(backend: str) -> None:
+    """Imports TensorFlow now, quietly, on the tensorflow backend; on jax and
+    torch, keeps Keras from importing it until a task uses it.
+
+    Keras asks ``keras.src.utils.module_utils.tensorflow.available``, a lazy
+    import, before seeding or saving; answering "no" while TensorFlow is not
+    loaded is true for everything a jax or torch model holds (no TensorFlow
+    tensors, shapes or dtypes). Where that private attribute is missing (another
+    Keras version), TensorFlow is imported as before.
+    """
+    if backend == "tensorflow" or "tensorflow" in sys.modules:
+        return import_tensorflow_quietly()
+    try:
+        from keras.src.utils import module_utils
+        lazy = module_utils.tensorflow
+    except (ImportError, AttributeError):
+        return import_tensorflow_quietly()
+    if getattr(lazy, "module", None) is None and getattr(lazy, "_available", False) is None:
+        lazy._available = False
+    else:
+        import_tensorflow_quietly()

@@ -19,6 +19,7 @@ import warnings
 
 from runtime.errors import UserError
 from runtime.options import add_config, from_args, option
+from runtime.quiet import import_tensorflow_quietly
 
 HELP = "export a saved inference model (.keras) to ONNX or a TensorFlow SavedModel"
 
@@ -76,6 +77,8 @@ def export_model(model, fmt: str, out: str) -> str:
     folder = os.path.dirname(os.path.abspath(out))
     os.makedirs(folder, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".export-", dir=folder)
+    if fmt == "saved_model":
+        import_tensorflow_quietly()  # written through TensorFlow on jax too
     try:
         written = os.path.join(tmp, os.path.basename(out))
         with warnings.catch_warnings():  # the converters' tracing chatter

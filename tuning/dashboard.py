@@ -10,6 +10,8 @@ and the root gets the experiment's search space, so
 
 from __future__ import annotations
 
+from runtime.quiet import import_tensorflow_quietly
+
 #: Trial results shown as HParams metrics (besides the objective and its spread).
 RESULT_METRICS = ("epochs", "seconds")
 
@@ -37,6 +39,7 @@ def _tunable(hyperparameters):
 
 def write_experiment(logdir: str, hyperparameters, objective: str) -> None:
     """The search space and metric names at the root of the logs."""
+    import_tensorflow_quietly()
     import tensorflow as tf
     from tensorboard.plugins.hparams import api as hp_api
 
@@ -50,6 +53,7 @@ def write_experiment(logdir: str, hyperparameters, objective: str) -> None:
 
 def write_trial_hparams(logdir: str, trial, metrics: dict) -> None:
     """One HParams session: the trial's values and results, in ``logdir``."""
+    import_tensorflow_quietly()
     import tensorflow as tf
     from tensorboard.plugins.hparams import api as hp_api
 

@@ -1,0 +1,67 @@
+"""Start-up: on jax and torch a task never imports TensorFlow unless it uses it
+(runtime/quiet.py); on tensorflow it is imported at once, quietly."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import keras
+from conftest import ROOT
+
+BACKEND = keras.backend.backend()
+
+# Runs main.py in-process, then says which heavy modules it loaded.
+PROBE = """
+import json, sys
+sys.path.insert(0, {root!r})
+import main
+code = main.main({argv!r})
+print(json.dumps({{"code": code, "tensorflow": "tensorflow" in sys.modules}}))
+"""
+
+
+def _run_main(argv, tmp_path):
+    env = dict(os.environ, KERAS_BACKEND=BACKEND)
+    result = subprocess.run([sys.executable, "-c", PROBE.format(root=ROOT, argv=argv)],
+                            capture_output=True, text=True, env=env, cwd=str(tmp_path),
+                            timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout.strip().splitlines()[-1]), result.stderr
+
+
+def test_a_task_imports_tensorflow_only_on_its_own_backend(tmp_path):
+    """A seeded CAE run that saves and reloads models: TensorFlow stays unloaded
+    on jax and torch, and nothing it would print reaches stderr on tensorflow."""
+    out = tmp_path / "run"
+    seen, stderr = _run_main(["cae", "--dataset", "digits", "--epochs", "1", "--verbose", "0",
+                              "--out", str(out)], tmp_path)
+    assert seen["code"] == 0 and (out / "encoder.keras").exists()
+    assert seen["tensorflow"] == (BACKEND == "tensorflow")
+    assert "oneDNN" not in stderr and "cuda" not in stderr.lower()
+    reloaded = keras.saving.load_model(str(out / "encoder.keras"))
+    config = json.loads((out / "metrics.json").read_text())["config"]
+    assert reloaded.output_shape[-1] == config["cae"]["latent_dim"]
+
+
+@pytest.mark.skipif(BACKEND == "tensorflow", reason="jax and torch keep TensorFlow unloaded")
+def test_keras_is_told_tensorflow_is_absent_until_it_is_imported():
+    """The flag is set only while TensorFlow is unloaded; once loaded it is left alone."""
+    code = """
+import sys
+from runtime.quiet import import_tensorflow_for_backend
+from keras.src.utils import module_utils
+import_tensorflow_for_backend({backend!r})
+print(module_utils.tensorflow._available, "tensorflow" in sys.modules)
+"""
+    env = dict(os.environ, KERAS_BACKEND=BACKEND)
+    lines = []
+    for backend in (BACKEND, "tensorflow"):
+        result = subprocess.run([sys.executable, "-c", code.format(backend=backend)],
+                                capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+        lines.append(result.stdout.split())
+    assert lines[0] == ["False", "False"]  # jax or torch: not imported, Keras told
+    assert lines[1][1] == "True"  # asked for tensorflow: imported
