@@ -19,6 +19,7 @@ from keras import ops
 
 from configs.gan import GANConfig, GANTraining
 from models import train_steps
+from models.batch_norm import fused_batch_norm  # one fused kernel on torch
 from models.layers import conv2d, conv2d_transpose  # fast kernel gradients on jax
 from models.phased import PhasedModel
 
@@ -31,9 +32,9 @@ def _init():
 
 
 def _batch_norm(name):
-    return keras.layers.BatchNormalization(
+    return fused_batch_norm(keras.layers.BatchNormalization(
         momentum=0.9, epsilon=1e-5,
-        gamma_initializer=keras.initializers.RandomNormal(1.0, 0.02), name=name)
+        gamma_initializer=keras.initializers.RandomNormal(1.0, 0.02), name=name))
 
 
 def build_generator(latent_dim: int = _DEFAULT.latent_dim,

@@ -178,12 +178,15 @@ def conv2d_transpose(*args, **kwargs):
 
 
 def speed_up(model):
-    """Applies :func:`fast_gradient` to every layer of ``model``, nested models
-    included (for a model loaded from a file); returns ``model``."""
+    """Applies :func:`fast_gradient` and :func:`models.batch_norm.fused_batch_norm`
+    to every layer of ``model``, nested models included (for a model loaded
+    from a file); returns ``model``."""
+    from models.batch_norm import fused_batch_norm
+
     for layer in model.layers:
         if isinstance(layer, keras.Model):
             speed_up(layer)
-        fast_gradient(layer)
+        fused_batch_norm(fast_gradient(layer))
     return model
 
 

@@ -147,3 +147,70 @@ def test_old_fast_conv_transpose_config_loads_as_keras_own_layer():
     restored = keras.saving.deserialize_keras_object(serialised)
     assert type(restored) is keras.layers.Conv2DTranspose
     assert restored.get_config() == old.get_config()
+
+
+# ------------------------------------------------------------- batch norm
+
+
+def _batch_norm_pair(x):
+    from models.batch_norm import fused_batch_norm
+
+    def make():
+        return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5)
+    fused, stock = fused_batch_norm(make()), make()
+    assert type(fused) is keras.layers.BatchNormalization
+    for layer in (fused, stock):
+        layer.build(x.shape)
+    rng = np.random.default_rng(4)
+    weights = [rng.normal(size=w.shape).astype("float32") for w in stock.get_weights()]
+    weights[3] = np.abs(weights[3]) + 0.5  # a moving variance is positive
+    fused.set_weights(weights)
+    stock.set_weights(weights)
+    return fused, stock
+
+
+@pytest.mark.parametrize("shape", [(6, 5, 5, 4), (7, 3)])
+def test_fused_batch_norm_matches_keras(shape):
+    """Training calls: same outputs, gradients and moving statistics as Keras's
+    own layer (on torch through the fused kernel); inference calls too."""
+    x = np.random.default_rng(5).normal(2.0, 3.0, size=shape).astype("float32")
+    fused, stock = _batch_norm_pair(x)
+    assert ("call" in vars(fused)) == (keras.backend.backend() == "torch")
+    if keras.backend.backend() == "torch":
+        import torch
+
+        results = []
+        for layer in (fused, stock):
+            inputs = torch.tensor(x, requires_grad=True)
+            y = layer(inputs, training=True)
+            (y * torch.arange(y.numel()).reshape(y.shape).sin()).sum().backward()
+            results.append([y.detach(), inputs.grad, layer.gamma.value.grad,
+                            layer.beta.value.grad])
+        for got, want in zip(*results):
+            np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4, atol=1e-4)
+    else:
+        for layer in (fused, stock):
+            layer(x, training=True)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(fused.moving_mean),
+                               keras.ops.convert_to_numpy(stock.moving_mean), rtol=1e-5)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(fused.moving_variance),
+                               keras.ops.convert_to_numpy(stock.moving_variance), rtol=1e-5)
+    initial_mean = _batch_norm_pair(x)[1].get_weights()[2]
+    assert not np.allclose(fused.get_weights()[2], initial_mean)  # the training call moved it
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(fused(x, training=False)),
+                               keras.ops.convert_to_numpy(stock(x, training=False)),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_gan_and_loaded_models_get_the_fused_batch_norm_on_torch(tmp_path):
+    from models.gan import build_discriminator, build_generator
+    from models.saving import load_keras_model, save_model
+
+    generator = build_generator(4, 2)
+    loaded = load_keras_model(save_model(generator, str(tmp_path / "generator.keras")))
+    for model in (generator, build_discriminator(4), loaded):
+        norms = [layer for layer in model.layers
+                 if type(layer) is keras.layers.BatchNormalization]
+        assert norms, model.name
+        for layer in norms:
+            assert ("call" in vars(layer)) == (keras.backend.backend() == "torch"), layer.name
