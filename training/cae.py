@@ -99,7 +99,7 @@ def train_cae(data, config, out: str, training: CAETraining | None = None,
         # shuffle=False: the feed shuffles; fit's own shuffle of a PyDataset would
         # reorder its batches with Python's random state, which a restart resets.
         # validation_batch_size: fit cannot take it from a PyDataset and would
-        # use 32, which made validation a fifth of each epoch's time on torch.
+        # use 32: validation took 4.9 s of each ~30 s torch epoch, 1.4 s at 512.
         train_model.fit(feed, validation_data=(data.x_val, data.x_val), epochs=epochs,
                         initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose,
                         shuffle=False, validation_batch_size=EVAL_BATCH)
