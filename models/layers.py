@@ -75,36 +75,41 @@ def _kernel_gradient(conv, kernel, inputs, cotangent):
     return total
 
 
-def _jax_conv(inputs, kernel, strides, padding):
-    """Keras's ``ops.conv`` (channels_last, no dilation) with a custom VJP whose
-    kernel gradient is summed over batch chunks."""
+def _with_kernel_gradient(op, kernel_gradient, inputs, kernel):
+    """``op(inputs, kernel)`` with a custom VJP: the input gradient is ``op``'s
+    own, the kernel gradient ``kernel_gradient(inputs, kernel, cotangent)``."""
     import jax
 
-    def conv(x, k):
-        return ops.conv(x, k, strides=strides, padding=padding)
-
     @jax.custom_vjp
-    def fast_conv(x, k):
-        return conv(x, k)
+    def fast_op(x, k):
+        return op(x, k)
 
     def fwd(x, k):
-        return conv(x, k), (x, k)
+        return op(x, k), (x, k)
 
     def bwd(residuals, g):
         x, k = residuals
-        _, vjp_x = jax.vjp(lambda x_: conv(x_, k), x)
-        return vjp_x(g)[0], _kernel_gradient(conv, k, x, g)
+        _, vjp_x = jax.vjp(lambda x_: op(x_, k), x)
+        return vjp_x(g)[0], kernel_gradient(x, k, g)
 
-    fast_conv.defvjp(fwd, bwd)
-    return fast_conv(ops.convert_to_tensor(inputs), ops.convert_to_tensor(kernel))
+    fast_op.defvjp(fwd, bwd)
+    return fast_op(ops.convert_to_tensor(inputs), ops.convert_to_tensor(kernel))
+
+
+def _jax_conv(inputs, kernel, strides, padding):
+    """Keras's ``ops.conv`` (channels_last, no dilation) whose kernel gradient is
+    summed over batch chunks."""
+    def conv(x, k):
+        return ops.conv(x, k, strides=strides, padding=padding)
+
+    return _with_kernel_gradient(conv, lambda x, k, g: _kernel_gradient(conv, k, x, g),
+                                 inputs, kernel)
 
 
 def _jax_conv_transpose(inputs, kernel, strides, padding):
     """Keras's ``ops.conv_transpose`` (channels_last, no dilation or output
-    padding) with a custom VJP whose kernel gradient is an ordinary convolution."""
-    import jax
-
-    def transpose(x, k):
+    padding) whose kernel gradient is that of an ordinary convolution."""
+    def transpose(x, k):  # its input gradient is a plain strided convolution: fast
         return ops.conv_transpose(x, k, strides=strides, padding=padding)
 
     def forward_conv(g, k):
@@ -112,21 +117,10 @@ def _jax_conv_transpose(inputs, kernel, strides, padding):
         # (h, w, filters, channels) read as (h, w, in=filters, out=channels).
         return ops.conv(g, k, strides=strides, padding=padding)
 
-    @jax.custom_vjp
-    def conv_transpose(x, k):
-        return transpose(x, k)
-
-    def fwd(x, k):
-        return transpose(x, k), (x, k)
-
-    def bwd(residuals, g):
-        x, k = residuals
-        _, vjp_x = jax.vjp(lambda x_: transpose(x_, k), x)  # a plain strided conv: fast
-        # <x, conv(g, k)>: the kernel gradient of the ordinary convolution.
-        return vjp_x(g)[0], _kernel_gradient(forward_conv, k, g, x)
-
-    conv_transpose.defvjp(fwd, bwd)
-    return conv_transpose(ops.convert_to_tensor(inputs), ops.convert_to_tensor(kernel))
+    # <g, transpose(x, k)> = <x, forward_conv(g, k)>: the kernel gradient of the
+    # ordinary convolution, with input and cotangent swapped.
+    return _with_kernel_gradient(
+        transpose, lambda x, k, g: _kernel_gradient(forward_conv, k, g, x), inputs, kernel)
 
 
 def _has_fast_path(layer) -> bool:
