@@ -12,7 +12,7 @@ seed it (``keras.utils.set_random_seed``) and to check whether objects it
 saves are TensorFlow types: 4-5 s of every process's start-up on a 2-core
 CPU, for nothing a jax or torch run computes. :func:`import_tensorflow_for_backend`
 tells Keras so; the few places that do use TensorFlow there (TensorBoard
-HParams, SavedModel and ONNX export, tensorflow-datasets) call
+HParams, SavedModel export, tensorflow-datasets) call
 :func:`import_tensorflow_quietly` first.
 """
 
