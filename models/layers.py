@@ -53,7 +53,8 @@ def _batch_chunks(batch: int, bytes_per_image: int) -> list:
     """``(start, stop)`` of the batch chunks a kernel gradient is summed over."""
     import jax
 
-    if (jax.default_backend() != "cpu" or keras.distribution.distribution() is not None
+    if (not isinstance(batch, int)  # symbolic (jax.export, SavedModel): whole batch
+            or jax.default_backend() != "cpu" or keras.distribution.distribution() is not None
             or batch * bytes_per_image <= CHUNK_FROM_BYTES):
         return [(0, batch)]
     size = max(CHUNK_BYTES // bytes_per_image, -(-batch // MAX_CHUNKS), 1)
@@ -67,8 +68,11 @@ def _kernel_gradient(conv, kernel, inputs, cotangent):
 
     per_image = (math.prod(inputs.shape[1:]) * inputs.dtype.itemsize
                  + math.prod(cotangent.shape[1:]) * cotangent.dtype.itemsize)
+    chunks = _batch_chunks(inputs.shape[0], per_image)
+    if len(chunks) == 1:  # no slicing: the batch may be symbolic
+        return jax.vjp(lambda k: conv(inputs, k), kernel)[1](cotangent)[0]
     total = None
-    for start, stop in _batch_chunks(inputs.shape[0], per_image):
+    for start, stop in chunks:
         _, vjp = jax.vjp(lambda k: conv(inputs[start:stop], k), kernel)
         part = vjp(cotangent[start:stop])[0]
         total = part if total is None else total + part
