@@ -48,7 +48,8 @@ def test_a_task_imports_tensorflow_only_on_its_own_backend(tmp_path):
 
 @pytest.mark.skipif(BACKEND == "tensorflow", reason="jax and torch keep TensorFlow unloaded")
 def test_keras_is_told_tensorflow_is_absent_until_it_is_imported():
-    """The flag is set only while TensorFlow is unloaded; once loaded it is left alone."""
+    """On jax or torch Keras is told TensorFlow is absent and it stays unloaded;
+    asked for the tensorflow backend, the same call imports it."""
     code = """
 import sys
 from runtime.quiet import import_tensorflow_for_backend
