@@ -12,6 +12,7 @@ from __future__ import annotations
 import keras
 
 from configs.cae import IMAGE_SHAPE, CAEConfig  # noqa: F401 (re-exported)
+from models.direct_calls import direct_calls  # torch: layers called directly
 from models.layers import conv2d, conv2d_transpose  # fast kernel gradients on jax
 
 
@@ -37,7 +38,7 @@ def build_encoder(config: CAEConfig) -> keras.Model:
     if config.dropout > 0:
         x = keras.layers.Dropout(config.dropout, name="dropout")(x)
     code = keras.layers.Dense(config.latent_dim, kernel_regularizer=reg, name="code")(x)
-    return keras.Model(inputs, code, name="encoder")
+    return direct_calls(keras.Model(inputs, code, name="encoder"))
 
 
 def build_decoder(config: CAEConfig) -> keras.Model:
@@ -59,7 +60,7 @@ def build_decoder(config: CAEConfig) -> keras.Model:
                          kernel_regularizer=reg, name="deconv2")(x)  # 14x14
     image = conv2d_transpose(1, k, strides=2, padding="same", activation="sigmoid",
                              kernel_regularizer=reg, name="deconv3")(x)  # 28x28
-    return keras.Model(inputs, image, name="decoder")
+    return direct_calls(keras.Model(inputs, image, name="decoder"))
 
 
 def build_cae(config: CAEConfig | None = None) -> keras.Model:
@@ -69,7 +70,7 @@ def build_cae(config: CAEConfig | None = None) -> keras.Model:
     encoder, decoder = build_encoder(config), build_decoder(config)
     inputs = keras.Input(IMAGE_SHAPE, name="image")
     outputs = decoder(encoder(inputs))
-    return keras.Model(inputs, outputs, name="cae")
+    return direct_calls(keras.Model(inputs, outputs, name="cae"))
 
 
 def split_cae(model: keras.Model) -> tuple:

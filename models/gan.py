@@ -20,6 +20,7 @@ from keras import ops
 from configs.gan import GANConfig, GANTraining
 from models import train_steps
 from models.batch_norm import fused_batch_norm  # one fused kernel on torch
+from models.direct_calls import direct_calls  # torch: layers called directly
 from models.layers import conv2d, conv2d_transpose  # fast kernel gradients on jax
 from models.phased import PhasedModel
 
@@ -54,7 +55,7 @@ def build_generator(latent_dim: int = _DEFAULT.latent_dim,
         x = keras.layers.ReLU(name=f"relu{i}")(x)
     image = conv2d_transpose(1, 4, strides=2, padding="same", activation="tanh",
                              kernel_initializer=_init(), name="image")(x)  # 32
-    return keras.Model(inputs, image, name="generator")
+    return direct_calls(keras.Model(inputs, image, name="generator"))
 
 
 def build_discriminator(width: int = _DEFAULT.width,
@@ -80,7 +81,7 @@ def build_discriminator(width: int = _DEFAULT.width,
         x = keras.layers.LeakyReLU(0.2, name=f"lrelu{i}")(x)
     x = keras.layers.Flatten(name="flatten")(x)
     logit = sn(keras.layers.Dense(1, kernel_initializer=_init(), name="logit"))(x)
-    return keras.Model(inputs, logit, name="discriminator")
+    return direct_calls(keras.Model(inputs, logit, name="discriminator"))
 
 
 def discriminator_loss(real_logits, fake_logits):

@@ -26,7 +26,7 @@ The layers' weights, config and outputs are exactly Keras's ``Conv2D`` and
 only; TensorFlow and PyTorch use Keras's own code path.
 
 What is saved stays Keras's own: the models hold plain Keras layers, and
-:func:`fast_gradient` only replaces a method of such a layer object (on JAX, in
+:func:`fast_conv` only replaces a method of such a layer object (on JAX, in
 this process), never its class or config. A ``.keras`` file therefore loads with
 ``keras.saving.load_model`` without this toolkit, and :func:`speed_up` gives a
 loaded model the fast gradient again.
@@ -130,7 +130,8 @@ def _jax_conv_transpose(inputs, kernel, strides, padding):
 
 
 def _has_fast_path(layer) -> bool:
-    return (keras.backend.backend() == "jax" and layer.data_format == "channels_last"
+    return (keras.backend.backend() in ("jax", "torch")
+            and layer.data_format == "channels_last"
             and tuple(layer.dilation_rate) == (1, 1)
             and getattr(layer, "output_padding", None) is None
             and getattr(layer, "groups", 1) == 1)
@@ -151,43 +152,54 @@ def _fast_convolution_op(layer, inputs, kernel):
     return _jax_conv(inputs, kernel, list(layer.strides), layer.padding)
 
 
-def fast_gradient(layer):
-    """``layer``, a ``keras.layers.Conv2D`` or ``Conv2DTranspose``, computing its
-    kernel gradient the fast way on JAX; any other layer, or another backend:
-    ``layer`` unchanged.
+def fast_conv(layer):
+    """``layer``, a ``keras.layers.Conv2D`` or ``Conv2DTranspose``, on its fast
+    path: on JAX its kernel gradient computed the fast way, on torch its call
+    without layout copies (:mod:`models.torch_conv`); any other layer, or
+    tensorflow: ``layer`` unchanged.
 
-    Only this object's ``call`` (``Conv2DTranspose``) or ``convolution_op``
-    (``Conv2D``) changes: its class and config, hence what ``model.save``
-    writes, stay Keras's own.
+    Only this object's ``call`` (``Conv2DTranspose``, and ``Conv2D`` on torch)
+    or ``convolution_op`` (``Conv2D`` on JAX) changes: its class and config,
+    hence what ``model.save`` writes, stay Keras's own.
     """
-    if isinstance(layer, keras.layers.Conv2DTranspose) and _has_fast_path(layer):
+    if not (isinstance(layer, keras.layers.Conv2D | keras.layers.Conv2DTranspose)
+            and _has_fast_path(layer)) or {"call", "convolution_op"} & set(vars(layer)):
+        return layer
+    transpose = isinstance(layer, keras.layers.Conv2DTranspose)
+    if keras.backend.backend() == "torch":
+        from models import torch_conv
+
+        call = torch_conv.conv2d_transpose if transpose else torch_conv.conv2d
+        layer.call = functools.partial(call, layer, layer.call)
+    elif transpose:
         layer.call = functools.partial(_fast_call, layer)
-    elif isinstance(layer, keras.layers.Conv2D) and _has_fast_path(layer):
+    else:
         layer.convolution_op = functools.partial(_fast_convolution_op, layer)
     return layer
 
 
 def conv2d(*args, **kwargs):
-    """``keras.layers.Conv2D(*args, **kwargs)`` with :func:`fast_gradient`."""
-    return fast_gradient(keras.layers.Conv2D(*args, **kwargs))
+    """``keras.layers.Conv2D(*args, **kwargs)`` with :func:`fast_conv`."""
+    return fast_conv(keras.layers.Conv2D(*args, **kwargs))
 
 
 def conv2d_transpose(*args, **kwargs):
-    """``keras.layers.Conv2DTranspose(*args, **kwargs)`` with :func:`fast_gradient`."""
-    return fast_gradient(keras.layers.Conv2DTranspose(*args, **kwargs))
+    """``keras.layers.Conv2DTranspose(*args, **kwargs)`` with :func:`fast_conv`."""
+    return fast_conv(keras.layers.Conv2DTranspose(*args, **kwargs))
 
 
 def speed_up(model):
-    """Applies :func:`fast_gradient` and :func:`models.batch_norm.fused_batch_norm`
-    to every layer of ``model``, nested models included (for a model loaded
-    from a file); returns ``model``."""
+    """Applies :func:`fast_conv` and :func:`models.batch_norm.fused_batch_norm`
+    to every layer of ``model``, and :func:`models.direct_calls.direct_calls` to
+    it and every nested model (for a model loaded from a file); returns ``model``."""
     from models.batch_norm import fused_batch_norm
+    from models.direct_calls import direct_calls
 
     for layer in model.layers:
         if isinstance(layer, keras.Model):
             speed_up(layer)
-        fused_batch_norm(fast_gradient(layer))
-    return model
+        fused_batch_norm(fast_conv(layer))
+    return direct_calls(model)
 
 
 @keras.saving.register_keras_serializable(package="unsupervised28")
@@ -195,14 +207,17 @@ class Conv2DTranspose(keras.layers.Conv2DTranspose):
     """The layer that ``.keras`` files written before issue 16 name
     (``unsupervised28>Conv2DTranspose``): registered so those files still load
     inside the toolkit. Loading one gives Keras's own layer (with
-    :func:`fast_gradient`), so a model re-saved from it is plain Keras again.
+    :func:`fast_conv`), so a model re-saved from it is plain Keras again.
     New models use :func:`conv2d_transpose`."""
 
     def call(self, inputs):
         if not _has_fast_path(self):
             return super().call(inputs)
+        if keras.backend.backend() == "torch":
+            from models.torch_conv import conv2d_transpose
+            return conv2d_transpose(self, super().call, inputs)
         return _fast_call(self, inputs)
 
     @classmethod
     def from_config(cls, config):
-        return fast_gradient(keras.layers.Conv2DTranspose.from_config(config))
+        return fast_conv(keras.layers.Conv2DTranspose.from_config(config))

@@ -16,6 +16,7 @@ from keras import ops
 
 from configs.vae import VAEConfig
 from models import train_steps
+from models.direct_calls import direct_calls  # torch: layers called directly
 from models.layers import conv2d, conv2d_transpose  # fast kernel gradients on jax
 from models.phased import PhasedModel
 
@@ -35,7 +36,7 @@ def build_vae_encoder(latent_dim: int = _DEFAULT.latent_dim,
     x = keras.layers.Dense(16 * max(1, width // 16), activation="relu", name="dense")(x)
     z_mean = keras.layers.Dense(latent_dim, name="z_mean")(x)
     z_log_var = keras.layers.Dense(latent_dim, name="z_log_var")(x)
-    return keras.Model(inputs, [z_mean, z_log_var], name="vae_encoder")
+    return direct_calls(keras.Model(inputs, [z_mean, z_log_var], name="vae_encoder"))
 
 
 def build_vae_decoder(latent_dim: int = _DEFAULT.latent_dim,
@@ -49,7 +50,7 @@ def build_vae_decoder(latent_dim: int = _DEFAULT.latent_dim,
     x = conv2d_transpose(width, 3, strides=2, padding="same",
                          activation="relu", name="deconv2")(x)  # 28x28
     image = conv2d(1, 3, padding="same", activation="sigmoid", name="image")(x)
-    return keras.Model(inputs, image, name="vae_decoder")
+    return direct_calls(keras.Model(inputs, image, name="vae_decoder"))
 
 
 def vae_losses(images, reconstruction, z_mean, z_log_var):

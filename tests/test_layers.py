@@ -1,5 +1,6 @@
-"""The fast-gradient convolutions (models/layers.py) are Keras's own layers with
-Keras's outputs and gradients, and their batch chunks sum to the whole batch."""
+"""The fast convolutions (models/layers.py, models/torch_conv.py) are Keras's own
+layers with Keras's outputs and gradients, and their batch chunks sum to the
+whole batch; the fused batch norm (models/batch_norm.py) is Keras's too."""
 
 import numpy as np
 import pytest
@@ -9,6 +10,8 @@ import models.layers as fast_layers
 from models.layers import Conv2DTranspose, conv2d, conv2d_transpose
 
 ON_JAX = keras.backend.backend() == "jax"
+ON_TORCH = keras.backend.backend() == "torch"
+FAST = ON_JAX or ON_TORCH  # the backends with a fast path
 
 
 def _layer_pair(make, stock_class, x, args, kwargs):
@@ -40,36 +43,84 @@ def _outputs_and_grads(layer, x):
     return [y, *jax.tree.leaves(g)]
 
 
+def _torch_outputs_and_grads(layer, x):
+    """Outputs, then the gradients of sum(sin(y)) for the weights and the input."""
+    import torch
+
+    inputs = torch.tensor(x, requires_grad=True)
+    y = layer(inputs)
+    torch.sin(y).sum().backward()
+    grads = [v.value.grad for v in layer.trainable_variables]
+    for v in layer.trainable_variables:
+        v.value.grad = None
+    return [y.detach(), *grads, inputs.grad]
+
+
 def _assert_same_as_keras(fast, stock, x):
-    if not ON_JAX:
-        np.testing.assert_allclose(keras.ops.convert_to_numpy(fast(x)),
-                                   keras.ops.convert_to_numpy(stock(x)), atol=1e-5)
-        return
-    for got, want in zip(_outputs_and_grads(fast, x), _outputs_and_grads(stock, x)):
-        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-4, atol=1e-4)
+    """Same outputs; on JAX and torch (the fast paths) the same gradients."""
+    if ON_JAX:
+        pairs = zip(_outputs_and_grads(fast, x), _outputs_and_grads(stock, x))
+    elif ON_TORCH:
+        pairs = zip(_torch_outputs_and_grads(fast, x), _torch_outputs_and_grads(stock, x))
+    else:
+        pairs = [(fast(x), stock(x))]
+    for got, want in pairs:
+        assert got.shape == want.shape
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(got),
+                                   keras.ops.convert_to_numpy(want), rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("kernel_size,padding,size", [(3, "valid", 3), (4, "same", 7)])
-def test_fast_conv_transpose_matches_keras(kernel_size, padding, size):
-    """Same outputs everywhere; on JAX (the custom gradient) the same gradients."""
+# Transposed: torch's padding + output_padding ("valid", stride 2; "same", kernel
+# 4), a slice ("same", kernel 3, odd and even sizes), stride 1 and 3.
+@pytest.mark.parametrize("kernel_size,strides,padding,size", [
+    (3, 2, "valid", 3), (4, 2, "same", 7), (3, 2, "same", 7), (3, 2, "same", 6),
+    (3, 1, "same", 5), (2, 3, "same", 4), (5, 3, "valid", 4)])
+def test_fast_conv_transpose_matches_keras(kernel_size, strides, padding, size):
     x = np.random.default_rng(1).random((2, size, size, 6)).astype("float32")
     fast, stock = _layer_pair(conv2d_transpose, keras.layers.Conv2DTranspose, x,
-                              (4, kernel_size), dict(strides=2, padding=padding,
+                              (4, kernel_size), dict(strides=strides, padding=padding,
                                                      activation="relu"))
-    if ON_JAX:
-        assert "call" in vars(fast) and "call" not in vars(stock)  # the fast gradient is on
+    assert ("call" in vars(fast)) == FAST and "call" not in vars(stock)
     _assert_same_as_keras(fast, stock, x)
 
 
-@pytest.mark.parametrize("kernel_size,strides,padding", [(3, 2, "same"), (3, 1, "same"),
-                                                         (4, 2, "valid")])
-def test_fast_conv_matches_keras(kernel_size, strides, padding):
-    x = np.random.default_rng(2).random((3, 9, 9, 5)).astype("float32")
+# Symmetric "same" padding (stride 1), asymmetric (stride 2, kernels 3 and 4 on
+# odd and even sizes), "valid".
+@pytest.mark.parametrize("kernel_size,strides,padding,size", [
+    (3, 2, "same", 9), (3, 2, "same", 8), (4, 2, "same", 8), (3, 1, "same", 9),
+    (4, 2, "valid", 9), (5, 3, "same", 9)])
+def test_fast_conv_matches_keras(kernel_size, strides, padding, size):
+    x = np.random.default_rng(2).random((3, size, size, 5)).astype("float32")
     fast, stock = _layer_pair(conv2d, keras.layers.Conv2D, x, (4, kernel_size),
                               dict(strides=strides, padding=padding, activation="sigmoid"))
-    if ON_JAX:
-        assert "convolution_op" in vars(fast) and "convolution_op" not in vars(stock)
+    method = "convolution_op" if ON_JAX else "call"
+    assert (method in vars(fast)) == FAST and method not in vars(stock)
     _assert_same_as_keras(fast, stock, x)
+
+
+@pytest.mark.skipif(not ON_TORCH, reason="the torch path's")
+def test_torch_conv_pads_through_keras_and_backpropagates_in_float16():
+    """A transposed output larger than the full one (kernel 2, stride 3,
+    "same": Keras pads it) runs the Keras ``call`` it was given; a float16
+    call backpropagates (on a CPU without oneDNN float16 Keras's own does not)."""
+    import torch
+    from models import torch_conv
+
+    calls = []
+    def keras_call(inputs):
+        calls.append(tuple(inputs.shape))
+        return inputs
+    padded = keras.layers.Conv2DTranspose(2, 2, strides=3, padding="same")
+    padded.build((None, 4, 4, 1))
+    torch_conv.conv2d_transpose(padded, keras_call, torch.zeros(1, 4, 4, 1))
+    assert calls == [(1, 4, 4, 1)]
+    for make in (conv2d, conv2d_transpose):
+        layer = make(2, 3, strides=2, padding="same", dtype="mixed_float16")
+        x = torch.rand(2, 6, 6, 3, requires_grad=True)
+        y = layer(x)
+        assert y.dtype == torch.float16 and calls == [(1, 4, 4, 1)]
+        y.float().sum().backward()
+        assert layer.kernel.value.grad is not None and x.grad is not None
 
 
 @pytest.mark.skipif(not ON_JAX, reason="batch chunks are the JAX path's")
@@ -117,7 +168,7 @@ def test_fast_conv_transpose_serialises_as_keras_own_layer():
     assert restored.get_config() == layer.get_config()
 
 
-def test_builders_and_loader_give_keras_layers_with_the_fast_gradient_on_jax(tmp_path):
+def test_builders_and_loader_give_keras_layers_the_fast_path_on_jax_and_torch(tmp_path):
     from models.cae import CAEConfig, build_cae
     from models.gan import build_discriminator, build_generator
     from models.saving import load_keras_model, save_model
@@ -136,7 +187,8 @@ def test_builders_and_loader_give_keras_layers_with_the_fast_gradient_on_jax(tmp
         convolutions = [layer for layer in model.layers if type(layer) is kind]
         assert convolutions, model.name
         for layer in convolutions:
-            assert (method in vars(layer)) == ON_JAX, (model.name, layer.name)
+            replaced = "call" if ON_TORCH else method
+            assert (replaced in vars(layer)) == FAST, (model.name, layer.name)
 
 
 def test_old_fast_conv_transpose_config_loads_as_keras_own_layer():
