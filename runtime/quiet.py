@@ -13,9 +13,12 @@ saves are TensorFlow types: 4-5 s of every process's start-up on a 2-core
 CPU, for nothing a jax or torch run computes. :func:`import_tensorflow_for_backend`
 tells Keras so; the few places that do use TensorFlow there (TensorBoard
 HParams, SavedModel export, tensorflow-datasets) call
-:func:`import_tensorflow_quietly` first.
+:func:`import_tensorflow_quietly` first. Keras's imports of other optional
+packages it would only use for features this toolkit does not use are skipped
+the same way (:data:`KERAS_OPTIONAL_IMPORTS`).
 """
 
+import contextlib
 import os
 import sys
 
@@ -44,6 +47,32 @@ def import_tensorflow_quietly() -> None:
         os.close(null)
 
 
+# Packages Keras imports at its own import only to offer features this toolkit
+# does not use, by backend: scikit-learn (its ``keras.wrappers``), matplotlib
+# (``keras.visualization``), IPython (notebook display of ``KerasFileEditor``)
+# and, on torch, jax (a patch for the Orbax checkpoint callback). Each import is
+# in a ``try``: hidden, Keras only goes without those features. 2.0 s of a
+# 4.9 s Keras import on torch (2 CPU cores); the toolkit's own later imports of
+# scikit-learn or matplotlib load them as usual.
+KERAS_OPTIONAL_IMPORTS = {"torch": ("jax", "sklearn", "matplotlib", "IPython"),
+                          "jax": ("sklearn", "matplotlib", "IPython")}
+
+
+@contextlib.contextmanager
+def _hidden(packages):
+    """While inside, importing any of ``packages`` not yet loaded raises
+    ImportError (a ``None`` in ``sys.modules``); afterwards they import normally."""
+    hidden = [name for name in packages if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None
+    try:
+        yield
+    finally:
+        for name in hidden:
+            if name in sys.modules and sys.modules[name] is None:
+                del sys.modules[name]
+
+
 def import_tensorflow_for_backend(backend: str) -> None:
     """Imports TensorFlow now, quietly, on the tensorflow backend; on jax and
     torch, keeps Keras from importing it until a task uses it.
@@ -52,12 +81,14 @@ def import_tensorflow_for_backend(backend: str) -> None:
     import, before seeding or saving; answering "no" while TensorFlow is not
     loaded is true for everything a jax or torch model holds (no TensorFlow
     tensors, shapes or dtypes). Where that private attribute is missing (another
-    Keras version), TensorFlow is imported as before.
+    Keras version), TensorFlow is imported as before. Keras itself is imported
+    here, without the optional packages of :data:`KERAS_OPTIONAL_IMPORTS`.
     """
     if backend == "tensorflow" or "tensorflow" in sys.modules:
         return import_tensorflow_quietly()
     try:
-        from keras.src.utils import module_utils
+        with _hidden(KERAS_OPTIONAL_IMPORTS.get(backend, ())):
+            from keras.src.utils import module_utils
         lazy = module_utils.tensorflow
     except (ImportError, AttributeError):
         return import_tensorflow_quietly()

@@ -66,3 +66,27 @@ print(module_utils.tensorflow._available, "tensorflow" in sys.modules)
         lines.append(result.stdout.split())
     assert lines[0] == ["False", "False"]  # jax or torch: not imported, Keras told
     assert lines[1][1] == "True"  # asked for tensorflow: imported
+
+
+@pytest.mark.skipif(BACKEND == "tensorflow", reason="the tensorflow backend imports all")
+def test_keras_starts_without_its_optional_packages_which_still_import_later():
+    """Keras's import skips scikit-learn, matplotlib, IPython (and jax on torch);
+    once Keras is loaded, the toolkit imports and uses them as usual."""
+    code = """
+import json, sys
+from runtime.quiet import KERAS_OPTIONAL_IMPORTS, import_tensorflow_for_backend
+import_tensorflow_for_backend({backend!r})
+hidden = KERAS_OPTIONAL_IMPORTS[{backend!r}]
+loaded = [name for name in hidden if name in sys.modules]
+import keras, matplotlib.pyplot, sklearn.datasets
+import numpy as np
+assert "keras" in sys.modules and len(sklearn.datasets.load_digits().images) == 1797
+matplotlib.pyplot.figure()
+print(json.dumps({{"hidden": hidden, "loaded": loaded}}))
+"""
+    env = dict(os.environ, KERAS_BACKEND=BACKEND)
+    result = subprocess.run([sys.executable, "-c", code.format(backend=BACKEND)],
+                            capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert "sklearn" in seen["hidden"] and seen["loaded"] == []
