@@ -1,4 +1,5 @@
-"""Convolutions with a fast kernel gradient on the JAX backend's CPU.
+"""Convolutions with fast gradients on the JAX backend's CPU (and, through
+:mod:`models.torch_conv`, without layout copies on torch).
 
 Why: XLA-CPU computes the kernel gradient of a convolution as another
 convolution that contracts over the batch, and it is slow at two of them.
@@ -17,13 +18,16 @@ convolution that contracts over the batch, and it is slow at two of them.
    measured for the VAE's layers at batch 128, ``deconv2`` 35 -> 10-13 ms, the
    one-filter ``image`` convolution 15 -> 6 ms, ``deconv1`` 8.3 -> 5.4 ms (wall
    time per gradient; ``benchmarks/results/whole_process.md`` has the
-   whole-step figures). Chunks are for the CPU only: on an accelerator, or
-   with a batch sharded over devices by ``keras.distribution``, the whole
-   batch is one chunk.
+   whole-step figures). The forward pass and the input gradient of such a
+   layer run over the same chunks, concatenated (XLA-CPU runs each large
+   convolution on one thread, and the chunks fit the caches): the VAE's step
+   went from 72-76 to 61-63 ms. Chunks are for the CPU only: on an
+   accelerator, or with a batch sharded over devices by
+   ``keras.distribution``, the whole batch is one chunk.
 
 The layers' weights, config and outputs are exactly Keras's ``Conv2D`` and
-``Conv2DTranspose``: only the kernel gradient is computed another way, on JAX
-only; TensorFlow and PyTorch use Keras's own code path.
+``Conv2DTranspose``: on JAX only the way they are computed differs;
+TensorFlow uses Keras's own code path.
 
 What is saved stays Keras's own: the models hold plain Keras layers, and
 :func:`fast_conv` only replaces a method of such a layer object (on JAX, in
@@ -40,19 +44,22 @@ import math
 import keras
 from keras import ops
 
-# Batch chunks for a kernel gradient on CPU: only when the whole batch's
-# input and cotangent exceed CHUNK_FROM_BYTES, and then about CHUNK_BYTES of
-# them per chunk, at most MAX_CHUNKS chunks. Measured steps at batch 128 (images/s,
+# Batch chunks on CPU: only when the whole batch's input and output (or
+# cotangent) exceed CHUNK_FROM_BYTES, and then about CHUNK_BYTES of them per
+# chunk, at most MAX_CHUNKS chunks. Kernel gradients alone in chunks: Measured steps at batch 128 (images/s,
 # threshold 6 / 4 / 2 MB): CAE 4 700 / 5 100 / 4 730, VAE 1 560 / 1 670 / 1 690,
 # GAN 2 400 / 2 420 / 2 290; chunking every layer into 8 images slowed the
-# CAE and the GAN by 5-10%.
+# CAE and the GAN by 5-10%. Forward passes and input gradients in chunks too
+# (ms a step): VAE 72-76 -> 61-63 at 1 MB (66 at 0.5 and 2 MB, 74 at 4 MB);
+# CAE and GAN unchanged.
 CHUNK_FROM_BYTES = 4 * 2**20
 CHUNK_BYTES = 2**20
 MAX_CHUNKS = 16  # bounds the unrolled program (compile time) for large batches
 
 
 def _batch_chunks(batch: int, bytes_per_image: int) -> list:
-    """``(start, stop)`` of the batch chunks a kernel gradient is summed over."""
+    """``(start, stop)`` of the batch chunks a large layer's forward pass and
+    gradients are computed over."""
     import jax
 
     if (not isinstance(batch, int)  # symbolic (jax.export, SavedModel): whole batch
@@ -63,14 +70,25 @@ def _batch_chunks(batch: int, bytes_per_image: int) -> list:
     return [(start, min(start + size, batch)) for start in range(0, batch, size)]
 
 
+def _image_bytes(*arrays) -> int:
+    return sum(math.prod(a.shape[1:]) * a.dtype.itemsize for a in arrays)
+
+
+def _per_chunk(fn, chunks, *arrays):
+    """``fn(*arrays)`` for a per-image ``fn``, computed chunk by chunk and
+    concatenated along the batch."""
+    if len(chunks) == 1:
+        return fn(*arrays)
+    return ops.concatenate([fn(*(a[start:stop] for a in arrays)) for start, stop in chunks],
+                           axis=0)
+
+
 def _kernel_gradient(conv, kernel, inputs, cotangent):
     """The gradient with respect to ``kernel`` of ``<cotangent, conv(inputs, kernel)>``,
     summed over batch chunks (``conv`` is linear in ``kernel``)."""
     import jax
 
-    per_image = (math.prod(inputs.shape[1:]) * inputs.dtype.itemsize
-                 + math.prod(cotangent.shape[1:]) * cotangent.dtype.itemsize)
-    chunks = _batch_chunks(inputs.shape[0], per_image)
+    chunks = _batch_chunks(inputs.shape[0], _image_bytes(inputs, cotangent))
     if len(chunks) == 1:  # no slicing: the batch may be symbolic
         return jax.vjp(lambda k: conv(inputs, k), kernel)[1](cotangent)[0]
     total = None
@@ -83,7 +101,9 @@ def _kernel_gradient(conv, kernel, inputs, cotangent):
 
 def _with_kernel_gradient(op, kernel_gradient, inputs, kernel):
     """``op(inputs, kernel)`` with a custom VJP: the input gradient is ``op``'s
-    own, the kernel gradient ``kernel_gradient(inputs, kernel, cotangent)``."""
+    own, the kernel gradient ``kernel_gradient(inputs, kernel, cotangent)``.
+    When differentiated, the forward pass and the input gradient run over
+    batch chunks (:func:`_batch_chunks`)."""
     import jax
 
     @jax.custom_vjp
@@ -91,12 +111,15 @@ def _with_kernel_gradient(op, kernel_gradient, inputs, kernel):
         return op(x, k)
 
     def fwd(x, k):
-        return op(x, k), (x, k)
+        out = jax.eval_shape(op, x, k)
+        chunks = _batch_chunks(x.shape[0], _image_bytes(x, out))
+        return _per_chunk(lambda x_: op(x_, k), chunks, x), (x, k)
 
     def bwd(residuals, g):
         x, k = residuals
-        _, vjp_x = jax.vjp(lambda x_: op(x_, k), x)
-        return vjp_x(g)[0], kernel_gradient(x, k, g)
+        chunks = _batch_chunks(x.shape[0], _image_bytes(x, g))
+        dx = _per_chunk(lambda x_, g_: jax.vjp(lambda y: op(y, k), x_)[1](g_)[0], chunks, x, g)
+        return dx, kernel_gradient(x, k, g)
 
     fast_op.defvjp(fwd, bwd)
     return fast_op(ops.convert_to_tensor(inputs), ops.convert_to_tensor(kernel))

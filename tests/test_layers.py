@@ -129,7 +129,8 @@ def test_torch_conv_pads_through_keras_and_backpropagates_in_float16():
 def test_kernel_gradient_in_batch_chunks_sums_to_the_whole_batch(monkeypatch, make,
                                                                   stock_class):
     """Every layer chunked (threshold 0) into chunks of 2 images, the last one
-    short: the gradients are still Keras's over the whole batch of 5."""
+    short: the outputs and the kernel and input gradients are still Keras's
+    over the whole batch of 5."""
     x = np.random.default_rng(3).random((5, 8, 8, 3)).astype("float32")
     monkeypatch.setattr(fast_layers, "CHUNK_FROM_BYTES", 0)
     # Input and cotangent of one image: 8x8x3 + 4x4x4 or 4x4x3 floats, 1 KB or
