@@ -30,10 +30,10 @@ The layers' weights, config and outputs are exactly Keras's ``Conv2D`` and
 TensorFlow uses Keras's own code path.
 
 What is saved stays Keras's own: the models hold plain Keras layers, and
-:func:`fast_conv` only replaces a method of such a layer object (on JAX, in
-this process), never its class or config. A ``.keras`` file therefore loads with
-``keras.saving.load_model`` without this toolkit, and :func:`speed_up` gives a
-loaded model the fast gradient again.
+:func:`fast_conv` only replaces a method of such a layer object (on JAX or
+torch, in this process), never its class or config. A ``.keras`` file therefore
+loads with ``keras.saving.load_model`` without this toolkit, and
+:func:`speed_up` gives a loaded model the fast paths again.
 """
 
 from __future__ import annotations
@@ -46,10 +46,10 @@ from keras import ops
 
 # Batch chunks on CPU: only when the whole batch's input and output (or
 # cotangent) exceed CHUNK_FROM_BYTES, and then about CHUNK_BYTES of them per
-# chunk, at most MAX_CHUNKS chunks. Kernel gradients alone in chunks: Measured steps at batch 128 (images/s,
-# threshold 6 / 4 / 2 MB): CAE 4 700 / 5 100 / 4 730, VAE 1 560 / 1 670 / 1 690,
-# GAN 2 400 / 2 420 / 2 290; chunking every layer into 8 images slowed the
-# CAE and the GAN by 5-10%. Forward passes and input gradients in chunks too
+# chunk, at most MAX_CHUNKS chunks. Kernel gradients alone in chunks, steps
+# at batch 128 (images/s, threshold 6 / 4 / 2 MB): CAE 4 700 / 5 100 / 4 730,
+# VAE 1 560 / 1 670 / 1 690, GAN 2 400 / 2 420 / 2 290; chunking every layer
+# into 8 images slowed the CAE and the GAN by 5-10%. Forward passes and input gradients in chunks too
 # (ms a step): VAE 72-76 -> 61-63 at 1 MB (66 at 0.5 and 2 MB, 74 at 4 MB);
 # CAE and GAN unchanged.
 CHUNK_FROM_BYTES = 4 * 2**20

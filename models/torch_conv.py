@@ -40,7 +40,9 @@ def _torch_kernel(kernel):
 
 
 def conv2d(layer, keras_call, inputs):
-    """``keras.layers.Conv2D.call(inputs)`` through PyTorch on a channels-last view."""
+    """``keras.layers.Conv2D.call(inputs)`` through PyTorch on a channels-last view
+    (every case is expressible: ``keras_call``, taken for symmetry with
+    :func:`conv2d_transpose`, is not needed)."""
     import torch.nn.functional as F
 
     kernel = layer.kernel.value  # (h, w, in, out)
