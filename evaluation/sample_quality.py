@@ -168,9 +168,11 @@ def train_classifier(data, epochs: int, seed: int, verbose: int = 0, images=None
     returns (model, test accuracy)."""
     import keras
 
+    from models.optimizers import adam
+
     keras.utils.set_random_seed(seed)
     model = build_domain_classifier(len(data.class_names))
-    model.compile(optimizer=keras.optimizers.Adam(1e-3),
+    model.compile(optimizer=adam(1e-3),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     images = data.x_train if images is None else images
     labels = data.y_train if labels is None else labels

@@ -22,6 +22,7 @@ from models import train_steps
 from models.batch_norm import fused_batch_norm  # one fused kernel on torch
 from models.direct_calls import direct_calls  # torch: layers called directly
 from models.layers import conv2d, conv2d_transpose  # fast kernel gradients on jax
+from models.optimizers import adam  # torch: fused Adam kernel
 from models.phased import PhasedModel
 
 GAN_IMAGE_SHAPE = (32, 32, 1)
@@ -213,8 +214,8 @@ def default_optimizers(lr: float = _TRAINING.lr, beta_1: float = _TRAINING.beta1
     generator's weights in its optimizer (``use_ema``): :func:`use_generator_ema`
     copies it into the generator after training."""
     g_kwargs = {"use_ema": True, "ema_momentum": ema} if ema else {}
-    return (keras.optimizers.Adam(d_lr or lr, beta_1=beta_1, name="d_adam"),
-            keras.optimizers.Adam(lr, beta_1=beta_1, name="g_adam", **g_kwargs))
+    return (adam(d_lr or lr, beta_1=beta_1, name="d_adam"),
+            adam(lr, beta_1=beta_1, name="g_adam", **g_kwargs))
 
 
 def use_generator_ema(gan) -> bool:

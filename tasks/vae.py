@@ -94,6 +94,8 @@ def train_vae(data, out: str, config: VaeTaskConfig | None = None) -> dict:
     metrics and figures into ``out``; returns the metrics and the ``model``."""
     import keras
 
+    from models.optimizers import adam
+
     from models.vae import build_vae
     from runtime.backend import layer_seed
     from runtime.errors import check_losses_finite
@@ -102,7 +104,7 @@ def train_vae(data, out: str, config: VaeTaskConfig | None = None) -> dict:
     model, training = config.vae, config.training
     vae = build_vae(latent_dim=model.latent_dim, width=model.width, beta=model.beta,
                     seed=layer_seed(config.data.seed))
-    vae.compile(optimizer=keras.optimizers.Adam(training.lr))
+    vae.compile(optimizer=adam(training.lr))
     start = time.perf_counter()
     history = vae.fit(data.x_train, validation_data=(data.x_val,), epochs=training.epochs,
                       batch_size=training.batch_size, verbose=config.verbose,

@@ -50,6 +50,8 @@ def train_cae(data, config, out: str, training: CAETraining | None = None,
         ``out/metrics.json``.
     """
     import keras
+
+    from models.optimizers import adam
     import numpy as np
 
     from evaluation.metrics import mse, psnr
@@ -70,7 +72,7 @@ def train_cae(data, config, out: str, training: CAETraining | None = None,
     if noise is not None:  # corrupt inputs in training only; saved CAE stays clean
         inputs = keras.Input(model.input_shape[1:])
         train_model = keras.Model(inputs, model(noise(inputs)), name="denoising_trainer")
-    train_model.compile(optimizer=keras.optimizers.Adam(lr), loss="mse")
+    train_model.compile(optimizer=adam(lr), loss="mse")
     write_text(os.path.join(out, "config.json"), config.to_json() + "\n")
 
     early_stopping = keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True,

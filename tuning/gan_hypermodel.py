@@ -68,6 +68,8 @@ class GANHyperModel(TrainableHyperModel):
     def build(self, hp):
         import keras
 
+        from models.optimizers import adam
+
         from models.gan import build_gan
 
         s = self.space
@@ -77,8 +79,8 @@ class GANHyperModel(TrainableHyperModel):
         g_lr = hp.Float("g_learning_rate", *s["learning_rate"], sampling="log")
         beta_1 = hp.Choice("beta_1", s["beta_1"])
         hp.Choice("batch_size", s["batch_size"])
-        gan.compile(keras.optimizers.Adam(d_lr, beta_1=beta_1, name="d_adam"),
-                    keras.optimizers.Adam(g_lr, beta_1=beta_1, name="g_adam"))
+        gan.compile(adam(d_lr, beta_1=beta_1, name="d_adam"),
+                    adam(g_lr, beta_1=beta_1, name="g_adam"))
         return gan
 
     def search_data(self, data) -> tuple:

@@ -36,10 +36,12 @@ def make_optimizer(hp: kt.HyperParameters):
     """The trial's Keras optimizer."""
     import keras
 
+    from models.optimizers import adam
+
     lr = hp.get("learning_rate")
     if hp.get("optimizer") == "sgd":
         return keras.optimizers.SGD(lr, momentum=SGD_MOMENTUM, nesterov=True)
-    return keras.optimizers.Adam(lr)
+    return adam(lr)
 
 
 class TrainableHyperModel(kt.HyperModel):

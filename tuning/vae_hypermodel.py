@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import keras
 
+from models.optimizers import adam
+
 from tuning.search_space import TrainableHyperModel
 
 SPACES = {
@@ -70,7 +72,7 @@ class VAEHyperModel(TrainableHyperModel):
                         beta=hp.Float("beta", *s["beta"], sampling="log"), seed=self.seed)
         lr = hp.Float("learning_rate", *s["learning_rate"], sampling="log")
         hp.Choice("batch_size", s["batch_size"])
-        vae.compile(optimizer=keras.optimizers.Adam(lr))
+        vae.compile(optimizer=adam(lr))
         return vae
 
     def search_data(self, data) -> tuple:
