@@ -57,6 +57,7 @@ def keras_speed(model_name: str, steps: int, warmup: int, batch: int, width: int
     import numpy as np
 
     from models.gan import build_gan, default_optimizers
+    from models.optimizers import adam
     from models.vae import build_vae
 
     keras.utils.set_random_seed(0)
@@ -65,7 +66,7 @@ def keras_speed(model_name: str, steps: int, warmup: int, batch: int, width: int
         model.compile(*default_optimizers())
     else:
         model = build_vae(latent_dim=2, width=width, seed=0)
-        model.compile(optimizer=keras.optimizers.Adam(1e-3))
+        model.compile(optimizer=adam(1e-3))
     x = real_images(model_name, batch * max(steps, warmup, 1))
     if warmup:
         model.fit(x, batch_size=batch, steps_per_epoch=warmup, epochs=1, verbose=0)

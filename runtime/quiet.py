@@ -15,12 +15,15 @@ tells Keras so; the few places that do use TensorFlow there (TensorBoard
 HParams, SavedModel export, tensorflow-datasets) call
 :func:`import_tensorflow_quietly` first. Keras's imports of other optional
 packages it would only use for features this toolkit does not use are skipped
-the same way (:data:`KERAS_OPTIONAL_IMPORTS`).
+the same way (:data:`KERAS_OPTIONAL_IMPORTS`), and on torch ``torch._dynamo``
+waits until something compiles (:func:`_lazy_torch_dynamo`).
 """
 
 import contextlib
+import functools
 import os
 import sys
+import types
 
 
 def import_tensorflow_quietly() -> None:
@@ -73,6 +76,51 @@ def _hidden(packages):
                 del sys.modules[name]
 
 
+@contextlib.contextmanager
+def _lazy_torch_dynamo(backend: str):
+    """On torch, lets Keras import without loading ``torch._dynamo``.
+
+    Keras's torch backend imports ``torch._dynamo`` only to mark two functions
+    (the seeded random draw and one image op) ``@dynamo.disable()``, which
+    matters only inside ``torch.compile`` (``jit_compile=True``), something
+    this toolkit never turns on for torch. Loading dynamo costs ~4 s of a
+    12 s Keras import on 2 slow CPU cores (sympy, torch.fx, inductor parts).
+    While inside, a stand-in module answers for it: its ``disable`` marks each
+    function and defers to the real ``torch._dynamo.disable`` once something
+    has loaded it (``torch.compile`` does).
+    """
+    if backend != "torch" or "torch._dynamo" in sys.modules:
+        yield
+        return
+    stand_in = types.ModuleType("torch._dynamo")
+    stand_in.disable = _deferred_disable
+    sys.modules["torch._dynamo"] = stand_in
+    try:
+        yield
+    finally:
+        if sys.modules.get("torch._dynamo") is stand_in:
+            del sys.modules["torch._dynamo"]
+
+
+def _deferred_disable(fn=None, recursive=True, **kwargs):
+    """``torch._dynamo.disable`` applied at call time: a direct call until the
+    real dynamo is loaded (``torch.compile`` loads it), then its disabled twin,
+    made at the first call after that and kept in ``call.twin``."""
+    if fn is None:
+        return lambda f: _deferred_disable(f, recursive, **kwargs)
+
+    @functools.wraps(fn)
+    def call(*args, **kw):
+        if call.twin is None:
+            dynamo = sys.modules.get("torch._dynamo")
+            if dynamo is not None and hasattr(dynamo, "OptimizedModule"):  # the real one
+                call.twin = dynamo.disable(fn, recursive, **kwargs)
+        return (call.twin or fn)(*args, **kw)
+
+    call.twin = None
+    return call
+
+
 def import_tensorflow_for_backend(backend: str) -> None:
     """Imports TensorFlow now, quietly, on the tensorflow backend; on jax and
     torch, keeps Keras from importing it until a task uses it.
@@ -87,7 +135,7 @@ def import_tensorflow_for_backend(backend: str) -> None:
     if backend == "tensorflow" or "tensorflow" in sys.modules:
         return import_tensorflow_quietly()
     try:
-        with _hidden(KERAS_OPTIONAL_IMPORTS.get(backend, ())):
+        with _hidden(KERAS_OPTIONAL_IMPORTS.get(backend, ())), _lazy_torch_dynamo(backend):
             from keras.src.utils import module_utils
         lazy = module_utils.tensorflow
     except (ImportError, AttributeError):

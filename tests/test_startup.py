@@ -2,6 +2,7 @@
 (runtime/quiet.py); on tensorflow it is imported at once, quietly."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -90,3 +91,35 @@ print(json.dumps({{"hidden": hidden, "loaded": loaded}}))
     assert result.returncode == 0, result.stderr[-2000:]
     seen = json.loads(result.stdout.strip().splitlines()[-1])
     assert "sklearn" in seen["hidden"] and seen["loaded"] == []
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="torch._dynamo is torch's")
+def test_keras_starts_on_torch_without_dynamo_and_torch_compile_still_works():
+    """Keras's two ``@dynamo.disable()`` marks do not load ``torch._dynamo`` at
+    import; a later ``jit_compile=True`` loads it and gets the real marks, and
+    seeded draws give the same numbers either way."""
+    code = """
+import json, sys
+from runtime.quiet import import_tensorflow_for_backend
+import_tensorflow_for_backend("torch")
+import keras, numpy as np
+at_import = "torch._dynamo" in sys.modules
+before = keras.random.normal((3,), seed=7).tolist()
+inputs = keras.Input((4,))
+hidden = keras.layers.Dropout(0.5, seed=1)(keras.layers.Dense(4)(inputs))
+model = keras.Model(inputs, keras.layers.Dense(1)(hidden))
+model.compile("adam", "mse", jit_compile=True)
+loss = model.fit(np.ones((32, 4)), np.ones((32, 1)), verbose=0).history["loss"][0]
+from keras.src.backend.torch import random
+after = keras.random.normal((3,), seed=7).tolist()
+marked = getattr(random.torch_seed_generator.twin, "_torchdynamo_disable", False)
+print(json.dumps({"at_import": at_import, "loss": loss, "same": before == after,
+                  "marked": marked}))
+"""
+    env = dict(os.environ, KERAS_BACKEND="torch")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=env, cwd=ROOT, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert seen["at_import"] is False
+    assert seen["same"] and math.isfinite(seen["loss"]) and seen["marked"]
