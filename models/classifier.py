@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import keras
 
-from models.optimizers import fused  # torch: fused Adam kernel
 from models.cae import IMAGE_SHAPE, CAEConfig, build_encoder, split_cae
+from models.optimizers import fused  # torch: fused Adam kernel
 
 # Where the head reads the encoder: the 10-d code, the 256-unit hidden dense
 # layer, the flattened 3x3x128 conv3 map, or the 7x7x64 conv2 map.
