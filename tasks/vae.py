@@ -95,7 +95,6 @@ def train_vae(data, out: str, config: VaeTaskConfig | None = None) -> dict:
     import keras
 
     from models.optimizers import adam
-
     from models.vae import build_vae
     from runtime.backend import layer_seed
     from runtime.errors import check_losses_finite

@@ -50,12 +50,11 @@ def train_cae(data, config, out: str, training: CAETraining | None = None,
         ``out/metrics.json``.
     """
     import keras
-
-    from models.optimizers import adam
     import numpy as np
 
     from evaluation.metrics import mse, psnr
     from models.cae import build_cae, split_cae
+    from models.optimizers import adam
     from models.saving import save_model
     from plots.figures import image_rows, loss_curves
     from runtime.backend import backend_name

@@ -68,9 +68,8 @@ class GANHyperModel(TrainableHyperModel):
     def build(self, hp):
         import keras
 
-        from models.optimizers import adam
-
         from models.gan import build_gan
+        from models.optimizers import adam
 
         s = self.space
         gan = build_gan(latent_dim=hp.Choice("latent_dim", s["latent_dim"]),

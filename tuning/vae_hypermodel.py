@@ -13,7 +13,6 @@ from __future__ import annotations
 import keras
 
 from models.optimizers import adam
-
 from tuning.search_space import TrainableHyperModel
 
 SPACES = {
