@@ -30,6 +30,7 @@ import os
 
 from runtime.args import positive_int
 from runtime.errors import UserError
+from runtime.heap import keep_freed_memory
 from runtime.options import option
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
@@ -66,6 +67,9 @@ def jax_cache_dir() -> str:
 def early_environment(argv: list) -> None:
     """Sets what must precede the backend's import: jax reads its compilation
     cache and its simulated CPU device count (XLA_FLAGS) once, when it loads."""
+    # Before any backend allocates: each training step then reuses the heap
+    # pages the step before it freed instead of faulting them in again.
+    keep_freed_memory()
     # jax's persistent compilation cache: a process reuses what an earlier one
     # compiled (the train step, the predict function) instead of compiling it
     # again, which cost the CAE task about 8 s of CPU per process on 2 cores.
