@@ -57,6 +57,9 @@ def main(argv=None) -> int:
     # (Unset, Keras's own default applies: import it, as for tensorflow.)
     from runtime.quiet import import_tensorflow_for_backend
     import_tensorflow_for_backend(backend or "tensorflow")
+    if (backend or "tensorflow") == "tensorflow":
+        from runtime.tf_data import without_autotune_stall
+        without_autotune_stall()  # each fit, evaluate, predict: no wait at its end
     from runtime.compute import ComputeConfig, configure, task_scope
     from runtime.options import from_args
     from storage import run_folder

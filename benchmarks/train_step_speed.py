@@ -53,6 +53,9 @@ def keras_speed(model_name: str, steps: int, warmup: int, batch: int, width: int
     early_environment([])  # as main.py: jax's compilation cache, before jax loads
     from runtime.quiet import import_tensorflow_for_backend
     import_tensorflow_for_backend(os.environ.get("KERAS_BACKEND", "tensorflow"))  # as main.py
+    if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
+        from runtime.tf_data import without_autotune_stall
+        without_autotune_stall()  # as main.py
     import keras
     import numpy as np
 
