@@ -53,12 +53,15 @@ def import_tensorflow_quietly() -> None:
 # Packages Keras imports at its own import only to offer features this toolkit
 # does not use, by backend: scikit-learn (its ``keras.wrappers``), matplotlib
 # (``keras.visualization``), IPython (notebook display of ``KerasFileEditor``)
-# and, on torch, jax (a patch for the Orbax checkpoint callback). Each import is
-# in a ``try``: hidden, Keras only goes without those features. 2.0 s of a
-# 4.9 s Keras import on torch (2 CPU cores); the toolkit's own later imports of
-# scikit-learn or matplotlib load them as usual.
+# and, on torch, jax (a patch for the Orbax checkpoint callback). On tensorflow,
+# TensorFlow's own import loads Keras, and TF Lite's converter imports jax too
+# (to convert jax functions). Each import is in a ``try``: hidden, Keras and TF
+# Lite only go without those features. 2.0 s of a 4.9 s Keras import on torch,
+# 2.3 s of a 5.2 s TensorFlow import on tensorflow (2 CPU cores); the toolkit's
+# own later imports of scikit-learn or matplotlib load them as usual.
 KERAS_OPTIONAL_IMPORTS = {"torch": ("jax", "sklearn", "matplotlib", "IPython"),
-                          "jax": ("sklearn", "matplotlib", "IPython")}
+                          "jax": ("sklearn", "matplotlib", "IPython"),
+                          "tensorflow": ("jax", "sklearn", "matplotlib", "IPython")}
 
 
 @contextlib.contextmanager
@@ -130,9 +133,15 @@ def import_tensorflow_for_backend(backend: str) -> None:
     loaded is true for everything a jax or torch model holds (no TensorFlow
     tensors, shapes or dtypes). Where that private attribute is missing (another
     Keras version), TensorFlow is imported as before. Keras itself is imported
-    here, without the optional packages of :data:`KERAS_OPTIONAL_IMPORTS`.
+    here, without the optional packages of :data:`KERAS_OPTIONAL_IMPORTS` (on
+    tensorflow too, where TensorFlow's import loads Keras).
     """
-    if backend == "tensorflow" or "tensorflow" in sys.modules:
+    if backend == "tensorflow" and "tensorflow" not in sys.modules:
+        with _hidden(KERAS_OPTIONAL_IMPORTS[backend]):
+            import_tensorflow_quietly()
+            import keras  # noqa: F401  (TensorFlow may load it lazily)
+        return None
+    if "tensorflow" in sys.modules:
         return import_tensorflow_quietly()
     try:
         with _hidden(KERAS_OPTIONAL_IMPORTS.get(backend, ())), _lazy_torch_dynamo(backend):

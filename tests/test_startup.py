@@ -69,10 +69,10 @@ print(module_utils.tensorflow._available, "tensorflow" in sys.modules)
     assert lines[1][1] == "True"  # asked for tensorflow: imported
 
 
-@pytest.mark.skipif(BACKEND == "tensorflow", reason="the tensorflow backend imports all")
 def test_keras_starts_without_its_optional_packages_which_still_import_later():
-    """Keras's import skips scikit-learn, matplotlib, IPython (and jax on torch);
-    once Keras is loaded, the toolkit imports and uses them as usual."""
+    """Keras's import skips scikit-learn, matplotlib, IPython (and jax on torch
+    and tensorflow, where TensorFlow's import loads Keras); once Keras is loaded,
+    the toolkit imports and uses them as usual."""
     code = """
 import json, sys
 from runtime.quiet import KERAS_OPTIONAL_IMPORTS, import_tensorflow_for_backend
