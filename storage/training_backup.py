@@ -49,17 +49,18 @@ class EpochFeed(keras.utils.PyDataset):
         self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:
-        # One gather per epoch: every batch is then a contiguous slice.
-        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.x))
-        self._x = self.x[order]
-        self._y = self._x if self.y is self.x else self.y[order]
+        # The order only; each batch gathers its own rows. A permuted copy of the
+        # whole set per epoch (150 MB for Fashion-MNIST) lands in fresh memory,
+        # whose first touch cost 0.6-1.7 s a copy on a 2-core VM.
+        self._order = np.random.default_rng([self.seed, epoch]).permutation(len(self.x))
 
     def __len__(self):
         return -(-len(self.x) // self.batch_size)
 
     def __getitem__(self, i):
-        batch = slice(i * self.batch_size, (i + 1) * self.batch_size)
-        return self._x[batch], self._y[batch]
+        rows = self._order[i * self.batch_size:(i + 1) * self.batch_size]
+        x = self.x[rows]
+        return x, (x if self.y is self.x else self.y[rows])
 
 
 def _seed_states(model) -> list:
