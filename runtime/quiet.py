@@ -57,7 +57,7 @@ def import_tensorflow_quietly() -> None:
 # TensorFlow's own import loads Keras, and TF Lite's converter imports jax too
 # (to convert jax functions). Each import is in a ``try``: hidden, Keras and TF
 # Lite only go without those features. 2.0 s of a 4.9 s Keras import on torch,
-# 2.3 s of a 5.2 s TensorFlow import on tensorflow (2 CPU cores); the toolkit's
+# 2.3 s of a 6.1 s TensorFlow import on tensorflow (2 CPU cores); the toolkit's
 # own later imports of scikit-learn or matplotlib load them as usual.
 KERAS_OPTIONAL_IMPORTS = {"torch": ("jax", "sklearn", "matplotlib", "IPython"),
                           "jax": ("sklearn", "matplotlib", "IPython"),
