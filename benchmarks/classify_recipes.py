@@ -15,7 +15,7 @@ single small model leaves mostly idle; on a 2-core CPU use ``--jobs 1``.
     python benchmarks/classify_recipes.py --encoder runs/cae/<stamp>/cae.keras \
         [--data-dir DIR] [--recipes plain,flip,...] [--jobs 1] [--train-size N] \
         [--skip-baseline] [--val-size 12000] [--shared-val 6000] \
-        [--out benchmarks/results/classify_recipes.json]
+        [--out runs/classify_recipes.json]
 
 Runs with different ``--val-size`` train on different images and validate on
 different ones; compare them on ``val_accuracy_first_<N>``, the accuracy on the
@@ -37,25 +37,26 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from data.arguments import DataConfig  # noqa: E402  (after the path)
 from runtime.options import add_options  # noqa: E402
 
-# The task's defaults before this sweep, as overrides of today's (Settings'
-# defaults, which are the sweep's outcome): the recipes change them again.
+# The sweep's starting point (no augmentation, plateau halving, shorter phases),
+# as overrides of the task's defaults (Settings', which are the sweep's outcome):
+# the recipes change them again.
 COMMON = {"fine_tune_epochs": 50, "baseline_epochs": 60, "patience": 10,
           "fine_tune_lr": 3e-4, "end_to_end_dropout": None, "augment": False,
           "shift": 0.1, "erasing": 0.0, "label_smoothing": 0.0, "feature_dropout": 0.0,
           "lr_schedule": "plateau"}
 # Each recipe: Settings overrides on top of COMMON. "augment" turns the
 # augmentation on; flip / shift / erasing choose its parts. "erasing" is the
-# probability of erasing a rectangle of an image. The three rounds recorded in
-# benchmarks/results ran when it was Keras's RandomErasing factor, which erases
-# with a probability drawn from [0, factor], factor / 2 on average: their 0.5
-# and 0.8 are the 0.25 and 0.4 written here, the same distribution. "dropout"
+# probability of erasing a rectangle of an image. The GPU runs recorded in
+# benchmarks/results/classify_recipes.md gave it as Keras's RandomErasing factor,
+# which erases with a probability drawn from [0, factor], factor / 2 on average:
+# their 0.5 and 0.8 are the 0.25 and 0.4 written here, the same distribution. "dropout"
 # without "end_to_end_dropout" is the head's dropout in all three models.
 FLIP = {"augment": True, "flip": True, "shift": 0.0}
 COMBINED = {**FLIP, "erasing": 0.25, "label_smoothing": 0.1, "feature_dropout": 0.2,
             "dropout": 0.5, "fine_tune_epochs": 80, "baseline_epochs": 80}
 C3 = {**COMBINED, "fine_tune_lr": 1e-3}  # the task's defaults since (its frozen dropout tuned)
-C3_COSINE = {**C3, "lr_schedule": "cosine", "patience": 20}  # the defaults after round 5
-C3_COSINE_E120 = {**C3_COSINE, "fine_tune_epochs": 120, "baseline_epochs": 120}  # after round 9
+C3_COSINE = {**C3, "lr_schedule": "cosine", "patience": 20}
+C3_COSINE_E120 = {**C3_COSINE, "fine_tune_epochs": 120, "baseline_epochs": 120}  # the defaults
 RECIPES = {
     "plain": {"augment": False},
     "flip": FLIP,
@@ -74,8 +75,8 @@ RECIPES = {
     "flip_shift07_long": {**FLIP, "shift": 0.07, "fine_tune_epochs": 100,
                           "baseline_epochs": 100, "patience": 15},
     "flip_erase_smooth": {**FLIP, "erasing": 0.25, "label_smoothing": 0.1},
-    # Second round: everything that helped above together, and the fine-tuning
-    # learning rate, with room for more epochs.
+    # Everything that helped above together, and the fine-tuning learning rate,
+    # with room for more epochs.
     "combined": COMBINED,
     "combined_ftlr6e-4": {**COMBINED, "fine_tune_lr": 6e-4},
     "combined_ftlr1e-3": {**COMBINED, "fine_tune_lr": 1e-3},
@@ -85,7 +86,7 @@ RECIPES = {
     "combined_conv3_ftlr1e-3": {**COMBINED, "features": "conv3", "fine_tune_lr": 1e-3},
     "combined_erase08_ftlr1e-3": {**COMBINED, "erasing": 0.4, "fine_tune_lr": 1e-3},
     "combined_smooth02_ftlr1e-3": {**COMBINED, "label_smoothing": 0.2, "fine_tune_lr": 1e-3},
-    # Third round, around combined_ftlr1e-3.
+    # Around combined_ftlr1e-3.
     "c3": C3,
     "c3_seed1": {**C3, "seed": 1},
     "c3_ftlr2e-3": {**C3, "fine_tune_lr": 2e-3},
@@ -94,21 +95,21 @@ RECIPES = {
     "c3_long": {**C3, "fine_tune_epochs": 120, "baseline_epochs": 120, "patience": 15},
     "c3_wd": {**C3, "weight_decay": 0.05},
     "c3_erase08_smooth02": {**C3, "erasing": 0.4, "label_smoothing": 0.2},
-    # Fourth round (2-core CPU, tensorflow): the average of the weights. It ran
-    # as momentum 0.999, which is 2.67 epochs of 375 steps.
+    # The average of the weights (2-core CPU, tensorflow), measured as momentum
+    # 0.999, which is 2.67 epochs of 375 steps.
     "c3_ema": {**C3, "ema_epochs": 2.67},
     "c3_ema_seed1": {**C3, "ema_epochs": 2.67, "seed": 1},
-    # Fifth round (2-core CPU, tensorflow): cosine decay of the learning rate.
+    # Cosine decay of the learning rate (2-core CPU, tensorflow).
     # Patience 20: the accuracy gained late, at low rates, is the point of it.
     "c3_cosine": C3_COSINE,
     "c3_cosine_seed1": {**C3_COSINE, "seed": 1},
-    # Eighth round (2-core CPU, tensorflow): shifts by whole pixels on top of
-    # the defaults (never measured before: too slow on the GPU). 0.07 of 28
+    # Shifts by whole pixels on top of cosine decay (2-core CPU, tensorflow; not
+    # in the GPU runs, too slow there). 0.07 of 28
     # pixels is up to 1.96, which rounds to -2..2 pixels (+-2 half as often);
     # 0.1 is up to 2.8, -3..3 pixels.
     "c3_cosine_shift07": {**C3_COSINE, "shift": 0.07},
     "c3_cosine_shift10": {**C3_COSINE, "shift": 0.1},
-    # Ninth round (2-core CPU, tensorflow): a wider head, and a longer cosine.
+    # A wider head, and a longer cosine (2-core CPU, tensorflow).
     "c3_cosine_hidden512": {**C3_COSINE, "hidden_units": 512},
     "c3_cosine_e120": C3_COSINE_E120,
     "c3_cosine_e120_seed1": {**C3_COSINE_E120, "seed": 1},
@@ -195,7 +196,10 @@ def main() -> int:
                         help="cap every phase's epochs (quick plumbing checks)")
     parser.add_argument("--skip-baseline", action="store_true",
                         help="train only the frozen head and the fine-tuned encoder")
-    parser.add_argument("--out", default="benchmarks/results/classify_recipes.json")
+    parser.add_argument("--out", default="runs/classify_recipes.json",
+                        help="JSON of the rows, and the Markdown table beside it (.md); "
+                             "the sweep's findings are kept in "
+                             "benchmarks/results/classify_recipes.md")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
 

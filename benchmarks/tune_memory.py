@@ -3,10 +3,10 @@ trial and the process's peak, to check that each trial frees its models.
 
 Runs the search in this process (the same hypermodel, tuner and trial loop as
 ``main.py tune``), reading the RSS from ``/proc/self/status`` (Linux) after every
-trial and the peak from ``resource.getrusage``. Writes
-``benchmarks/results/tune_memory_<model>_<backend>.json``:
+trial and the peak from ``resource.getrusage``. Writes its cell (model and
+backend) into ``benchmarks/results/tune_memory.json``, keeping the other cells:
 
-    KERAS_BACKEND=jax python benchmarks/tune_memory.py --model gan --trials 20
+    KERAS_BACKEND=jax python3 benchmarks/tune_memory.py --model gan --trials 20
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def main() -> None:
     start = time.perf_counter()
 
     backend = keras.backend.backend()
-    path = os.path.join(ROOT, "benchmarks", "results", f"tune_memory_{cli.model}_{backend}.json")
+    path = os.path.join(ROOT, "benchmarks", "results", "tune_memory.json")
     rss_before = rss_mib()
 
     def record(trial_id, metrics):
@@ -89,14 +89,22 @@ def main() -> None:
                 (samples[-1]["rss_mib"] - samples[half - 1]["rss_mib"])
                 / max(1, len(samples) - half), 2),
             "peak_rss_mib": samples[-1]["peak_rss_mib"], "per_trial": samples,
-            "command": f"KERAS_BACKEND={backend} python benchmarks/tune_memory.py --model "
+            "command": f"KERAS_BACKEND={backend} python3 benchmarks/tune_memory.py --model "
                        f"{cli.model} --trials {cli.trials} --train-size {cli.train_size} "
                        f"--fid-samples {cli.fid_samples}",
         }
 
     def write(result):
+        try:
+            with open(path) as f:
+                cells = json.load(f)["cells"]
+        except FileNotFoundError:
+            cells = []
+        cell = (result["model"], result["backend"])
+        cells = [c for c in cells if (c["model"], c["backend"]) != cell] + [result]
         with open(path + ".tmp", "w") as f:
-            json.dump(result, f, indent=2)
+            json.dump({"cells": cells}, f, indent=2)
+            f.write("\n")
         os.replace(path + ".tmp", path)
 
     tuner = make_tuner("random", hypermodel,

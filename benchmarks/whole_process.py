@@ -12,13 +12,26 @@ evaluation, saving), so that is what is timed here, not only the fit loop:
   custom ``train_step`` on real images (``train_step_speed.py``'s child, no
   warm-up: compilation counts) against the plain PyTorch loop of the same networks.
 
-The pairs run in turn (Keras, PyTorch, Keras, PyTorch, ...) so a slow minute of a
-shared machine hits both; each figure is the median over ``--rounds``. CPU time is
-user + system time of the child process. Writes
-``benchmarks/results/whole_process.{json,md}``.
+The plain loop is the peer a user would write: it runs on PyTorch's defaults.
+Both sides start without the caller's OpenMP wait settings (``OMP_WAIT_POLICY``,
+``GOMP_SPINCOUNT``): the toolkit's start-up applies its own, as it does for a
+user, and nothing of it reaches the plain loop. ``--accel off`` times stock Keras
+instead (``main.py --no-accel``; ``UNSUPERVISED28_ACCEL=0`` for the step child),
+``--accel both`` times both beside the same plain loop.
 
-    python3 benchmarks/whole_process.py --rounds 3            # the issue's setting
-    python3 benchmarks/whole_process.py --models cae --epochs 1 --train-size 6000 --rounds 1
+The processes of a cell run in turn (Keras, [Keras without acceleration,]
+PyTorch, Keras, ...) so a slow minute of a shared machine hits each; each figure
+is the median over ``--rounds``. CPU time is user + system time of the child
+process. Writes ``OUT.json`` and the table of ``OUT.md`` (default
+``benchmarks/results/whole_process``); in an existing ``OUT.md`` only the part
+between the table's two marker lines is replaced, the prose around it is kept.
+``--merge`` replaces only the cells measured in ``OUT.json`` and keeps the others,
+each row with its own command and machine.
+
+    python3 benchmarks/whole_process.py --rounds 3 --accel both     # every cell
+    python3 benchmarks/whole_process.py --models cae --backends torch --merge
+    python3 benchmarks/whole_process.py --models cae --epochs 1 --dataset digits \\
+        --train-size 200 --rounds 1 --out /tmp/wp                  # a smoke run
 """
 
 from __future__ import annotations
@@ -26,23 +39,35 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from importlib import metadata
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BACKENDS = ("tensorflow", "jax", "torch")
 MODELS = ("cae", "vae", "gan")
+ACCEL = ("on", "off", "both")
+# Who runs in each pair (or triple): the key of its times in a row's "rounds".
+KERAS, KERAS_OFF, PEER = "keras", "keras_accel_off", "pytorch"
+LABELS = {KERAS: "keras", KERAS_OFF: "keras, accel off", PEER: "plain PyTorch"}
+# OpenMP's wait settings: none of the caller's reach either side (see the docstring).
+OPENMP_WAIT = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+ACCEL_ENV = "UNSUPERVISED28_ACCEL"
+TABLE_BEGIN = "<!-- table: written by benchmarks/whole_process.py -->"
+TABLE_END = "<!-- end of table -->"
 
 
-def commands(model: str, backend: str, args, out: str) -> tuple:
-    """The Keras command and its plain-PyTorch reference, as argument lists."""
+def commands(model: str, backend: str, args, out: str, accel: bool = True) -> tuple:
+    """The Keras command and its plain-PyTorch peer, as argument lists."""
     py = sys.executable
     if model == "cae":
-        keras_cmd = [py, os.path.join(ROOT, "main.py"), "--backend", backend, "cae",
+        keras_cmd = [py, os.path.join(ROOT, "main.py"), "--backend", backend,
+                     *([] if accel else ["--no-accel"]), "cae",
                      "--epochs", str(args.epochs), "--patience", "10", "--verbose", "0",
                      "--out", out]
         torch_cmd = [py, os.path.join(ROOT, "benchmarks", "plain_torch_cae.py"),
@@ -60,12 +85,21 @@ def commands(model: str, backend: str, args, out: str) -> tuple:
     return step + [backend], step + ["pytorch"]
 
 
-def timed(cmd: list, backend: str) -> dict:
+def child_env(who: str, backend: str, environ=None) -> dict:
+    """The environment of one side: the caller's, less its OpenMP wait settings;
+    the Keras sides get the backend and the acceleration switch."""
+    env = {k: v for k, v in (os.environ if environ is None else environ).items()
+           if k not in OPENMP_WAIT and k != ACCEL_ENV}
+    env["PYTHONUNBUFFERED"] = "1"
+    if who != PEER:
+        env["KERAS_BACKEND"] = backend
+    if who == KERAS_OFF:
+        env[ACCEL_ENV] = "0"
+    return env
+
+
+def timed(cmd: list, env: dict) -> dict:
     """Runs ``cmd`` to the end; its wall time and its CPU time (user + system)."""
-    # PASSIVE for both sides: spinning OpenMP threads slow PyTorch 10x or more
-    # beside any other busy process (main.py sets the same for its own runs).
-    env = dict(os.environ, KERAS_BACKEND=backend, PYTHONUNBUFFERED="1",
-               OMP_WAIT_POLICY="PASSIVE")
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
@@ -78,40 +112,115 @@ def timed(cmd: list, backend: str) -> dict:
     return {"wall_s": wall, "cpu_s": cpu}
 
 
+def sides(accel: str) -> tuple:
+    return {"on": (KERAS, PEER), "off": (KERAS_OFF, PEER),
+            "both": (KERAS, KERAS_OFF, PEER)}[accel]
+
+
 def measure(model: str, backend: str, args) -> dict:
-    """``--rounds`` alternating pairs; medians and the ratios Keras / PyTorch."""
-    pairs = []
+    """``--rounds`` alternating runs of each side; medians and the ratios to PyTorch."""
+    rounds = []
     for r in range(args.rounds):
+        times = {}
         with tempfile.TemporaryDirectory() as out:
-            keras_cmd, torch_cmd = commands(model, backend, args, os.path.join(out, "run"))
-            keras_t = timed(keras_cmd, backend)
-            torch_t = timed(torch_cmd, backend)
-        pairs.append({"keras": keras_t, "pytorch": torch_t})
-        print(f"  {model} {backend} round {r + 1}: keras {keras_t['wall_s']:.1f} s "
-              f"(cpu {keras_t['cpu_s']:.1f}), plain PyTorch {torch_t['wall_s']:.1f} s "
-              f"(cpu {torch_t['cpu_s']:.1f})", flush=True)
-    med = lambda who, key: statistics.median(p[who][key] for p in pairs)  # noqa: E731
-    return {"model": model, "backend": backend, "rounds": pairs,
-            "keras_wall_s": med("keras", "wall_s"), "pytorch_wall_s": med("pytorch", "wall_s"),
-            "keras_cpu_s": med("keras", "cpu_s"), "pytorch_cpu_s": med("pytorch", "cpu_s"),
-            "wall_ratio": statistics.median(p["keras"]["wall_s"] / p["pytorch"]["wall_s"]
-                                            for p in pairs),
-            "cpu_ratio": statistics.median(p["keras"]["cpu_s"] / p["pytorch"]["cpu_s"]
-                                           for p in pairs)}
+            for who in sides(args.accel):
+                keras_cmd, torch_cmd = commands(model, backend, args,
+                                                os.path.join(out, who), accel=who == KERAS)
+                cmd = torch_cmd if who == PEER else keras_cmd
+                times[who] = timed(cmd, child_env(who, backend))
+        rounds.append(times)
+        print(f"  {model} {backend} run {r + 1} of {args.rounds}: " + ", ".join(
+            f"{LABELS[who]} {t['wall_s']:.1f} s (cpu {t['cpu_s']:.1f})"
+            for who, t in times.items()), flush=True)
+    row = {"model": model, "backend": backend, "rounds": rounds,
+           "pytorch_wall_s": statistics.median(p[PEER]["wall_s"] for p in rounds),
+           "pytorch_cpu_s": statistics.median(p[PEER]["cpu_s"] for p in rounds)}
+    for who, prefix in ((KERAS, ""), (KERAS_OFF, "accel_off_")):
+        if who not in rounds[0]:
+            continue
+        row[f"{prefix}keras_wall_s"] = statistics.median(p[who]["wall_s"] for p in rounds)
+        row[f"{prefix}keras_cpu_s"] = statistics.median(p[who]["cpu_s"] for p in rounds)
+        for key in ("wall", "cpu"):
+            row[f"{prefix}{key}_ratio"] = statistics.median(
+                p[who][f"{key}_s"] / p[PEER][f"{key}_s"] for p in rounds)
+    return row
 
 
-def markdown(rows: list, settings: dict) -> str:
-    lines = [f"Whole processes, median of {settings['rounds']} alternating pairs "
-             f"(`python3 benchmarks/whole_process.py {settings['argv']}`), "
-             f"{settings['cpu_count']} CPU cores. Ratio = Keras / plain PyTorch "
-             "(goal: wall-time ratio <= 1.10).", "",
-             "| model | backend | Keras wall s | PyTorch wall s | wall ratio | CPU ratio |",
-             "| --- | --- | --- | --- | --- | --- |"]
+def machine() -> dict:
+    """What the figures depend on besides the code: the CPU, its load, the versions."""
+    model = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f
+                          if line.startswith("model name")), model)
+    except OSError:
+        pass
+    versions = {}
+    for package in ("keras", "torch", "jax", "tensorflow"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    return {"cpu": model, "cpu_count": os.cpu_count(), "system": platform.platform(),
+            "python": platform.python_version(), "versions": versions,
+            "load_average_at_start": [round(x, 2) for x in load] if load else None}
+
+
+def cell(value, fmt: str) -> str:
+    return "-" if value is None else fmt.format(value)
+
+
+def markdown(rows: list) -> str:
+    """The table, then each command with its cells and its machine."""
+    lines = ["Ratio = Keras / plain PyTorch, wall and CPU time (user + system) of whole "
+             "processes, medians over alternating runs (goal: wall ratio <= 1.10 with "
+             "acceleration on). \"accel off\": the same Keras process on stock Keras "
+             "(`main.py --no-accel`, `UNSUPERVISED28_ACCEL=0`); - where not measured.", "",
+             "| model | backend | PyTorch wall s | Keras wall s | wall ratio | CPU ratio "
+             "| accel off wall s | accel off wall ratio | accel off CPU ratio | runs |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
-        lines.append(f"| {r['model']} | {r['backend']} | {r['keras_wall_s']:.1f} | "
-                     f"{r['pytorch_wall_s']:.1f} | {r['wall_ratio']:.2f}x | "
-                     f"{r['cpu_ratio']:.2f}x |")
+        get = r.get
+        lines.append(
+            f"| {r['model']} | {r['backend']} | {r['pytorch_wall_s']:.1f} | "
+            f"{cell(get('keras_wall_s'), '{:.1f}')} | {cell(get('wall_ratio'), '{:.2f}x')} | "
+            f"{cell(get('cpu_ratio'), '{:.2f}x')} | {cell(get('accel_off_keras_wall_s'), '{:.1f}')} | "
+            f"{cell(get('accel_off_wall_ratio'), '{:.2f}x')} | "
+            f"{cell(get('accel_off_cpu_ratio'), '{:.2f}x')} | {len(r['rounds'])} |")
+    lines.append("")
+    runs = {}
+    for r in rows:
+        key = (r.get("command", "?"), json.dumps(r.get("machine"), sort_keys=True),
+               r.get("peer", ""))
+        runs.setdefault(key, []).append(f"{r['model']} {r['backend']}")
+    for (command, machine_json, peer), cells in runs.items():
+        m = json.loads(machine_json) or {}
+        where = ", ".join(str(x) for x in (
+            m.get("cpu"), m.get("cpu_count") and f"{m['cpu_count']} cores",
+            m.get("load_average_at_start") and f"load {m['load_average_at_start'][0]}",
+            m.get("versions") and " ".join(f"{k} {v}" for k, v in m["versions"].items()),
+            m.get("date")) if x)
+        lines.append(f"- {', '.join(cells)}: `{command}`" + (f" ({where})" if where else "")
+                     + (f"; peer: {peer}" if peer else ""))
     return "\n".join(lines) + "\n"
+
+
+def with_table(old: str | None, table: str) -> str:
+    """``old`` with the part between the markers replaced by ``table``; a new file
+    (a title and the table) where ``old`` is missing or has no markers."""
+    block = f"{TABLE_BEGIN}\n{table}{TABLE_END}"
+    if old and TABLE_BEGIN in old and TABLE_END in old:
+        head, rest = old.split(TABLE_BEGIN, 1)
+        return head + block + rest.split(TABLE_END, 1)[1]
+    return "# Whole processes against plain PyTorch loops\n\n" + block + "\n"
+
+
+def merged(old_rows: list, new_rows: list) -> list:
+    """``old_rows`` with each cell measured again replaced, in place; new cells last."""
+    new = {(r["model"], r["backend"]): r for r in new_rows}
+    rows = [new.pop((r["model"], r["backend"]), r) for r in old_rows]
+    return rows + list(new.values())
 
 
 def write_atomic(path: str, text: str) -> None:
@@ -121,13 +230,31 @@ def write_atomic(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def read(path: str) -> str | None:
+    try:
+        with open(path) as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
+def parse(argv: list):
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        epilog="Both sides start without the caller's OMP_WAIT_POLICY and GOMP_SPINCOUNT: "
+               "the plain loop runs on PyTorch's defaults, main.py applies its own.")
     parser.add_argument("--models", default=",".join(MODELS),
                         help="comma-separated, from cae,vae,gan (default: all)")
     parser.add_argument("--backends", default=",".join(BACKENDS),
                         help="comma-separated Keras backends (default: all three)")
-    parser.add_argument("--rounds", type=int, default=3, help="pairs per cell (default 3)")
+    parser.add_argument("--accel", default="on", choices=ACCEL,
+                        help="Keras with the toolkit's acceleration (on, the default), "
+                             "on stock Keras (off: main.py --no-accel, "
+                             "UNSUPERVISED28_ACCEL=0 for the step child), or both, each "
+                             "beside the same plain loop (the table's 'accel off' columns)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="alternating runs of each side per cell; the figures are "
+                             "their medians (default 3, at most 50)")
     parser.add_argument("--epochs", type=int, default=3, help="CAE epochs (default 3)")
     parser.add_argument("--train-size", type=int, default=None,
                         help="CAE training images (default: the full 48 000)")
@@ -137,26 +264,50 @@ def main(argv=None) -> int:
                         help="VAE and GAN training steps per process (default 200)")
     parser.add_argument("--gan-width", type=int, default=16)
     parser.add_argument("--vae-width", type=int, default=32)
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the cells of OUT.json not measured in this run "
+                             "(default: OUT.json holds this run's cells only)")
     parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results",
                                                       "whole_process"),
-                        help="writes OUT.json and OUT.md")
-    argv = sys.argv[1:] if argv is None else argv
+                        help="writes OUT.json and the table in OUT.md "
+                             "(default benchmarks/results/whole_process)")
     args = parser.parse_args(argv)
-    models = args.models.split(",")
-    backends = args.backends.split(",")
-    bad = [m for m in models if m not in MODELS] + [b for b in backends if b not in BACKENDS]
-    if bad or args.rounds < 1 or args.epochs < 1 or args.steps < 1:
-        parser.exit(2, f"whole_process.py: error: bad value(s) {bad or 'non-positive count'}; "
+    args.models, args.backends = args.models.split(","), args.backends.split(",")
+    bad = ([m for m in args.models if m not in MODELS]
+           + [b for b in args.backends if b not in BACKENDS])
+    counts = {"--rounds": (args.rounds, 50), "--epochs": (args.epochs, 1000),
+              "--steps": (args.steps, 100_000), "--gan-width": (args.gan_width, 256),
+              "--vae-width": (args.vae_width, 256)}
+    bad += [f"{name} {value} (1 to {top})" for name, (value, top) in counts.items()
+            if not 1 <= value <= top]
+    if bad:
+        parser.exit(2, f"whole_process.py: error: bad value(s) {', '.join(map(str, bad))}; "
                        f"models: {','.join(MODELS)}; backends: {','.join(BACKENDS)}\n")
-    rows = [measure(m, b, args) for m in models for b in backends]
-    settings = {"rounds": args.rounds, "epochs": args.epochs, "train_size": args.train_size,
-                "dataset": args.dataset,
-                "steps": args.steps, "cpu_count": os.cpu_count(), "argv": " ".join(argv)}
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    return args
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse(argv)
+    host = dict(machine(), date=time.strftime("%Y-%m-%d"))
+    # Paths in the repository as relative ones: no machine's folders in a result.
+    command = " ".join(["python3 benchmarks/whole_process.py", *argv]).replace(ROOT + os.sep, "")
+    rows = []
+    for model in args.models:
+        for backend in args.backends:
+            rows.append(dict(measure(model, backend, args), command=command, machine=host,
+                             peer="plain PyTorch on its defaults"))
+    settings = {"rounds": args.rounds, "accel": args.accel, "epochs": args.epochs,
+                "train_size": args.train_size, "dataset": args.dataset, "steps": args.steps,
+                "cpu_count": os.cpu_count(), "argv": " ".join(argv)}
+    old = read(args.out + ".json") if args.merge else None
+    if old:
+        rows = merged(json.loads(old)["results"], rows)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     write_atomic(args.out + ".json", json.dumps({"settings": settings, "results": rows},
                                                 indent=2) + "\n")
-    table = markdown(rows, settings)
-    write_atomic(args.out + ".md", table)
+    table = markdown(rows)
+    write_atomic(args.out + ".md", with_table(read(args.out + ".md"), table))
     print(table)
     return 0
 

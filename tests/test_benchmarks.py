@@ -111,11 +111,33 @@ def test_whole_process_benchmark_times_both_processes(tmp_path):
     (row,) = report["results"]
     assert (row["model"], row["backend"]) == ("cae", backend)
     pair = row["rounds"][0]
+    assert set(pair) == {"keras", "pytorch"}  # acceleration on only, by default
     # Each side is a real process: it took time, and its CPU time was counted.
     for side in ("keras", "pytorch"):
         assert pair[side]["wall_s"] > 1 and pair[side]["cpu_s"] > 0.5
     assert row["wall_ratio"] == pytest.approx(pair["keras"]["wall_s"] / pair["pytorch"]["wall_s"])
-    assert f"| cae | {backend} |" in (tmp_path / "wp.md").read_text()
+    assert row["command"].endswith("--rounds 1 --out " + str(tmp_path / "wp"))
+    assert row["machine"]["cpu_count"] == os.cpu_count()
+    table = (tmp_path / "wp.md").read_text()
+    assert f"| cae | {backend} |" in table and row["command"] in table
+
+
+@pytest.mark.slow
+def test_whole_process_benchmark_times_keras_with_acceleration_off_too(tmp_path):
+    backend = keras.backend.backend()
+    result = subprocess.run(
+        [sys.executable, WHOLE, "--models", "vae", "--backends", backend, "--steps", "2",
+         "--rounds", "1", "--accel", "both", "--out", str(tmp_path / "wp")],
+        capture_output=True, text=True, cwd=ROOT, timeout=400)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    (row,) = json.loads((tmp_path / "wp.json").read_text())["results"]
+    (times,) = row["rounds"]
+    assert set(times) == {"keras", "keras_accel_off", "pytorch"}
+    assert row["accel_off_wall_ratio"] == pytest.approx(
+        times["keras_accel_off"]["wall_s"] / times["pytorch"]["wall_s"])
+    line = next(r for r in (tmp_path / "wp.md").read_text().splitlines()
+                if r.startswith(f"| vae | {backend} |"))
+    assert "| - |" not in line  # every column measured, the "accel off" ones too
 
 
 @pytest.mark.backend_independent
@@ -125,3 +147,83 @@ def test_whole_process_benchmark_rejects_an_unknown_model(tmp_path):
     assert result.returncode == 2
     assert "dcgan" in result.stderr and "cae,vae,gan" in result.stderr
     assert not (tmp_path / "wp.json").exists()
+
+
+@pytest.mark.backend_independent
+def test_whole_process_plain_loop_runs_on_pytorch_defaults():
+    from benchmarks import whole_process as wp
+
+    caller = {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "1000",
+              "UNSUPERVISED28_ACCEL": "0", "PATH": "/bin"}
+    peer = wp.child_env(wp.PEER, "torch", caller)
+    assert not {"OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "UNSUPERVISED28_ACCEL"} & set(peer)
+    assert peer["PATH"] == "/bin"
+    # The Keras side starts the same way: the toolkit's start-up picks its own policy.
+    on = wp.child_env(wp.KERAS, "torch", caller)
+    assert not {"OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "UNSUPERVISED28_ACCEL"} & set(on)
+    assert on["KERAS_BACKEND"] == "torch"
+    off = wp.child_env(wp.KERAS_OFF, "jax", caller)
+    assert (off["UNSUPERVISED28_ACCEL"], off["KERAS_BACKEND"]) == ("0", "jax")
+    assert "OMP_WAIT_POLICY" not in off
+
+
+@pytest.mark.backend_independent
+def test_whole_process_turns_acceleration_off_on_main_py_command_line(tmp_path):
+    from benchmarks import whole_process as wp
+
+    args = wp.parse(["--models", "cae", "--dataset", "digits", "--train-size", "200"])
+    on, peer = wp.commands("cae", "jax", args, str(tmp_path), accel=True)
+    off, peer_again = wp.commands("cae", "jax", args, str(tmp_path), accel=False)
+    assert "--no-accel" not in on and peer == peer_again and "--no-accel" not in peer
+    # A global option of main.py: before the task's name.
+    assert off.index("--no-accel") < off.index("cae")
+    assert [a for a in off if a != "--no-accel"] == on
+
+
+@pytest.mark.backend_independent
+def test_whole_process_table_replaces_only_its_own_part_of_the_markdown():
+    from benchmarks import whole_process as wp
+
+    row = {"model": "cae", "backend": "torch", "rounds": [{}, {}], "pytorch_wall_s": 50.0,
+           "keras_wall_s": 60.0, "wall_ratio": 1.2, "cpu_ratio": 1.05,
+           "command": "python3 benchmarks/whole_process.py --models cae",
+           "machine": {"cpu_count": 2}, "peer": "plain PyTorch on its defaults"}
+    table = wp.markdown([row])
+    line = next(r for r in table.splitlines() if r.startswith("| cae | torch |"))
+    assert line == "| cae | torch | 50.0 | 60.0 | 1.20x | 1.05x | - | - | - | 2 |"
+    assert "`python3 benchmarks/whole_process.py --models cae` (2 cores)" in table
+    fresh = wp.with_table(None, table)
+    assert fresh.count(wp.TABLE_BEGIN) == 1 and table in fresh
+    old = f"# Title\n\nprose before\n\n{wp.TABLE_BEGIN}\nold table\n{wp.TABLE_END}\n\nprose after\n"
+    new = wp.with_table(old, table)
+    assert new == (f"# Title\n\nprose before\n\n{wp.TABLE_BEGIN}\n{table}{wp.TABLE_END}"
+                   "\n\nprose after\n")
+
+
+@pytest.mark.backend_independent
+def test_whole_process_merge_replaces_the_measured_cells_and_keeps_the_rest():
+    from benchmarks import whole_process as wp
+
+    old = [{"model": m, "backend": b, "wall_ratio": 1.0} for m, b in
+           (("cae", "jax"), ("cae", "torch"), ("vae", "torch"))]
+    new = [{"model": "cae", "backend": "torch", "wall_ratio": 2.0},
+           {"model": "gan", "backend": "jax", "wall_ratio": 3.0}]
+    assert [(r["model"], r["backend"], r["wall_ratio"]) for r in wp.merged(old, new)] == [
+        ("cae", "jax", 1.0), ("cae", "torch", 2.0), ("vae", "torch", 1.0), ("gan", "jax", 3.0)]
+
+
+@pytest.mark.backend_independent
+def test_whole_process_result_file_is_one_table_with_its_commands():
+    """The committed result: one row per cell, each with the command that measured
+    it, and the Markdown's table is the one the JSON gives."""
+    from benchmarks import whole_process as wp
+
+    results = os.path.join(ROOT, "benchmarks", "results")
+    with open(os.path.join(results, "whole_process.json")) as f:
+        rows = json.load(f)["results"]
+    cells = [(r["model"], r["backend"]) for r in rows]
+    assert len(cells) == len(set(cells)) == len(wp.MODELS) * len(wp.BACKENDS)
+    assert all(r["command"].startswith("python3 benchmarks/whole_process.py") for r in rows)
+    with open(os.path.join(results, "whole_process.md")) as f:
+        markdown = f.read()
+    assert wp.with_table(markdown, wp.markdown(rows)) == markdown
