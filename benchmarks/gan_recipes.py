@@ -75,7 +75,8 @@ BASELINE = {"epochs": 5, "batch_size": 128}
 
 
 def main(argv=None):
-    from configs.gan import GANConfig, GANTraining
+    from configs.gan import GANConfig
+    from training.gan import GANTraining
     from runtime.options import add_options
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -95,7 +96,8 @@ def main(argv=None):
     from data.arguments import load_data
     from runtime.backend import backend_name, seed_everything
     from runtime.options import from_args
-    from tasks.gan import GanTaskConfig, train_gan
+    from tasks.gan import GanTaskConfig
+    from training.gan import train_gan
 
     base = GanTaskConfig()
     config = dataclasses.replace(
@@ -115,7 +117,8 @@ def main(argv=None):
             f.write(json.dumps(row) + "\n")
 
     callback = snapshot_callback(data, snapshots, log, seed=args.seed)
-    metrics = train_gan(data, args.out, config, callbacks=[callback])
+    _, metrics = train_gan(data, config.gan, args.out, config.training,
+                           verbose=config.verbose, seed=args.seed, extra_callbacks=[callback])
     print(f"trained in {metrics['wall_time_s']:.0f} s (with scoring)", flush=True)
 
 

@@ -1,5 +1,5 @@
-"""The VAE's hyperparameters and how it is trained, without Keras (``--help``
-reads them)."""
+"""The VAE's hyperparameters, without Keras (``--help`` reads them); how it is
+trained is :class:`training.vae.VAETraining`."""
 
 from __future__ import annotations
 
@@ -26,16 +26,3 @@ class VAEConfig:
     def __post_init__(self):
         checks.positive_ints(self, ("latent_dim", "width"))
         checks.positive_numbers(self, ("beta",))
-
-
-@dataclasses.dataclass
-class VAETraining:
-    """How a VAE is trained (Adam on the negative ELBO)."""
-
-    epochs: int = option(10, type=positive_int, help="training epochs")
-    batch_size: int = option(128, type=positive_int, help="images per step")
-    lr: float = option(1e-3, type=positive_float, help="Adam learning rate")
-
-    def __post_init__(self):
-        checks.positive_ints(self, ("epochs", "batch_size"))
-        checks.positive_numbers(self, ("lr",))

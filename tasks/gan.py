@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import time
 
-from configs.gan import GANConfig, GANTraining
+from configs.gan import GANConfig
 from data.arguments import DataConfig
 from runtime.compute import ComputeConfig
 from runtime.options import add_config, from_args, section, to_dict
 from storage.run_folder import OutputConfig, verbose_option
+from training.gan import GANTraining
 
 HELP = "train the DCGAN: fixed-noise sample grid per epoch, generator/discriminator .keras"
 
@@ -54,63 +54,18 @@ def iteration_curves(iterations: dict, path: str, title: str) -> str:
     return save_figure(fig, path)
 
 
-def train_gan(data, out: str, config: GanTaskConfig | None = None, callbacks=()) -> dict:
-    """Trains the DCGAN of ``config`` (default: the defaults); writes models,
-    curves, sample grids and metrics (with ``config``) into ``out``; returns the
-    metrics and the ``model``. ``callbacks``: more Keras callbacks."""
-    import keras
-
-    from models.gan import (build_gan, default_optimizers, from_gan_range, to_gan_range,
-                            use_generator_ema)
-    from models.saving import save_model
+def gan_figures(gan, out: str, history: dict, noise, width: int) -> None:
+    """The ``gan`` task's figures beside the per-epoch grids: the per-iteration
+    curves and the final generator's samples of the grids' fixed noise."""
+    from models.gan import from_gan_range
     from plots.figures import image_grid
-    from runtime.backend import backend_name, layer_seed
-    from runtime.compute import describe
-    from runtime.errors import check_losses_finite
-    from storage.files import write_json
-    from training.callbacks import GANMonitor
+    from runtime.backend import backend_name
 
-    config = config or GanTaskConfig()
-    model, training, seed = config.gan, config.training, config.data.seed
-    gan = build_gan(latent_dim=model.latent_dim, width=model.width, seed=layer_seed(seed),
-                    spectral_norm=model.spectral_norm)
-    gan.compile(*default_optimizers(training.lr, training.beta1, d_lr=training.d_lr,
-                                    ema=training.ema))
-    monitor = GANMonitor(out, model.latent_dim, seed)
-    start = time.perf_counter()
-    history = gan.fit(to_gan_range(data.x_train), epochs=training.epochs,
-                      batch_size=training.batch_size, verbose=config.verbose,
-                      callbacks=[monitor, keras.callbacks.TerminateOnNaN(), *callbacks])
-    wall = time.perf_counter() - start
-    use_generator_ema(gan)  # the averaged weights, when kept, are the generator saved
-    hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
-    check_losses_finite(hist, f"try a lower --lr than {training.lr:g}")
-
-    save_model(gan.generator, os.path.join(out, "generator.keras"))
-    save_model(gan.discriminator, os.path.join(out, "discriminator.keras"))
-    write_json(os.path.join(out, "history.json"), {"epochs": hist,
-                                                   "iterations": monitor.iterations})
-    tag = f"width {model.width}, {backend_name()}"
-    iteration_curves(monitor.iterations, os.path.join(out, "loss.png"),
+    tag = f"width {width}, {backend_name()}"
+    iteration_curves(history["iterations"], os.path.join(out, "loss.png"),
                      f"DCGAN training per iteration ({tag})")
-    image_grid(from_gan_range(gan.generator.predict(monitor.noise, verbose=0)),
+    image_grid(from_gan_range(gan.generator.predict(noise, verbose=0)),
                os.path.join(out, "samples.png"), f"DCGAN samples ({tag})")
-    metrics = {
-        "task": "gan", "dataset": data.name, "data_source": data.source,
-        "backend": backend_name(), **describe(), "latent_dim": model.latent_dim,
-        "width": model.width, "epochs": training.epochs,
-        "iterations": int(keras.ops.convert_to_numpy(gan.g_optimizer.iterations)),
-        "final_epoch": {k: v[-1] for k, v in hist.items()},
-        "wall_time_s": wall, "train_images": int(len(data.x_train)),
-        "batch_size": training.batch_size, "learning_rate": training.lr,
-        "beta_1": training.beta1, "d_learning_rate": training.d_lr or training.lr,
-        "ema": training.ema, "spectral_norm": model.spectral_norm,
-        "generator_parameters": int(gan.generator.count_params()),
-        "discriminator_parameters": int(gan.discriminator.count_params()),
-        "config": to_dict(config),
-    }
-    write_json(os.path.join(out, "metrics.json"), metrics)
-    return {**metrics, "model": gan}
 
 
 CONFIG = GanTaskConfig
@@ -125,11 +80,16 @@ def train(config: GanTaskConfig) -> str:
     from data.arguments import load_data
     from runtime.backend import seed_everything
     from storage.run_folder import make_run_dir
+    from training.gan import train_gan
 
     out = make_run_dir("gan", config.output.out, overwrite=config.output.overwrite)
     seed_everything(config.data.seed)
     data = load_data(config.data)
-    metrics = train_gan(data, out, config)
+    seed, width = config.data.seed, config.gan.width
+    _, metrics = train_gan(
+        data, config.gan, out, config.training, verbose=config.verbose, seed=seed,
+        run_config=to_dict(config),
+        figures=lambda gan, history, noise: gan_figures(gan, out, history, noise, width))
     last = metrics["final_epoch"]
     print(f"last epoch: d_loss {last['d_loss']:.3f}, g_loss {last['g_loss']:.3f}, "
           f"D(x) {last['d_real']:.2f}, D(G(z)) {last['d_fake']:.2f}; "

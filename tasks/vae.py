@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import time
 
-from configs.vae import VAEConfig, VAETraining
+from configs.vae import VAEConfig
 from data.arguments import DataConfig
 from runtime.compute import ComputeConfig
 from runtime.options import add_config, from_args, section, to_dict
 from storage.run_folder import OutputConfig, verbose_option
+from training.vae import VAETraining
 
 HELP = "train the variational autoencoder (VAE): samples, 2-D manifold, test ELBO"
 
@@ -89,69 +89,15 @@ def latent_scatter(encoder, images, labels, class_names, path: str, title: str) 
     return save_figure(fig, path)
 
 
-def train_vae(data, out: str, config: VaeTaskConfig | None = None) -> dict:
-    """Trains the VAE of ``config`` (default: the defaults); writes models,
-    metrics and figures into ``out``; returns the metrics and the ``model``."""
-    import keras
-
-    from models.optimizers import adam
-    from models.vae import build_vae
-    from runtime.backend import layer_seed
-    from runtime.errors import check_losses_finite
-
-    config = config or VaeTaskConfig()
-    model, training = config.vae, config.training
-    vae = build_vae(latent_dim=model.latent_dim, width=model.width, beta=model.beta,
-                    seed=layer_seed(config.data.seed))
-    vae.compile(optimizer=adam(training.lr))
-    start = time.perf_counter()
-    history = vae.fit(data.x_train, validation_data=(data.x_val,), epochs=training.epochs,
-                      batch_size=training.batch_size, verbose=config.verbose,
-                      callbacks=[keras.callbacks.TerminateOnNaN()])
-    wall = time.perf_counter() - start
-    hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
-    check_losses_finite(hist, f"try a lower --lr than {training.lr:g}")
-    metrics = write_vae_outputs(vae, data, out, hist, wall, config)
-    return {**metrics, "model": vae}
-
-
-def write_vae_outputs(vae, data, out: str, hist: dict, wall: float,
-                      config: VaeTaskConfig) -> dict:
-    """Evaluates a VAE trained as ``config`` says and writes its models, metrics
-    (with ``config``) and figures."""
+def vae_figures(vae, data, out: str, hist: dict, seed: int) -> None:
+    """The ``vae`` task's figures: loss curves, reconstructions, prior samples, the
+    2-D manifold (a 2-D latent space only) and the latent means by class."""
     import numpy as np
 
-    from models.saving import save_model
     from plots.figures import image_grid, image_rows, loss_curves
     from runtime.backend import backend_name
-    from runtime.compute import describe
-    from storage.files import write_json
 
-    latent_dim, beta, seed = vae.latent_dim, vae.beta, config.data.seed
-    width = int(vae.encoder.get_layer("conv1").filters)
-    test = vae.evaluate(data.x_test, batch_size=512, verbose=0, return_dict=True)
-    test = {k: float(v) for k, v in test.items()}
-
-    save_model(vae, os.path.join(out, "vae.keras"))
-    save_model(vae.encoder, os.path.join(out, "encoder.keras"))
-    save_model(vae.decoder, os.path.join(out, "decoder.keras"))
-    write_json(os.path.join(out, "history.json"), hist)
-    elbo = -(test["reconstruction_loss"] + test["kl_loss"])
-    metrics = {
-        "task": "vae", "dataset": data.name, "data_source": data.source,
-        "backend": backend_name(), **describe(), "latent_dim": latent_dim, "width": width,
-        "beta": beta,
-        # One reparameterised sample per test image: a stochastic estimate.
-        "test_elbo_nats": elbo,
-        "test_reconstruction_bce": test["reconstruction_loss"],
-        "test_kl": test["kl_loss"],
-        "epochs": len(hist["loss"]), "wall_time_s": wall, "train_images": int(len(data.x_train)),
-        "test_images": int(len(data.x_test)), "batch_size": config.training.batch_size,
-        "learning_rate": config.training.lr, "parameters": int(vae.count_params()),
-        "config": to_dict(config),
-    }
-    write_json(os.path.join(out, "metrics.json"), metrics)
-
+    latent_dim, beta = vae.latent_dim, vae.beta
     tag = f"latent {latent_dim}, beta {beta:g}, {backend_name()}"
     loss_curves(hist, os.path.join(out, "loss.png"), f"VAE training ({tag})",
                 "nats per image")
@@ -171,7 +117,6 @@ def write_vae_outputs(vae, data, out: str, hist: dict, wall: float,
     latent_scatter(vae.encoder, data.x_test[:n], data.y_test[:n], data.class_names,
                    os.path.join(out, "latent_scatter.png"),
                    f"VAE latent means of {n} test images ({tag})")
-    return metrics
 
 
 CONFIG = VaeTaskConfig
@@ -186,11 +131,15 @@ def train(config: VaeTaskConfig) -> str:
     from data.arguments import load_data
     from runtime.backend import seed_everything
     from storage.run_folder import make_run_dir
+    from training.vae import train_vae
 
     out = make_run_dir("vae", config.output.out, overwrite=config.output.overwrite)
     seed_everything(config.data.seed)
     data = load_data(config.data)
-    metrics = train_vae(data, out, config)
+    seed = config.data.seed
+    _, metrics = train_vae(data, config.vae, out, config.training, verbose=config.verbose,
+                           seed=seed, run_config=to_dict(config),
+                           figures=lambda vae, hist: vae_figures(vae, data, out, hist, seed))
     print(f"test ELBO {metrics['test_elbo_nats']:.2f} nats (BCE "
           f"{metrics['test_reconstruction_bce']:.2f}, KL {metrics['test_kl']:.2f}), "
           f"{metrics['epochs']} epochs in {metrics['wall_time_s']:.0f} s on "

@@ -1,20 +1,23 @@
 """`vae`, `gan`, `generate` and `quality`: options generated from typed configs
-(configs/vae.py, configs/gan.py, training/sampler_source.py), built once in run()."""
+(configs/vae.py, configs/gan.py, training/vae.py, training/gan.py,
+training/sampler_source.py), built once in run()."""
 
 import dataclasses
 import json
 
 import pytest
 
-from configs.gan import GANConfig, GANTraining
-from configs.vae import VAEConfig, VAETraining
+from configs.gan import GANConfig
+from configs.vae import VAEConfig
 from data.arguments import DataConfig
 from runtime.options import from_args
 from tasks.gan import GanTaskConfig
 from tasks.generate import GenerateConfig
 from tasks.quality import QualityConfig, ScoredModels
 from tasks.vae import VaeTaskConfig
+from training.gan import GANTraining
 from training.sampler_source import SamplerConfig, SamplersConfig
+from training.vae import VAETraining
 
 
 def parse(*argv):
@@ -112,14 +115,15 @@ def test_training_records_its_config_in_metrics(task, tmp_path):
 
     tiny = DataConfig(dataset="digits", train_size=32, test_size=16)
     if task == "vae":
-        from tasks.vae import train_vae as train
+        from training.vae import train_vae as train
         config = VaeTaskConfig(data=tiny, vae=VAEConfig(latent_dim=3, width=4),
                                training=VAETraining(epochs=1, batch_size=16), verbose=0)
     else:
-        from tasks.gan import train_gan as train
+        from training.gan import train_gan as train
         config = GanTaskConfig(data=tiny, gan=GANConfig(latent_dim=4, width=2),
                                training=GANTraining(epochs=1, batch_size=16), verbose=0)
-    metrics = train(load_data(tiny), str(tmp_path), config)
+    _, metrics = train(load_data(tiny), getattr(config, task), str(tmp_path), config.training,
+                       verbose=0, run_config=dataclasses.asdict(config))
     written = json.loads((tmp_path / "metrics.json").read_text())
     assert written["config"] == json.loads(json.dumps(dataclasses.asdict(config)))
     assert written["epochs"] == metrics["epochs"] == 1

@@ -1,0 +1,103 @@
+"""Training the VAE: how (:class:`VAETraining`), and one training run that writes
+the models, history and metrics into a run folder."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+
+from configs import checks
+from runtime.args import positive_float, positive_int
+from runtime.options import option
+
+
+@dataclasses.dataclass
+class VAETraining:
+    """How a VAE is trained (Adam on the negative ELBO)."""
+
+    epochs: int = option(10, type=positive_int, help="training epochs")
+    batch_size: int = option(128, type=positive_int, help="images per step")
+    lr: float = option(1e-3, type=positive_float, help="Adam learning rate")
+
+    def __post_init__(self):
+        checks.positive_ints(self, ("epochs", "batch_size"))
+        checks.positive_numbers(self, ("lr",))
+
+
+def train_vae(data, config, out: str, training: VAETraining | None = None, *,
+              verbose: int = 1, seed: int = 0, run_config: dict | None = None,
+              figures=None):
+    """Trains a VAE and writes its models, history and metrics into ``out``.
+
+    Args:
+        data: a :class:`data.datasets.Dataset`.
+        config: a :class:`configs.vae.VAEConfig`.
+        out: the run folder (exists, writable).
+        training: a :class:`VAETraining` (default: its defaults).
+        verbose: Keras verbosity.
+        seed: seeds the layers' initial weights and the noise drawn in training.
+        run_config: the task's whole config, written into metrics.json as "config".
+        figures: ``figures(vae, history)``, called once every other file is
+            written, draws the task's figures.
+
+    Returns:
+        ``(vae, metrics)``: the trained VAE and the metrics written to
+        ``out/metrics.json``.
+    """
+    import keras
+
+    from models.optimizers import adam
+    from models.vae import build_vae
+    from runtime.backend import layer_seed
+    from runtime.errors import check_losses_finite
+
+    training = training or VAETraining()
+    vae = build_vae(latent_dim=config.latent_dim, width=config.width, beta=config.beta,
+                    seed=layer_seed(seed))
+    vae.compile(optimizer=adam(training.lr))
+    start = time.perf_counter()
+    history = vae.fit(data.x_train, validation_data=(data.x_val,), epochs=training.epochs,
+                      batch_size=training.batch_size, verbose=verbose,
+                      callbacks=[keras.callbacks.TerminateOnNaN()])
+    wall = time.perf_counter() - start
+    hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    check_losses_finite(hist, f"try a lower --lr than {training.lr:g}")
+    metrics = write_vae_outputs(vae, data, out, hist, wall, training, run_config)
+    if figures is not None:
+        figures(vae, hist)
+    return vae, metrics
+
+
+def write_vae_outputs(vae, data, out: str, hist: dict, wall: float, training: VAETraining,
+                      run_config: dict | None = None) -> dict:
+    """Evaluates a trained VAE and writes its models, history and metrics."""
+    from models.saving import save_model
+    from runtime.backend import backend_name
+    from runtime.compute import describe
+    from storage.files import write_json
+
+    width = int(vae.encoder.get_layer("conv1").filters)
+    test = vae.evaluate(data.x_test, batch_size=512, verbose=0, return_dict=True)
+    test = {k: float(v) for k, v in test.items()}
+
+    save_model(vae, os.path.join(out, "vae.keras"))
+    save_model(vae.encoder, os.path.join(out, "encoder.keras"))
+    save_model(vae.decoder, os.path.join(out, "decoder.keras"))
+    write_json(os.path.join(out, "history.json"), hist)
+    elbo = -(test["reconstruction_loss"] + test["kl_loss"])
+    metrics = {
+        "task": "vae", "dataset": data.name, "data_source": data.source,
+        "backend": backend_name(), **describe(), "latent_dim": vae.latent_dim, "width": width,
+        "beta": vae.beta,
+        # One reparameterised sample per test image: a stochastic estimate.
+        "test_elbo_nats": elbo,
+        "test_reconstruction_bce": test["reconstruction_loss"],
+        "test_kl": test["kl_loss"],
+        "epochs": len(hist["loss"]), "wall_time_s": wall, "train_images": int(len(data.x_train)),
+        "test_images": int(len(data.x_test)), "batch_size": training.batch_size,
+        "learning_rate": training.lr, "parameters": int(vae.count_params()),
+        **({"config": run_config} if run_config is not None else {}),
+    }
+    write_json(os.path.join(out, "metrics.json"), metrics)
+    return metrics
