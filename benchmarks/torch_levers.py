@@ -1,24 +1,26 @@
 #!/usr/bin/env python3
-"""Levers for Keras-on-torch speed (issue 19), each a whole child process.
+"""Levers for Keras-on-torch speed, each a whole child process.
 
 Fits the CAE's layers (models/cae.py's default widths) on real Fashion-MNIST
 images with ``KERAS_BACKEND=torch`` in one of these variants, and reports the
 wall and CPU seconds of the timed fit (after one untimed warm-up epoch, which
 holds ``torch.compile``'s compilation when ``--jit`` is on):
 
-- ``base``: channels-last (Keras's default), eager, what ``main.py cae`` runs;
+- ``base``: channels-last (Keras's default), eager, ``OMP_WAIT_POLICY=PASSIVE``;
 - ``channels_first``: the same layers built with
   ``keras.config.set_image_data_format("channels_first")``, so Keras's torch
   convolutions skip their NHWC <-> NCHW transposes;
 - ``jit``: ``compile(jit_compile=True)``, which is ``torch.compile`` on torch;
-- ``omp_active``: base without ``OMP_WAIT_POLICY=PASSIVE`` (``main.py`` sets it:
-  spinning OpenMP threads were 10-25x slower beside another busy process);
+- ``omp_active``: base without ``OMP_WAIT_POLICY`` (libgomp's threads spin while
+  they wait: faster on an idle machine, 10-25x slower beside another busy process);
 - ``omp_spin_short``: no ``OMP_WAIT_POLICY`` but ``GOMP_SPINCOUNT=--spin-count``
   (default 10000): threads spin that many times, not libgomp's 300 000, before
   they sleep.
 
 Variants run in turn (base, v1, v2, ..., base, v1, ...) so a busy minute of a
-shared machine hits all; medians over ``--rounds``.
+shared machine hits all; medians over ``--rounds``. Writes ``--out`` (default
+``runs/torch_levers.json``); the runs kept as the benchmark's result, each with its
+command and machine, are in ``benchmarks/results/torch_levers.{json,md}``.
 
     python3 benchmarks/torch_levers.py --rounds 3 --images 7680 --epochs 2
 """
@@ -95,8 +97,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs (default 2)")
     parser.add_argument("--spin-count", type=int, default=10000,
                         help="GOMP_SPINCOUNT of the omp_spin_short variant (default 10000)")
-    parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results",
-                                                      "torch_levers.json"))
+    parser.add_argument("--out", default=os.path.join("runs", "torch_levers.json"),
+                        help="the JSON written (default runs/torch_levers.json)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -110,11 +112,12 @@ def main() -> None:
     for r in range(args.rounds):
         for v in variants:
             runs[v].append(run(v, args))
-            print(f"round {r + 1} {v:15s} " + " ".join(
+            print(f"run {r + 1} {v:15s} " + " ".join(
                 f"{k} {val:7.2f}" for k, val in runs[v][-1].items()), flush=True)
     load = os.getloadavg()
     summary = {v: {k: statistics.median(x[k] for x in rs) for k in rs[0]}
                for v, rs in runs.items()}
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     tmp = args.out + ".tmp"
     with open(tmp, "w") as f:
         json.dump({"settings": dict(vars(args), out=os.path.relpath(args.out, ROOT)), "load_average_at_end": load,
