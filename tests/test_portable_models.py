@@ -1,10 +1,10 @@
-"""Saved inference models load with plain Keras, without this toolkit (issue 16).
+"""Saved inference models load with plain Keras, without this toolkit.
 
 A tiny study (every task that saves a model) writes its ``.keras`` files; a fresh
 Python process that cannot import the toolkit (``python -I``, working folder
 elsewhere) loads each inference model with ``keras.saving.load_model`` and must
-predict what the toolkit's loader predicts. Files written before issue 16 (with
-the old custom transposed convolution) still load inside the toolkit.
+predict what the toolkit's loader predicts. Files written by earlier versions (with
+their custom transposed convolution) still load inside the toolkit.
 """
 
 import json
@@ -132,7 +132,7 @@ def test_every_saved_inference_model_loads_and_predicts_without_the_toolkit(tmp_
 
 @pytest.mark.parametrize("name,inputs", [("cae", "x"), ("generator", "z")])
 def test_files_written_with_the_old_custom_layer_still_load_in_the_toolkit(name, inputs):
-    """Fixtures written before issue 16 (tests/fixtures/make_old_layer_fixtures.py)."""
+    """Fixtures written by an earlier version (tests/fixtures/make_old_layer_fixtures.py)."""
     from models.saving import load_keras_model
 
     path = os.path.join(FIXTURES, f"old_layer_{name}.keras")
