@@ -4,7 +4,7 @@ cost of k-fold cross-validation.
 Runs ``main.py tune`` once per tuner with the same trial and epoch budget
 (hold-out objective), then once more with ``--folds K`` (random search) to
 measure the k-fold overhead in wall time. Writes ``tuners.json`` and prints a
-table. The full benchmark of the issue (20 trials x 5 epochs on 48 000 images):
+table. The full benchmark (20 trials x 5 epochs on 48 000 images):
 
     python benchmarks/tuners.py --max-trials 20 --epochs 5
 

@@ -13,7 +13,7 @@ PATCH = 14  # side of the occlusion patch, as in the reports we follow
 DEFAULT_SIGMA = 0.3
 DEFAULT_AMOUNT = 0.1
 
-# The evaluation set: every noise the issue names, and the clean images.
+# The evaluation set: every noise the denoising study reports, and the clean images.
 EVAL_NOISES = ("none", "gaussian:0.1", "gaussian:0.3", "gaussian:0.5", "gaussian:1",
                "gaussian:2", "salt_pepper:0.1", "uniform", "occlusion", "mixed:0.1:0.3")
 
