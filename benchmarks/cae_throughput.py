@@ -43,11 +43,12 @@ RESULT_TAG = "CAE_THROUGHPUT_RESULT "  # the worker's one line of JSON on stdout
 
 def _keras_epoch_times(data, args) -> tuple:
     """Trains the CAE with Keras fit; returns (wall s per epoch, CPU s per epoch, info)."""
-    from runtime.quiet import import_tensorflow_quietly
+    from startup import start
 
-    import_tensorflow_quietly()
+    start([], os.environ.get("KERAS_BACKEND", "tensorflow"))  # as main.py
     import keras
 
+    from accel import accelerate
     from models.cae import CAEConfig, build_cae
 
     class EpochTimer(keras.callbacks.Callback):
@@ -66,6 +67,7 @@ def _keras_epoch_times(data, args) -> tuple:
     options = json.loads(args.compile_json)
     model = build_cae(CAEConfig())
     model.compile(optimizer=keras.optimizers.Adam(args.lr), loss="mse", **options)
+    accelerate(model)  # as the training code
     timer = EpochTimer()
     model.fit(data.x_train, data.x_train, epochs=args.epochs, batch_size=args.batch_size,
               shuffle=True, verbose=0, callbacks=[timer])

@@ -49,18 +49,14 @@ def real_images(model_name: str, n: int):
 def keras_speed(model_name: str, steps: int, warmup: int, batch: int, width: int) -> float:
     """Images/s of ``model.fit`` on the current backend (call in a child process)."""
     sys.path.insert(0, ROOT)
-    from runtime.compute import early_environment
-    early_environment([])  # as main.py: jax's compilation cache, before jax loads
-    from runtime.quiet import import_tensorflow_for_backend
-    import_tensorflow_for_backend(os.environ.get("KERAS_BACKEND", "tensorflow"))  # as main.py
-    if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
-        from runtime.tf_data import without_autotune_stall
-        without_autotune_stall()  # as main.py
+    from startup import start
+    # As main.py: the process-wide settings (none with UNSUPERVISED28_ACCEL=0).
+    start([], os.environ.get("KERAS_BACKEND", "tensorflow"))
     import keras
     import numpy as np
 
+    from accel import accelerate
     from models.gan import build_gan, default_optimizers
-    from models.optimizers import adam
     from models.vae import build_vae
 
     keras.utils.set_random_seed(0)
@@ -69,7 +65,8 @@ def keras_speed(model_name: str, steps: int, warmup: int, batch: int, width: int
         model.compile(*default_optimizers())
     else:
         model = build_vae(latent_dim=2, width=width, seed=0)
-        model.compile(optimizer=adam(1e-3))
+        model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    accelerate(model)  # as the training code: stock Keras with acceleration off
     x = real_images(model_name, batch * max(steps, warmup, 1))
     if warmup:
         model.fit(x, batch_size=batch, steps_per_epoch=warmup, epochs=1, verbose=0)
