@@ -36,11 +36,6 @@ def main(argv=None) -> int:
         i = argv.index("--backend")
         if i + 1 < len(argv) and argv[i + 1] in BACKENDS:
             os.environ["KERAS_BACKEND"] = argv[i + 1]
-    from runtime.compute import early_environment
-    early_environment(argv)  # jax reads its simulated device count when it loads
-    # PyTorch's OpenMP threads spin while they wait; beside any other busy process
-    # on a small machine that made Keras-on-torch training 10-25x slower here.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if not os.environ.get("KERAS_BACKEND", "x").strip():
         del os.environ["KERAS_BACKEND"]  # an empty KERAS_BACKEND= means unset
     backend = os.environ.get("KERAS_BACKEND")
@@ -50,16 +45,17 @@ def main(argv=None) -> int:
         return 2
     from runtime.errors import UserError
 
+    from runtime.acceleration import turn_off
+    from startup import start
+
     args = build_parser().parse_args(argv)
-    args._argv = argv  # for tasks that start more main.py processes (tune --local-workers)
-    # TensorFlow: imported now on its own backend, before its start-up chatter
-    # can bury an error; on jax and torch only where a task uses it.
-    # (Unset, Keras's own default applies: import it, as for tensorflow.)
-    from runtime.quiet import import_tensorflow_for_backend
-    import_tensorflow_for_backend(backend or "tensorflow")
-    if (backend or "tensorflow") == "tensorflow":
-        from runtime.tf_data import without_autotune_stall
-        without_autotune_stall()  # each fit, evaluate, predict: no wait at its end
+    args.main_argv = argv  # for tasks that start more main.py processes (tune --local-workers)
+    # Process-wide settings and Keras's import, before the task: TensorFlow's
+    # start-up chatter cannot bury an error, and the speed settings are made
+    # where acceleration is on (see startup/__init__.py).
+    if args.no_accel:
+        turn_off()  # for this process and every process it starts
+    start(argv, backend or "tensorflow")
     from runtime.compute import ComputeConfig, configure, task_scope
     from runtime.options import from_args
     from storage import run_folder
@@ -67,7 +63,7 @@ def main(argv=None) -> int:
         if hasattr(args, "precision"):  # a training task: dtype policy, devices
             configure(from_args(ComputeConfig, args))
         with task_scope():
-            out = args._module.run(args)
+            out = args.task_module.run(args)
     except UserError as e:
         run_folder.discard_unfinished()
         print(f"main.py {args.task}: error: {e}", file=sys.stderr)

@@ -168,15 +168,15 @@ def train_classifier(data, epochs: int, seed: int, verbose: int = 0, images=None
     returns (model, test accuracy)."""
     import keras
 
-    from models.optimizers import adam
+    from accel import accelerate
 
     keras.utils.set_random_seed(seed)
     model = build_domain_classifier(len(data.class_names))
-    model.compile(optimizer=adam(1e-3),
+    model.compile(optimizer=keras.optimizers.Adam(1e-3),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     images = data.x_train if images is None else images
     labels = data.y_train if labels is None else labels
-    model.fit(images, labels, epochs=epochs, batch_size=128, verbose=verbose,
+    accelerate(model).fit(images, labels, epochs=epochs, batch_size=128, verbose=verbose,
               validation_data=(data.x_val, data.y_val) if validation else None)
     return model, float(model.evaluate(data.x_test, data.y_test, verbose=0)[1])
 

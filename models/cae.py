@@ -12,8 +12,6 @@ from __future__ import annotations
 import keras
 
 from configs.cae import IMAGE_SHAPE, CAEConfig  # noqa: F401 (re-exported)
-from models.direct_calls import direct_calls  # torch: layers called directly
-from models.layers import conv2d, conv2d_transpose  # fast kernel gradients on jax
 
 
 def _regularizer(config: CAEConfig):
@@ -26,19 +24,19 @@ def build_encoder(config: CAEConfig) -> keras.Model:
     f1, f2, f3 = config.conv_filters
     k = config.kernel_size
     inputs = keras.Input(IMAGE_SHAPE, name="image")
-    x = conv2d(f1, k, strides=2, padding="same", activation="relu",
-               kernel_regularizer=reg, name="conv1")(inputs)  # 14x14
-    x = conv2d(f2, k, strides=2, padding="same", activation="relu",
-               kernel_regularizer=reg, name="conv2")(x)  # 7x7
-    x = conv2d(f3, 3, strides=2, padding="valid", activation="relu",
-               kernel_regularizer=reg, name="conv3")(x)  # 3x3
+    x = keras.layers.Conv2D(f1, k, strides=2, padding="same", activation="relu",
+                            kernel_regularizer=reg, name="conv1")(inputs)  # 14x14
+    x = keras.layers.Conv2D(f2, k, strides=2, padding="same", activation="relu",
+                            kernel_regularizer=reg, name="conv2")(x)  # 7x7
+    x = keras.layers.Conv2D(f3, 3, strides=2, padding="valid", activation="relu",
+                            kernel_regularizer=reg, name="conv3")(x)  # 3x3
     x = keras.layers.Flatten(name="flatten")(x)
     x = keras.layers.Dense(config.dense_units, activation="relu",
                            kernel_regularizer=reg, name="dense1")(x)
     if config.dropout > 0:
         x = keras.layers.Dropout(config.dropout, name="dropout")(x)
     code = keras.layers.Dense(config.latent_dim, kernel_regularizer=reg, name="code")(x)
-    return direct_calls(keras.Model(inputs, code, name="encoder"))
+    return keras.Model(inputs, code, name="encoder")
 
 
 def build_decoder(config: CAEConfig) -> keras.Model:
@@ -54,13 +52,13 @@ def build_decoder(config: CAEConfig) -> keras.Model:
     x = keras.layers.Dense(3 * 3 * f3, activation="relu", kernel_regularizer=reg,
                            name="dense2")(x)
     x = keras.layers.Reshape((3, 3, f3), name="reshape")(x)
-    x = conv2d_transpose(f2, 3, strides=2, padding="valid", activation="relu",
-                         kernel_regularizer=reg, name="deconv1")(x)  # 7x7
-    x = conv2d_transpose(f1, k, strides=2, padding="same", activation="relu",
-                         kernel_regularizer=reg, name="deconv2")(x)  # 14x14
-    image = conv2d_transpose(1, k, strides=2, padding="same", activation="sigmoid",
-                             kernel_regularizer=reg, name="deconv3")(x)  # 28x28
-    return direct_calls(keras.Model(inputs, image, name="decoder"))
+    x = keras.layers.Conv2DTranspose(f2, 3, strides=2, padding="valid", activation="relu",
+                                     kernel_regularizer=reg, name="deconv1")(x)  # 7x7
+    x = keras.layers.Conv2DTranspose(f1, k, strides=2, padding="same", activation="relu",
+                                     kernel_regularizer=reg, name="deconv2")(x)  # 14x14
+    image = keras.layers.Conv2DTranspose(1, k, strides=2, padding="same", activation="sigmoid",
+                                         kernel_regularizer=reg, name="deconv3")(x)  # 28x28
+    return keras.Model(inputs, image, name="decoder")
 
 
 def build_cae(config: CAEConfig | None = None) -> keras.Model:
@@ -70,7 +68,7 @@ def build_cae(config: CAEConfig | None = None) -> keras.Model:
     encoder, decoder = build_encoder(config), build_decoder(config)
     inputs = keras.Input(IMAGE_SHAPE, name="image")
     outputs = decoder(encoder(inputs))
-    return direct_calls(keras.Model(inputs, outputs, name="cae"))
+    return keras.Model(inputs, outputs, name="cae")
 
 
 def split_cae(model: keras.Model) -> tuple:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import keras
 
 from models.cae import IMAGE_SHAPE, CAEConfig, build_encoder, split_cae
-from models.optimizers import fused  # torch: fused Adam kernel
 
 # Where the head reads the encoder: the 10-d code, the 256-unit hidden dense
 # layer, the flattened 3x3x128 conv3 map, or the 7x7x64 conv2 map.
@@ -245,9 +244,9 @@ def compile_classifier(model: keras.Model, learning_rate: float = 1e-3,
             else "sparse_categorical_crossentropy")
     if decay_steps is not None:
         learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps)
-    optimizer = fused(keras.optimizers.AdamW(
+    optimizer = keras.optimizers.AdamW(
         learning_rate=learning_rate, weight_decay=weight_decay,
-        use_ema=ema_momentum > 0, ema_momentum=ema_momentum))
+        use_ema=ema_momentum > 0, ema_momentum=ema_momentum)
     model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
     return model
 

@@ -19,10 +19,6 @@ from keras import ops
 
 from configs.gan import GANConfig
 from models import train_steps
-from models.batch_norm import fused_batch_norm  # one fused kernel on torch
-from models.direct_calls import direct_calls  # torch: layers called directly
-from models.layers import conv2d, conv2d_transpose  # fast kernel gradients on jax
-from models.optimizers import adam  # torch: fused Adam kernel
 from models.phased import PhasedModel
 
 GAN_IMAGE_SHAPE = (32, 32, 1)
@@ -34,9 +30,9 @@ def _init():
 
 
 def _batch_norm(name):
-    return fused_batch_norm(keras.layers.BatchNormalization(
+    return keras.layers.BatchNormalization(
         momentum=0.9, epsilon=1e-5,
-        gamma_initializer=keras.initializers.RandomNormal(1.0, 0.02), name=name))
+        gamma_initializer=keras.initializers.RandomNormal(1.0, 0.02), name=name)
 
 
 def build_generator(latent_dim: int = _DEFAULT.latent_dim,
@@ -49,14 +45,14 @@ def build_generator(latent_dim: int = _DEFAULT.latent_dim,
     x = _batch_norm("bn0")(x)
     x = keras.layers.ReLU(name="relu0")(x)
     for i, filters in enumerate((3 * width, width), start=1):  # 4 -> 8 -> 16
-        x = conv2d_transpose(filters, 4, strides=2, padding="same",
-                             use_bias=False, kernel_initializer=_init(),
-                             name=f"deconv{i}")(x)
+        x = keras.layers.Conv2DTranspose(filters, 4, strides=2, padding="same",
+                                         use_bias=False, kernel_initializer=_init(),
+                                         name=f"deconv{i}")(x)
         x = _batch_norm(f"bn{i}")(x)
         x = keras.layers.ReLU(name=f"relu{i}")(x)
-    image = conv2d_transpose(1, 4, strides=2, padding="same", activation="tanh",
-                             kernel_initializer=_init(), name="image")(x)  # 32
-    return direct_calls(keras.Model(inputs, image, name="generator"))
+    image = keras.layers.Conv2DTranspose(1, 4, strides=2, padding="same", activation="tanh",
+                                         kernel_initializer=_init(), name="image")(x)  # 32
+    return keras.Model(inputs, image, name="generator")
 
 
 def build_discriminator(width: int = _DEFAULT.width,
@@ -74,15 +70,15 @@ def build_discriminator(width: int = _DEFAULT.width,
     inputs = keras.Input(GAN_IMAGE_SHAPE, name="image")
     x = inputs
     for i, filters in enumerate((width, 2 * width, 4 * width), start=1):  # 32->16->8->4
-        x = sn(conv2d(filters, 4, strides=2, padding="same",
-                      use_bias=i == 1 or spectral_norm,
-                      kernel_initializer=_init(), name=f"conv{i}"))(x)
+        x = sn(keras.layers.Conv2D(filters, 4, strides=2, padding="same",
+                                   use_bias=i == 1 or spectral_norm,
+                                   kernel_initializer=_init(), name=f"conv{i}"))(x)
         if i > 1 and not spectral_norm:  # DCGAN: no batch norm on the input layer
             x = _batch_norm(f"bn{i}")(x)
         x = keras.layers.LeakyReLU(0.2, name=f"lrelu{i}")(x)
     x = keras.layers.Flatten(name="flatten")(x)
     logit = sn(keras.layers.Dense(1, kernel_initializer=_init(), name="logit"))(x)
-    return direct_calls(keras.Model(inputs, logit, name="discriminator"))
+    return keras.Model(inputs, logit, name="discriminator")
 
 
 def discriminator_loss(real_logits, fake_logits):
@@ -215,8 +211,8 @@ def default_optimizers(lr: float = 2e-4, beta_1: float = 0.5, d_lr: float | None
     copies it into the generator after training. The defaults are the report's
     recipe, as :class:`training.gan.GANTraining`'s (a test pins them equal)."""
     g_kwargs = {"use_ema": True, "ema_momentum": ema} if ema else {}
-    return (adam(d_lr or lr, beta_1=beta_1, name="d_adam"),
-            adam(lr, beta_1=beta_1, name="g_adam", **g_kwargs))
+    return (keras.optimizers.Adam(d_lr or lr, beta_1=beta_1, name="d_adam"),
+            keras.optimizers.Adam(lr, beta_1=beta_1, name="g_adam", **g_kwargs))
 
 
 def use_generator_ema(gan) -> bool:

@@ -7,8 +7,8 @@ label smoothing is a training device, and a classifier is evaluated by plain
 sparse cross-entropy, so the file is compiled with Keras's
 ``SparseCategoricalCrossentropy`` (same optimizer settings and metrics).
 
-The transposed convolutions need nothing here: they are Keras's own layers
-(see :mod:`models.layers`).
+The convolutions need nothing here: they are Keras's own layers, and the speed
+paths of :mod:`accel` live on the loaded objects, never in the file.
 """
 
 from __future__ import annotations
@@ -74,9 +74,9 @@ def save_model(model, path: str) -> str:
 
 def load_keras_model(path: str, what: str = "model"):
     """``keras.saving.load_model`` with a one-line error for a missing or bad file;
-    the transposed convolutions get the fast JAX gradient for further training."""
+    the model is on the backend's speed paths (:func:`accel.accelerate`)."""
     import models  # noqa: F401  registers the custom classes before loading
-    from models.layers import speed_up
+    from accel import accelerate
 
     if not os.path.isfile(path):
         raise UserError(f"{what} file {path!r} does not exist; give a .keras file "
@@ -91,4 +91,4 @@ def load_keras_model(path: str, what: str = "model"):
     except Exception as e:  # any corrupt or foreign file: one line, not a traceback
         first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
         raise UserError(f"cannot load {what} {path!r}: {first}") from None
-    return speed_up(model)
+    return accelerate(model)

@@ -18,7 +18,6 @@ import math
 import keras
 from keras import ops
 
-from models.optimizers import adam  # torch: fused Adam kernel
 from models.vae import VAE
 
 
@@ -72,7 +71,7 @@ def train_code_vae(codes, epochs: int = 40, batch_size: int = 256, lr: float = 1
     keras.utils.set_random_seed(seed)
     model = CodeVAE(build_code_encoder(dim, hidden), build_code_decoder(dim, hidden),
                     seed=seed, name="code_vae")
-    model.compile(optimizer=adam(lr))
+    model.compile(optimizer=keras.optimizers.Adam(lr))
     # A halving learning rate as the loss stalls, as the paper's schedule.
     history = model.fit(codes, epochs=epochs, batch_size=batch_size, verbose=verbose,
                         callbacks=[keras.callbacks.ReduceLROnPlateau("loss", factor=0.5,

@@ -16,8 +16,6 @@ from keras import ops
 
 from configs.vae import VAEConfig
 from models import train_steps
-from models.direct_calls import direct_calls  # torch: layers called directly
-from models.layers import conv2d, conv2d_transpose  # fast kernel gradients on jax
 from models.phased import PhasedModel
 
 IMAGE_SHAPE = (28, 28, 1)
@@ -28,15 +26,15 @@ def build_vae_encoder(latent_dim: int = _DEFAULT.latent_dim,
                       width: int = _DEFAULT.width) -> keras.Model:
     """Image -> ``[z_mean, z_log_var]``, each of size ``latent_dim``."""
     inputs = keras.Input(IMAGE_SHAPE, name="image")
-    x = conv2d(width, 3, strides=2, padding="same", activation="relu",
+    x = keras.layers.Conv2D(width, 3, strides=2, padding="same", activation="relu",
                             name="conv1")(inputs)  # 14x14
-    x = conv2d(2 * width, 3, strides=2, padding="same", activation="relu",
+    x = keras.layers.Conv2D(2 * width, 3, strides=2, padding="same", activation="relu",
                             name="conv2")(x)  # 7x7
     x = keras.layers.Flatten(name="flatten")(x)
     x = keras.layers.Dense(16 * max(1, width // 16), activation="relu", name="dense")(x)
     z_mean = keras.layers.Dense(latent_dim, name="z_mean")(x)
     z_log_var = keras.layers.Dense(latent_dim, name="z_log_var")(x)
-    return direct_calls(keras.Model(inputs, [z_mean, z_log_var], name="vae_encoder"))
+    return keras.Model(inputs, [z_mean, z_log_var], name="vae_encoder")
 
 
 def build_vae_decoder(latent_dim: int = _DEFAULT.latent_dim,
@@ -45,12 +43,12 @@ def build_vae_decoder(latent_dim: int = _DEFAULT.latent_dim,
     inputs = keras.Input((latent_dim,), name="z")
     x = keras.layers.Dense(7 * 7 * 2 * width, activation="relu", name="dense")(inputs)
     x = keras.layers.Reshape((7, 7, 2 * width), name="reshape")(x)
-    x = conv2d_transpose(2 * width, 3, strides=2, padding="same",
-                         activation="relu", name="deconv1")(x)  # 14x14
-    x = conv2d_transpose(width, 3, strides=2, padding="same",
-                         activation="relu", name="deconv2")(x)  # 28x28
-    image = conv2d(1, 3, padding="same", activation="sigmoid", name="image")(x)
-    return direct_calls(keras.Model(inputs, image, name="vae_decoder"))
+    x = keras.layers.Conv2DTranspose(2 * width, 3, strides=2, padding="same",
+                                     activation="relu", name="deconv1")(x)  # 14x14
+    x = keras.layers.Conv2DTranspose(width, 3, strides=2, padding="same",
+                                     activation="relu", name="deconv2")(x)  # 28x28
+    image = keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid", name="image")(x)
+    return keras.Model(inputs, image, name="vae_decoder")
 
 
 def vae_losses(images, reconstruction, z_mean, z_log_var):

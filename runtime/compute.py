@@ -11,7 +11,7 @@
   (``MultiWorkerMirroredStrategy`` where ``TF_CONFIG`` names several hosts).
   Keras 3.15 has no distribution for torch.
 * ``--cpu-devices N``: N simulated devices on the CPU (jax: XLA's
-  ``--xla_force_host_platform_device_count``, set by :func:`early_environment`
+  ``--xla_force_host_platform_device_count``, set by :func:`simulated_devices_environment`
   before jax loads; tensorflow: logical CPU devices), to test the above.
 
 ``main.py`` calls :func:`configure` (with the task's :class:`ComputeConfig`) before a task runs and runs the task inside
@@ -30,12 +30,12 @@ import os
 
 from runtime.args import positive_int
 from runtime.errors import UserError
-from runtime.heap import keep_freed_memory
 from runtime.options import option
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 STRATEGIES = ("none", "data_parallel")
 DISTRIBUTED_BACKENDS = ("jax", "tensorflow")
+MAX_CPU_DEVICES = 64
 _CPU_DEVICES_FLAG = "--xla_force_host_platform_device_count"
 
 
@@ -54,29 +54,20 @@ class ComputeConfig:
              "tf.distribute.MirroredStrategy)")
     cpu_devices: int | None = option(
         None, type=positive_int, metavar="N",
-        help="simulate N devices on the CPU (jax, tensorflow), e.g. to try --distribute "
-             "data_parallel without GPUs")
+        help="simulate N devices on the CPU (jax, tensorflow) for --distribute "
+             "data_parallel without GPUs; at most 64")
+
+    def __post_init__(self):
+        # They stand in for the GPUs of one machine (1 to 16, typically): 64 leaves
+        # room and still gives each device an image of a batch of 64; 99 999 hung.
+        if self.cpu_devices is not None and self.cpu_devices > MAX_CPU_DEVICES:
+            raise ValueError(f"--cpu-devices {self.cpu_devices}: at most "
+                             f"{MAX_CPU_DEVICES} simulated devices")
 
 
-def jax_cache_dir() -> str:
-    """Where jax keeps the programs it compiled, for the next process."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "unsupervised28", "jax")
-
-
-def early_environment(argv: list) -> None:
-    """Sets what must precede the backend's import: jax reads its compilation
-    cache and its simulated CPU device count (XLA_FLAGS) once, when it loads."""
-    # Before any backend allocates: each training step then reuses the heap
-    # pages the step before it freed instead of faulting them in again.
-    keep_freed_memory()
-    # jax's persistent compilation cache: a process reuses what an earlier one
-    # compiled (the train step, the predict function) instead of compiling it
-    # again, which cost the CAE task about 8 s of CPU per process on 2 cores.
-    # A user's own JAX_COMPILATION_CACHE_DIR wins; JAX_ENABLE_COMPILATION_CACHE=false
-    # turns it off.
-    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", jax_cache_dir())
-    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+def simulated_devices_environment(argv: list) -> None:
+    """Sets what ``--cpu-devices N`` in ``argv`` needs before the backend loads:
+    jax reads its simulated CPU device count (XLA_FLAGS) once, when it loads."""
     count = None
     for i, arg in enumerate(argv):
         if arg == "--cpu-devices" and i + 1 < len(argv):
@@ -135,7 +126,6 @@ def _tensorflow_strategy(cpu_devices: int | None):
         return None
     if os.environ.get("TF_CONFIG"):  # several hosts, as tf.distribute documents
         return tf.distribute.MultiWorkerMirroredStrategy()
-    _build_from_one_replica()
     gpus = tf.config.list_logical_devices("GPU")
     devices = tuple(d.name for d in gpus or tf.config.list_logical_devices("CPU"))
     # One strategy per process: two would reuse each other's collective keys.
@@ -145,36 +135,6 @@ def _tensorflow_strategy(cpu_devices: int | None):
 
 
 _mirrored = {}
-
-
-def _build_from_one_replica() -> None:
-    """Keras 3.15 builds a distributed model (in fit and evaluate) from the MEAN
-    over the replicas of the first batch, which fails when their shares differ in
-    size (25 validation images on 2 devices: 13 and 12); the first replica's
-    share has all the shapes the build needs."""
-    import tensorflow as tf
-    from keras.src.backend.tensorflow import trainer
-
-    original = trainer.TensorFlowTrainer._maybe_symbolic_build
-    if getattr(original, "_one_replica", False):
-        return
-
-    def build(self, iterator=None, data_batch=None):
-        strategy = self._distribute_strategy
-        if strategy is not None and iterator is not None:
-            def first_replica(value):
-                if isinstance(value, tf.distribute.DistributedValues):
-                    return strategy.experimental_local_results(value)[0]
-                return value
-
-            for _, _, it in iterator:  # as Keras does: one batch, then the build
-                data_batch = tf.nest.map_structure(first_replica, next(it))
-                break
-            iterator = None
-        return original(self, iterator=iterator, data_batch=data_batch)
-
-    build._one_replica = True
-    trainer.TensorFlowTrainer._maybe_symbolic_build = build
 
 
 def _jax_distribution(cpu_devices: int | None):
@@ -208,21 +168,7 @@ def _data_parallel(devices):
                                                        self.device_mesh)
             return super().get_data_layout(data_shape)
 
-    _layout_per_batch()
     return DataParallel(devices=devices)
-
-
-def _layout_per_batch() -> None:
-    """Keras 3.15's jax epoch iterator takes the data layout of an epoch's first
-    batch for every batch, so a smaller last batch got the sharded layout it
-    cannot take; this one asks the distribution for each batch's layout."""
-    from keras.src.backend.jax import trainer
-
-    def distributed_batches(self, distribution):
-        for data in self.data_adapter.get_jax_iterator():
-            yield trainer._distribute_data(data)
-
-    trainer.JAXEpochIterator._get_distributed_iterator = distributed_batches
 
 
 def configure(config: ComputeConfig) -> None:
@@ -239,6 +185,10 @@ def configure(config: ComputeConfig) -> None:
     if cpu_devices and backend not in DISTRIBUTED_BACKENDS:
         raise UserError(f"--cpu-devices simulates devices on jax and tensorflow, not "
                         f"{backend}; use --backend jax or --backend tensorflow")
+    if cpu_devices and distribute == "none":  # else one device trains: say so
+        raise UserError(f"--cpu-devices {cpu_devices} simulates devices for --distribute "
+                        f"data_parallel, and without it one device trains; add "
+                        f"--distribute data_parallel, or drop --cpu-devices")
     gpus = _gpu_count(backend) if cpu_devices else 0
     if gpus:
         raise UserError(f"--cpu-devices {cpu_devices} simulates devices on a CPU-only "
@@ -258,7 +208,7 @@ def configure(config: ComputeConfig) -> None:
         print(f"note: --precision {precision} is for GPUs (and TPUs); on a CPU it is "
               f"mostly slower than float32", flush=True)
     _apply()
-    if not getattr(keras.backend.clear_session, "_reapplies_compute", False):
+    if not getattr(keras.backend.clear_session, "reapplies_compute", False):
         keras.backend.clear_session = keras.utils.clear_session = _reapplying(
             keras.backend.clear_session)
 
@@ -271,7 +221,7 @@ def _reapplying(clear_session):
         _enter_strategy()
         return result
 
-    clear_and_reapply._reapplies_compute = True
+    clear_and_reapply.reapplies_compute = True
     return clear_and_reapply
 
 
@@ -323,12 +273,15 @@ def task_scope():
 
 
 def describe() -> dict:
-    """For metrics.json: precision, strategy and device count."""
+    """For metrics.json: precision, strategy, device count, and whether the
+    backend speed paths ran (:mod:`runtime.acceleration`)."""
     strategy = "none"
     if _settings.tf_strategy is not None:
         strategy = type(_settings.tf_strategy).__name__
     elif _settings.jax_distribution is not None:
         strategy = type(_settings.jax_distribution).__name__
+    from runtime.acceleration import enabled
+
     return {"precision": _settings.precision, "distribute": _settings.distribute,
             "strategy": strategy, "devices": _settings.devices,
-            "device_kind": _settings.device_kind}
+            "device_kind": _settings.device_kind, "accelerated": enabled()}

@@ -50,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--backend", choices=BACKENDS, default=None,
                         help="Keras backend for this run (default: $KERAS_BACKEND, "
                              "else tensorflow)")
+    parser.add_argument("--no-accel", action="store_true",
+                        help="run stock Keras: none of the toolkit's backend speed paths "
+                             "or process-wide speed settings (the same as "
+                             "UNSUPERVISED28_ACCEL=0; saved files are the same either way)")
     sub = parser.add_subparsers(dest="task", metavar="<task>", parser_class=OneLineErrorParser)
     sub.required = True
     for name, module_name in TASKS.items():
@@ -60,5 +64,5 @@ def build_parser() -> argparse.ArgumentParser:
                                      if getattr(module, "SHOW_DEFAULTS", False)
                                      else argparse.HelpFormatter)
         module.add_arguments(task_parser)
-        task_parser.set_defaults(_module=module)
+        task_parser.set_defaults(task_module=module)
     return parser

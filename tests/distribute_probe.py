@@ -15,12 +15,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 DEVICES = int(sys.argv[1]) if len(sys.argv) > 1 else 2
 
-from runtime.compute import early_environment  # noqa: E402
+from startup import start  # noqa: E402
 
-early_environment(["--cpu-devices", str(DEVICES)])
-from runtime.quiet import import_tensorflow_quietly  # noqa: E402
-
-import_tensorflow_quietly()
+# As main.py: the simulated devices before the backend loads, Keras's
+# data-parallel fixes, and the speed settings where acceleration is on.
+start(["--cpu-devices", str(DEVICES), "--distribute", "data_parallel"],
+      os.environ.get("KERAS_BACKEND", "tensorflow"))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""Functional models calling their layers directly on torch (models/direct_calls.py)
+"""Functional models calling their layers directly on torch (accel/direct_calls.py)
 give Keras's own results: outputs, gradients, batch-norm statistics, the
 training flag; and Keras's own call runs where the direct one would differ."""
 
@@ -6,23 +6,22 @@ import numpy as np
 import pytest
 
 import keras
-import models.direct_calls as direct
+import accel.direct_calls as direct
 
 ON_TORCH = keras.backend.backend() == "torch"
 
 
 def _twins(build, monkeypatch):
-    """``build()`` twice with the same weights: with direct calls (the builders'
-    default), and with Keras's own ``Functional.call`` everywhere."""
-    import models.cae
-    import models.gan
-    import models.vae
+    """``build()`` twice with the same weights: with direct calls on the model
+    and its nested models, and with Keras's own ``Functional.call`` everywhere."""
+    def with_direct_calls(model):
+        for layer in model.layers:
+            if isinstance(layer, keras.Model):
+                with_direct_calls(layer)
+        return direct.direct_calls(model)
 
-    fast = build()
-    with monkeypatch.context() as patch:
-        for module in (models.cae, models.gan, models.vae):
-            patch.setattr(module, "direct_calls", lambda model: model)
-        stock = build()
+    fast = with_direct_calls(build())
+    stock = build()
     stock.set_weights(fast.get_weights())
     return fast, stock
 

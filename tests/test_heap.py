@@ -1,4 +1,4 @@
-"""runtime/heap.py: a training step reuses the heap pages the step before it freed."""
+"""startup/heap.py: a training step reuses the heap pages the step before it freed."""
 
 import json
 import os
@@ -18,7 +18,7 @@ glibc = pytest.mark.skipif(
 PROBE = """
 import ctypes, json, resource, sys, threading
 sys.path.insert(0, {root!r})
-from runtime.heap import keep_freed_memory
+from startup.heap import keep_freed_memory
 was_set = keep_freed_memory() if {pad!r} else None
 libc = ctypes.CDLL(None)
 libc.malloc.restype = ctypes.c_void_p
@@ -70,13 +70,13 @@ def test_a_users_own_malloc_settings_win():
     assert min(seen["faults"][1:]) > 2000, seen
 
 
-def test_main_sets_it_before_the_backend_loads():
-    """early_environment (main.py's first call) sets the padding."""
-    code = ("import sys; sys.path.insert(0, {root!r}); import runtime.heap as h; "
-            "calls = []; h.keep_freed_memory = lambda: calls.append(1); "
-            "import runtime.compute as c; c.early_environment([]); "
-            "print(len(calls), 'keras' in sys.modules)").format(root=ROOT)
+def test_start_up_sets_it_before_the_backend_loads():
+    """startup.start (main.py's first call) sets the padding before Keras loads."""
+    code = ("import sys; sys.path.insert(0, {root!r}); import startup.heap as h; "
+            "calls = []; h.keep_freed_memory = lambda: calls.append('keras' in sys.modules); "
+            "import startup; startup.start([], 'jax'); "
+            "print(calls, 'keras' in sys.modules)").format(root=ROOT)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.split() == ["1", "False"]
+    assert result.stdout.split() == ["[False]", "True"]

@@ -1,13 +1,22 @@
-"""The fast convolutions (models/layers.py, models/torch_conv.py) are Keras's own
+"""The fast convolutions (accel/convolutions.py, accel/torch_conv.py) are Keras's own
 layers with Keras's outputs and gradients, and their batch chunks sum to the
-whole batch; the fused batch norm (models/batch_norm.py) is Keras's too."""
+whole batch; the fused batch norm (accel/batch_norm.py) is Keras's too."""
 
 import numpy as np
 import pytest
 
 import keras
-import models.layers as fast_layers
-from models.layers import Conv2DTranspose, conv2d, conv2d_transpose
+import accel.convolutions as fast_layers
+from accel.convolutions import fast_conv
+from models.legacy_layers import Conv2DTranspose
+
+
+def conv2d(*args, **kwargs):
+    return fast_conv(keras.layers.Conv2D(*args, **kwargs))
+
+
+def conv2d_transpose(*args, **kwargs):
+    return fast_conv(keras.layers.Conv2DTranspose(*args, **kwargs))
 
 ON_JAX = keras.backend.backend() == "jax"
 ON_TORCH = keras.backend.backend() == "torch"
@@ -104,7 +113,7 @@ def test_torch_conv_pads_through_keras_and_backpropagates_in_float16():
     "same": Keras pads it) runs the Keras ``call`` it was given; a float16
     call backpropagates (on a CPU without oneDNN float16 Keras's own does not)."""
     import torch
-    from models import torch_conv
+    from accel import torch_conv
 
     calls = []
     def keras_call(inputs):
@@ -169,31 +178,45 @@ def test_fast_conv_transpose_serialises_as_keras_own_layer():
     assert restored.get_config() == layer.get_config()
 
 
-def test_builders_and_loader_give_keras_layers_the_fast_path_on_jax_and_torch(tmp_path):
+def _replaced(model, method):
+    """Whether each convolution of ``model`` has its fast path (a replaced method)."""
+    kind = keras.layers.Conv2DTranspose if method == "call" else keras.layers.Conv2D
+    convolutions = [layer for layer in model.layers if type(layer) is kind]
+    assert convolutions, model.name
+    replaced = "call" if ON_TORCH else method
+    return {replaced in vars(layer) for layer in convolutions}
+
+
+def test_builders_are_plain_keras_and_accelerate_and_the_loader_give_the_fast_path(
+        tmp_path, monkeypatch):
+    from accel import accelerate
     from models.cae import CAEConfig, build_cae
     from models.gan import build_discriminator, build_generator
     from models.saving import load_keras_model, save_model
     from models.vae import build_vae_decoder, build_vae_encoder
 
     cae = build_cae(CAEConfig(conv_filters=(4, 8, 8), dense_units=16, latent_dim=3))
+    built = ((cae.get_layer("decoder"), "call"), (build_generator(4, 2), "call"),
+             (build_vae_decoder(2, 4), "call"), (cae.get_layer("encoder"), "convolution_op"),
+             (build_vae_encoder(2, 4), "convolution_op"),
+             (build_discriminator(4), "convolution_op"))
+    for model, method in built:
+        assert _replaced(model, method) == {False}, model.name  # the builders: plain Keras
+    monkeypatch.setenv("UNSUPERVISED28_ACCEL", "0")
+    accelerate(cae)
+    assert _replaced(cae.get_layer("decoder"), "call") == {False}  # switched off
+    monkeypatch.delenv("UNSUPERVISED28_ACCEL")
     loaded = load_keras_model(save_model(cae, str(tmp_path / "cae.keras")))
-    for model, method in ((cae.get_layer("decoder"), "call"), (build_generator(4, 2), "call"),
-                          (build_vae_decoder(2, 4), "call"),
-                          (loaded.get_layer("decoder"), "call"),
-                          (cae.get_layer("encoder"), "convolution_op"),
-                          (loaded.get_layer("encoder"), "convolution_op"),
-                          (build_vae_encoder(2, 4), "convolution_op"),
-                          (build_discriminator(4), "convolution_op")):
-        kind = keras.layers.Conv2DTranspose if method == "call" else keras.layers.Conv2D
-        convolutions = [layer for layer in model.layers if type(layer) is kind]
-        assert convolutions, model.name
-        for layer in convolutions:
-            replaced = "call" if ON_TORCH else method
-            assert (replaced in vars(layer)) == FAST, (model.name, layer.name)
+    accelerate(cae)
+    for model, method in (*built[:1], *built[3:4], (loaded.get_layer("decoder"), "call"),
+                          (loaded.get_layer("encoder"), "convolution_op")):
+        assert _replaced(model, method) == {FAST}, model.name
+    for model, method in built[1:3] + built[4:]:
+        assert _replaced(accelerate(model), method) == {FAST}, model.name
 
 
 def test_old_fast_conv_transpose_config_loads_as_keras_own_layer():
-    """Files written before issue 16 name ``unsupervised28>Conv2DTranspose``."""
+    """Files of earlier versions name ``unsupervised28>Conv2DTranspose``."""
     old = Conv2DTranspose(8, 3, strides=2, padding="same", activation="relu", name="deconv")
     serialised = keras.saving.serialize_keras_object(old)
     assert serialised["registered_name"] == "unsupervised28>Conv2DTranspose"
@@ -206,7 +229,7 @@ def test_old_fast_conv_transpose_config_loads_as_keras_own_layer():
 
 
 def _batch_norm_pair(x):
-    from models.batch_norm import fused_batch_norm
+    from accel.batch_norm import fused_batch_norm
 
     def make():
         return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5)
@@ -255,13 +278,14 @@ def test_fused_batch_norm_matches_keras(shape):
                                rtol=1e-5, atol=1e-5)
 
 
-def test_gan_and_loaded_models_get_the_fused_batch_norm_on_torch(tmp_path):
+def test_accelerated_and_loaded_models_get_the_fused_batch_norm_on_torch(tmp_path):
+    from accel import accelerate
     from models.gan import build_discriminator, build_generator
     from models.saving import load_keras_model, save_model
 
     generator = build_generator(4, 2)
     loaded = load_keras_model(save_model(generator, str(tmp_path / "generator.keras")))
-    for model in (generator, build_discriminator(4), loaded):
+    for model in (accelerate(generator), accelerate(build_discriminator(4)), loaded):
         norms = [layer for layer in model.layers
                  if type(layer) is keras.layers.BatchNormalization]
         assert norms, model.name

@@ -17,7 +17,9 @@ FLOORS = {
     "runtime": 0,                 # errors, argparse types, seeding, compute, quiet import
     "data": 1, "storage": 1,      # datasets and their options; atomic files, run folders
     "configs": 1,                 # the models' typed configs, without Keras
-    "models": 2, "plots": 2,      # networks, layers, samplers; shared figures
+    "accel": 1,                   # backend speed paths applied to model objects; the switch
+    "models": 2, "plots": 2,      # networks, samplers; shared figures
+    "startup": 2,                 # process-wide settings, made once by main.py
     "evaluation": 3,              # metrics, sample quality, headlines
     "training": 4,                # CAE / classifier training, sampler sources, callbacks
     "tuning": 5,                  # KerasTuner hypermodels and tuners

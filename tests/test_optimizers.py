@@ -1,4 +1,4 @@
-"""Adam and AdamW with torch's fused kernel (models/optimizers.py) update the
+"""Adam and AdamW with torch's fused kernel (accel/optimizers.py) update the
 variables as Keras's own optimizers do, keep Keras's config and saved files,
 and fall back to Keras where the kernel does not apply."""
 
@@ -6,7 +6,11 @@ import numpy as np
 import pytest
 
 import keras
-from models.optimizers import adam, fused
+from accel.optimizers import fused
+
+
+def adam(*args, **kwargs):
+    return fused(keras.optimizers.Adam(*args, **kwargs))
 
 ON_TORCH = keras.backend.backend() == "torch"
 

@@ -1,5 +1,5 @@
 """Start-up: on jax and torch a task never imports TensorFlow unless it uses it
-(runtime/quiet.py); on tensorflow it is imported at once, quietly."""
+(startup/imports.py); on tensorflow it is imported at once, quietly."""
 
 import json
 import math
@@ -53,7 +53,7 @@ def test_keras_is_told_tensorflow_is_absent_until_it_is_imported():
     asked for the tensorflow backend, the same call imports it."""
     code = """
 import sys
-from runtime.quiet import import_tensorflow_for_backend
+from startup.imports import import_tensorflow_for_backend
 from keras.src.utils import module_utils
 import_tensorflow_for_backend({backend!r})
 print(module_utils.tensorflow._available, "tensorflow" in sys.modules)
@@ -75,7 +75,7 @@ def test_keras_starts_without_its_optional_packages_which_still_import_later():
     the toolkit imports and uses them as usual."""
     code = """
 import json, sys
-from runtime.quiet import KERAS_OPTIONAL_IMPORTS, import_tensorflow_for_backend
+from startup.imports import KERAS_OPTIONAL_IMPORTS, import_tensorflow_for_backend
 import_tensorflow_for_backend({backend!r})
 hidden = KERAS_OPTIONAL_IMPORTS[{backend!r}]
 loaded = [name for name in hidden if name in sys.modules]
@@ -100,7 +100,7 @@ def test_keras_starts_on_torch_without_dynamo_and_torch_compile_still_works():
     seeded draws give the same numbers either way."""
     code = """
 import json, sys
-from runtime.quiet import import_tensorflow_for_backend
+from startup.imports import import_tensorflow_for_backend
 import_tensorflow_for_backend("torch")
 import keras, numpy as np
 at_import = "torch._dynamo" in sys.modules

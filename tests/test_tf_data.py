@@ -1,4 +1,4 @@
-"""runtime/tf_data.py: Keras's tf.data pipelines run without tf.data's autotuner,
+"""startup/tf_data.py: Keras's tf.data pipelines run without tf.data's autotuner,
 whose thread kept fit, evaluate and predict from returning (tensorflow only)."""
 
 import numpy as np
@@ -38,7 +38,7 @@ class Batches(keras.utils.PyDataset):
 
 
 def test_keras_pipelines_lose_the_autotuner_and_keep_their_batches(data_adapters):
-    from runtime.tf_data import without_autotune_stall
+    from startup.tf_data import without_autotune_stall
 
     x = np.arange(10 * 3, dtype="float32").reshape(10, 3)
     before = data_adapters.get_data_adapter(x, batch_size=4, shuffle=False).get_tf_dataset()
@@ -58,7 +58,7 @@ def test_keras_pipelines_lose_the_autotuner_and_keep_their_batches(data_adapters
 def test_a_users_tf_dataset_keeps_its_options(data_adapters):
     import tensorflow as tf
 
-    from runtime.tf_data import without_autotune_stall
+    from startup.tf_data import without_autotune_stall
 
     assert without_autotune_stall()
     assert without_autotune_stall()  # a second call wraps nothing twice
@@ -68,7 +68,7 @@ def test_a_users_tf_dataset_keeps_its_options(data_adapters):
 
 
 def test_fit_evaluate_predict_run_through_the_patched_pipelines(data_adapters, tiny_images):
-    from runtime.tf_data import without_autotune_stall
+    from startup.tf_data import without_autotune_stall
 
     without_autotune_stall()
     model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(),

@@ -69,7 +69,6 @@ class GANHyperModel(TrainableHyperModel):
         import keras
 
         from models.gan import build_gan
-        from models.optimizers import adam
 
         s = self.space
         gan = build_gan(latent_dim=hp.Choice("latent_dim", s["latent_dim"]),
@@ -78,8 +77,8 @@ class GANHyperModel(TrainableHyperModel):
         g_lr = hp.Float("g_learning_rate", *s["learning_rate"], sampling="log")
         beta_1 = hp.Choice("beta_1", s["beta_1"])
         hp.Choice("batch_size", s["batch_size"])
-        gan.compile(adam(d_lr, beta_1=beta_1, name="d_adam"),
-                    adam(g_lr, beta_1=beta_1, name="g_adam"))
+        gan.compile(keras.optimizers.Adam(d_lr, beta_1=beta_1, name="d_adam"),
+                    keras.optimizers.Adam(g_lr, beta_1=beta_1, name="g_adam"))
         return gan
 
     def search_data(self, data) -> tuple:

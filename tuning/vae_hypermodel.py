@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import keras
 
-from models.optimizers import adam
 from tuning.search_space import TrainableHyperModel
 
 SPACES = {
@@ -71,7 +70,7 @@ class VAEHyperModel(TrainableHyperModel):
                         beta=hp.Float("beta", *s["beta"], sampling="log"), seed=self.seed)
         lr = hp.Float("learning_rate", *s["learning_rate"], sampling="log")
         hp.Choice("batch_size", s["batch_size"])
-        vae.compile(optimizer=adam(lr))
+        vae.compile(optimizer=keras.optimizers.Adam(lr))
         return vae
 
     def search_data(self, data) -> tuple:

@@ -66,7 +66,3 @@ def _fused_update(opt, keras_update):
 
     return update
 
-
-def adam(learning_rate=1e-3, **kwargs):
-    """``keras.optimizers.Adam(learning_rate, **kwargs)``, :func:`fused`."""
-    return fused(keras.optimizers.Adam(learning_rate, **kwargs))

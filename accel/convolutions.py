@@ -1,5 +1,5 @@
 """Convolutions with fast gradients on the JAX backend's CPU (and, through
-:mod:`models.torch_conv`, without layout copies on torch).
+:mod:`accel.torch_conv`, without layout copies on torch).
 
 Why: XLA-CPU computes the kernel gradient of a convolution as another
 convolution that contracts over the batch, and it is slow at two of them.
@@ -33,7 +33,7 @@ What is saved stays Keras's own: the models hold plain Keras layers, and
 :func:`fast_conv` only replaces a method of such a layer object (on JAX or
 torch, in this process), never its class or config. A ``.keras`` file therefore
 loads with ``keras.saving.load_model`` without this toolkit, and
-:func:`speed_up` gives a loaded model the fast paths again.
+:func:`accel.accelerate` gives a loaded model the fast paths again.
 """
 
 from __future__ import annotations
@@ -178,7 +178,7 @@ def _fast_convolution_op(layer, inputs, kernel):
 def fast_conv(layer):
     """``layer``, a ``keras.layers.Conv2D`` or ``Conv2DTranspose``, on its fast
     path: on JAX its kernel gradient computed the fast way, on torch its call
-    without layout copies (:mod:`models.torch_conv`); any other layer, or
+    without layout copies (:mod:`accel.torch_conv`); any other layer, or
     tensorflow: ``layer`` unchanged.
 
     Only this object's ``call`` (``Conv2DTranspose``, and ``Conv2D`` on torch)
@@ -190,7 +190,7 @@ def fast_conv(layer):
         return layer
     transpose = isinstance(layer, keras.layers.Conv2DTranspose)
     if keras.backend.backend() == "torch":
-        from models import torch_conv
+        from accel import torch_conv
 
         call = torch_conv.conv2d_transpose if transpose else torch_conv.conv2d
         layer.call = functools.partial(call, layer, layer.call)
@@ -199,48 +199,3 @@ def fast_conv(layer):
     else:
         layer.convolution_op = functools.partial(_fast_convolution_op, layer)
     return layer
-
-
-def conv2d(*args, **kwargs):
-    """``keras.layers.Conv2D(*args, **kwargs)`` with :func:`fast_conv`."""
-    return fast_conv(keras.layers.Conv2D(*args, **kwargs))
-
-
-def conv2d_transpose(*args, **kwargs):
-    """``keras.layers.Conv2DTranspose(*args, **kwargs)`` with :func:`fast_conv`."""
-    return fast_conv(keras.layers.Conv2DTranspose(*args, **kwargs))
-
-
-def speed_up(model):
-    """Applies :func:`fast_conv` and :func:`models.batch_norm.fused_batch_norm`
-    to every layer of ``model``, and :func:`models.direct_calls.direct_calls` to
-    it and every nested model (for a model loaded from a file); returns ``model``."""
-    from models.batch_norm import fused_batch_norm
-    from models.direct_calls import direct_calls
-
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            speed_up(layer)
-        fused_batch_norm(fast_conv(layer))
-    return direct_calls(model)
-
-
-@keras.saving.register_keras_serializable(package="unsupervised28")
-class Conv2DTranspose(keras.layers.Conv2DTranspose):
-    """The layer that ``.keras`` files written before issue 16 name
-    (``unsupervised28>Conv2DTranspose``): registered so those files still load
-    inside the toolkit. Loading one gives Keras's own layer (with
-    :func:`fast_conv`), so a model re-saved from it is plain Keras again.
-    New models use :func:`conv2d_transpose`."""
-
-    def call(self, inputs):
-        if not _has_fast_path(self):
-            return super().call(inputs)
-        if keras.backend.backend() == "torch":
-            from models.torch_conv import conv2d_transpose
-            return conv2d_transpose(self, super().call, inputs)
-        return _fast_call(self, inputs)
-
-    @classmethod
-    def from_config(cls, config):
-        return fast_conv(keras.layers.Conv2DTranspose.from_config(config))

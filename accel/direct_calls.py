@@ -21,7 +21,7 @@ not float32 torch tensors of the right ranks (symbolic ones, during building
 or export), a dtype policy other than float32, a layer that makes masks
 (``Masking``, ``Embedding(mask_zero=True)``), or an activity regularizer.
 
-As for :mod:`models.layers`, only the model object's ``call`` is replaced: its
+As for :mod:`accel.convolutions`, only the model object's ``call`` is replaced: its
 class and config, hence the saved file, are Keras's own.
 """
 

@@ -13,7 +13,7 @@ The result is Keras's: the same normalisation with the batch's biased variance,
 the same moving-average update of ``moving_mean`` and ``moving_variance``, the
 same weights and config. Only training calls in float32 take the fused path;
 inference, masks, renorm and mixed precision run Keras's own ``call``. As for the
-convolutions of :mod:`models.layers`, only the layer object's ``call`` is
+convolutions of :mod:`accel.convolutions`, only the layer object's ``call`` is
 replaced, so saved files hold Keras's own layer.
 """
 
