@@ -1,5 +1,6 @@
 """Atomic writes: every JSON, text and figure goes to a temporary file that is then
-renamed, so a crash never leaves half a file."""
+renamed, so a crash never leaves half a file; each is listed in its run folder's
+marker first (``storage.run_folder.record``)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,13 @@ import os
 
 
 def _atomic(path: str, write) -> str:
-    """Calls ``write(tmp_path)`` then renames onto ``path``: never half-written."""
+    """Calls ``write(tmp_path)`` then renames onto ``path``: never half-written.
+
+    ``path`` is first listed in the marker of the run folder that holds it (if
+    any), so that ``--overwrite`` later deletes it, and nothing it did not write."""
+    from storage.run_folder import record
+
+    record(path)
     folder, name = os.path.split(os.path.abspath(path))
     stem, ext = os.path.splitext(name)
     # Keep the extension last: Keras and matplotlib infer the format from it.

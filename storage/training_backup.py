@@ -28,6 +28,7 @@ import keras
 import numpy as np
 
 from storage.files import _atomic, read_json, write_json
+from storage.run_folder import record
 
 # The counters of the callbacks a resumed run must continue (None: still unset).
 CALLBACK_STATE = {
@@ -157,6 +158,7 @@ class TrainingBackup(keras.callbacks.Callback):
         self.wall_s += seconds
 
     def _commit(self, epoch: int) -> None:
+        record(self.folder, "folders")  # the run folder's: --overwrite deletes it whole
         os.makedirs(self.folder, exist_ok=True)
         stem = os.path.join(self.folder, f"epoch-{epoch:04d}")
         _atomic_weights(self.model, stem + ".weights.h5")

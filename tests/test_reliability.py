@@ -179,17 +179,18 @@ def test_generate_refuses_a_grid_past_its_limit(tmp_path):  # item 14
 class TestRunFolders:
     def test_another_run_is_refused_without_overwrite(self, tmp_path):
         from runtime.errors import UserError
+        from storage.files import write_text
         from storage.run_folder import make_run_dir
 
         out = make_run_dir("cae", str(tmp_path / "run"))
-        (tmp_path / "run" / "cae.keras").write_text("model")
+        write_text(os.path.join(out, "cae.keras"), "model")  # as the run writes it
         with pytest.raises(UserError, match="holds an earlier cae run.*--overwrite"):
             make_run_dir("cae", out)
         with pytest.raises(UserError, match="holds a cae run; one folder holds one task's"):
             make_run_dir("vae", out)
         assert make_run_dir("vae", out, overwrite=True) == out
         assert not (tmp_path / "run" / "cae.keras").exists()  # never two tasks mixed
-        assert json.loads((tmp_path / "run" / ".run.json").read_text()) == {"task": "vae"}
+        assert json.loads((tmp_path / "run" / ".run.json").read_text())["task"] == "vae"
 
     def test_run_written_before_the_mark_is_recognised(self, tmp_path):
         from runtime.errors import UserError
@@ -222,10 +223,11 @@ class TestRunFolders:
 
     def test_failed_run_leaves_no_empty_folder(self, tmp_path):
         from storage import run_folder
+        from storage.files import write_text
         from storage.run_folder import make_run_dir
 
         empty = make_run_dir("cae", str(tmp_path / "failed"))
-        (tmp_path / "failed" / "config.json").write_text("{}")
+        write_text(os.path.join(empty, "config.json"), "{}")  # written by this process
         kept = make_run_dir("cae", str(tmp_path / "interrupted"))
         (tmp_path / "interrupted" / "backup").mkdir()
         run_folder.discard_unfinished()

@@ -35,10 +35,17 @@ def make_tuner(name: str, hypermodel, objective: str, max_trials: int, directory
     """
     import keras_tuner as kt
 
+    from storage.run_folder import record
+
     if name not in TUNERS:
         raise UserError(f"unknown tuner {name!r}; valid: {', '.join(TUNERS)}")
     if max_trials < 1:
         raise UserError(f"max trials must be >= 1, got {max_trials}")
+    # KerasTuner's state and TensorBoard's logs: listed whole in the run folder's
+    # marker, so that --overwrite deletes them and nothing else.
+    for folder in (directory, kwargs.get("tensorboard_dir")):
+        if folder:
+            record(folder, "folders")
     base = {"random": kt.RandomSearch, "bayesian": kt.BayesianOptimization,
             "hyperband": kt.Hyperband}[name]
     cls = type(f"{tuner_class.__name__}{base.__name__}", (tuner_class, base), {}) \
