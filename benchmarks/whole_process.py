@@ -31,7 +31,7 @@ each row with its own command and machine.
     python3 benchmarks/whole_process.py --rounds 3 --accel both     # every cell
     python3 benchmarks/whole_process.py --models cae --backends torch --merge
     python3 benchmarks/whole_process.py --models cae --epochs 1 --dataset digits \\
-        --train-size 200 --rounds 1 --out /tmp/wp                  # a smoke run
+        --train-size 200 --rounds 1 --out runs/wp_smoke          # a smoke run
 """
 
 from __future__ import annotations
