@@ -1,5 +1,5 @@
-"""Issue 20: bad input found by trying everything gets one line (exit 2), JSON is
-strict, and no run is lost or silently overwritten."""
+"""Bad input found by trying everything gets one line (exit 2), JSON is strict,
+and no run is lost or silently overwritten."""
 
 import json
 import os
