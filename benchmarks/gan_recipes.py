@@ -58,11 +58,12 @@ def snapshot_callback(data, epochs: set, log, n: int = 10000, seed: int = 0):
             gan = self.model
             scored(gan.generator, epoch + 1, "last", trained)
             if gan.g_optimizer.use_ema:
+                # The averaged weights into a copy; training goes on with the live ones.
+                live = gan.generator.get_weights()
+                gan.g_optimizer.finalize_variable_values(gan.generator.trainable_variables)
                 clone = keras.models.clone_model(gan.generator)
                 clone.set_weights(gan.generator.get_weights())
-                for variable, average in zip(clone.trainable_variables,
-                                             gan.g_optimizer._model_variables_moving_average):
-                    variable.assign(average)
+                gan.generator.set_weights(live)
                 scored(clone, epoch + 1, "ema", trained)
             start += time.perf_counter() - t  # scoring time is not training time
 

@@ -140,6 +140,14 @@ def _loss_to_differentiate(loss, optimizer):
     return optimizer.scale_loss(loss)
 
 
+def _all_layers(model):
+    """Every layer of ``model`` and of the models nested in it."""
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _all_layers(layer)
+
+
 @contextlib.contextmanager
 def _synchronized_batch_norm(model):
     """While a ``tf.distribute`` step is traced, batch norm layers normalise
@@ -148,7 +156,7 @@ def _synchronized_batch_norm(model):
     other backends require."""
     layers = []
     if _replicas() > 1:
-        layers = [layer for layer in model._flatten_layers()
+        layers = [layer for layer in _all_layers(model)
                   if isinstance(layer, keras.layers.BatchNormalization)
                   and not layer.synchronized]
     for layer in layers:
