@@ -123,3 +123,31 @@ print(json.dumps({"at_import": at_import, "loss": loss, "same": before == after,
     seen = json.loads(result.stdout.strip().splitlines()[-1])
     assert seen["at_import"] is False
     assert seen["same"] and math.isfinite(seen["loss"]) and seen["marked"]
+
+
+@pytest.mark.backend_independent
+def test_openmp_waits_passively_only_on_a_busy_machine(monkeypatch):
+    """The wait policy follows the CPU time other processes used while the start
+    sleeps: one busy core of two -> PASSIVE; an idle machine -> OpenMP's default;
+    the user's own setting always wins."""
+    from startup import threads
+
+    samples = []
+    monkeypatch.setattr(threads, "_cpu_times", lambda: samples.pop(0))
+    monkeypatch.setattr(threads.time, "sleep", lambda s: None)
+    monkeypatch.setattr(threads.os, "cpu_count", lambda: 2)
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    samples[:] = [(100, 1000), (150, 1100)]  # half the jiffies busy: one core of two
+    assert threads.busy_cores() == pytest.approx(1.0)
+    samples[:] = [(100, 1000), (150, 1100)]
+    assert threads.choose_omp_wait_policy() == "PASSIVE"
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.delenv("OMP_WAIT_POLICY")
+    samples[:] = [(100, 1000), (102, 1100)]  # 2% busy: idle
+    assert threads.choose_omp_wait_policy() is None
+    assert "OMP_WAIT_POLICY" not in os.environ
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    samples[:] = [(100, 1000), (150, 1100)]
+    assert threads.choose_omp_wait_policy() is None
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+    assert threads.busy_cores(0.01) >= 0.0  # the real /proc/stat reads
