@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from data.datasets import DATASETS, DEFAULT_VAL_SIZE
+from data.datasets import DATASETS, DEFAULT_VAL_SIZE, DIGITS_DATA_DIR
 from runtime.args import positive_int, random_seed
 from runtime.options import option
 
@@ -38,6 +38,10 @@ class DataConfig:
         help="seeds the split, the weights and the shuffling; the same seed on the same "
              "backend repeats the same metrics")
 
+    def __post_init__(self):
+        if self.data_dir is not None and self.dataset == "digits":
+            raise ValueError(DIGITS_DATA_DIR)  # it would be ignored: say so before any work
+
 
 def load_data(config: DataConfig):
     """The dataset named by ``config``, printed in one line."""
@@ -47,4 +51,6 @@ def load_data(config: DataConfig):
                         seed=config.seed, train_limit=config.train_size,
                         test_limit=config.test_size)
     print(data.summary(), flush=True)
+    if data.notes:  # sizes the data could not give, and what was used instead
+        print("note: " + "; ".join(data.notes), flush=True)
     return data

@@ -47,6 +47,9 @@ DEBIAN_PACKAGE = {"fashion_mnist": "dataset-fashion-mnist"}
 # split the 60 000 training images 48 000 / 12 000.
 DEFAULT_VAL_SIZE = 12_000
 
+DIGITS_DATA_DIR = ("--data-dir reads the IDX files of fashion_mnist or mnist; digits comes "
+                   "with scikit-learn: drop --data-dir, or give --dataset mnist")
+
 
 @dataclasses.dataclass
 class Dataset:
@@ -61,6 +64,8 @@ class Dataset:
     y_val: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
+    # What was used instead of a size asked for that the data cannot give.
+    notes: list = dataclasses.field(default_factory=list)
 
     def summary(self) -> str:
         return (f"{self.name} from {self.source}: train {len(self.x_train)}, "
@@ -188,6 +193,8 @@ def raw_arrays(name: str, data_dir: str | None = None) -> tuple:
     if name not in DATASETS:
         raise UserError(f"unknown dataset {name!r}; valid: {', '.join(DATASETS)}")
     if name == "digits":
+        if data_dir is not None:
+            raise UserError(DIGITS_DATA_DIR)
         return load_digits_28(), "scikit-learn digits (8x8 upscaled to 28x28)"
     if data_dir is not None:
         if not os.path.isdir(data_dir):
@@ -223,11 +230,14 @@ def load_dataset(name: str = "fashion_mnist", data_dir: str | None = None,
             For ``digits`` it is capped at a fifth of the training images.
         seed: seeds the split and the subsets.
         train_limit: keep at most this many training images (seeded subset),
-            for quick runs; the validation split is taken first.
+            for quick runs; the validation split is taken first, and only a
+            quarter of ``train_limit`` of it is kept.
         test_limit: keep at most this many test images (the first ones).
 
     Returns:
         A :class:`Dataset`; the test split is untouched apart from ``test_limit``.
+        Its ``notes`` say where a size was more than the data holds (or the
+        validation split was cut) and what was used instead.
     """
     (x_tr, y_tr, x_te, y_te), source = raw_arrays(name, data_dir)
     n_classes = len(CLASS_NAMES[name])
@@ -237,16 +247,30 @@ def load_dataset(name: str = "fashion_mnist", data_dir: str | None = None,
                             f"{name}; labels must be 0 ... {n_classes - 1}")
     if val_size < 0:
         raise UserError(f"validation size must be >= 0, got {val_size}")
-    val_size = min(val_size, len(x_tr) // 5) if name == "digits" else val_size
+    notes = []
+    if name == "digits" and val_size > len(x_tr) // 5:
+        notes.append(f"--val-size {val_size} is more than digits can spare: holding out "
+                     f"{len(x_tr) // 5}, a fifth of its {len(x_tr)} training images")
+        val_size = len(x_tr) // 5
     if val_size >= len(x_tr):
         raise UserError(f"validation size {val_size} leaves no training images "
                         f"(the training split has {len(x_tr)})")
     order = np.random.default_rng(seed).permutation(len(x_tr))
     val_idx, train_idx = order[:val_size], order[val_size:]
     if train_limit is not None:
+        if train_limit > len(train_idx):
+            notes.append(f"--train-size {train_limit} is more than the {len(train_idx)} "
+                         f"training images left after validation: training on all "
+                         f"{len(train_idx)}")
         train_idx = train_idx[:train_limit]
-        val_idx = val_idx[:max(1, train_limit // 4)] if val_size else val_idx
+        if val_size and len(val_idx) > max(1, train_limit // 4):
+            val_idx = val_idx[:max(1, train_limit // 4)]
+            notes.append(f"--train-size {train_limit}: validating on {len(val_idx)} "
+                         f"held-out images (a quarter of it) of the {val_size}")
     if test_limit is not None:
+        if test_limit > len(x_te):
+            notes.append(f"--test-size {test_limit} is more than the {len(x_te)} test "
+                         f"images: testing on all {len(x_te)}")
         x_te, y_te = x_te[:test_limit], y_te[:test_limit]
 
     def prep(x):
@@ -256,5 +280,5 @@ def load_dataset(name: str = "fashion_mnist", data_dir: str | None = None,
         name=name, source=source, class_names=list(CLASS_NAMES[name]),
         x_train=prep(x_tr[train_idx]), y_train=y_tr[train_idx].astype(np.int64),
         x_val=prep(x_tr[val_idx]), y_val=y_tr[val_idx].astype(np.int64),
-        x_test=prep(x_te), y_test=y_te.astype(np.int64),
+        x_test=prep(x_te), y_test=y_te.astype(np.int64), notes=notes,
     )

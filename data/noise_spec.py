@@ -60,6 +60,10 @@ def parse_noise(text: str) -> NoiseSpec:
     n_params = {"gaussian": 1, "salt_pepper": 1, "mixed": 2}.get(kind, 0)
     if len(params) > n_params:
         raise ValueError(f"noise {text!r} takes {n_params} parameter(s); {valid}")
+    if kind == "mixed" and len(params) == 1:  # sigma would be a default nobody sees
+        raise ValueError(f"noise {text!r} gives the amount but not sigma; give both, "
+                         f"mixed:{params[0]}:SIGMA (plain mixed is mixed:{DEFAULT_AMOUNT:g}:"
+                         f"{DEFAULT_SIGMA:g})")
     try:
         values = [float(p) for p in params]
     except ValueError:

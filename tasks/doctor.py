@@ -3,7 +3,8 @@ installed Keras backend sees.
 
 Each backend is probed in its own Python process, so a broken install (a CUDA
 library that fails to load, a missing package) is reported on its line and
-does not stop the others from being probed.
+does not stop the others from being probed. The exit code is 2 when the
+backend in use, or every backend, cannot run (the last line says which works).
 """
 
 from __future__ import annotations
@@ -15,11 +16,14 @@ import os
 import subprocess
 import sys
 
+from runtime.args import positive_float
+from runtime.errors import UserError
 from runtime.options import add_config, from_args, option
 
 HELP = "print the Keras backend, package versions and the devices each backend sees"
 
 BACKENDS = ("tensorflow", "jax", "torch")
+MAX_TIMEOUT = 3600.0  # a probe that has not answered in an hour never will
 PACKAGES = ("keras", "tensorflow", "jax", "jaxlib", "torch", "keras_tuner")
 
 # Run in a child process with KERAS_BACKEND set; prints one JSON line.
@@ -53,10 +57,16 @@ print(json.dumps({"devices": devices, "built_with_cuda": bool(cuda),
 class DoctorConfig:
     """How long each probe may take, and how the findings are printed."""
 
-    timeout: float = option(120, type=float, metavar="S",
-                            help="seconds each backend's probe may take")
+    timeout: float = option(120, type=positive_float, metavar="S",
+                            help=f"seconds each backend's probe may take, at most "
+                                 f"{MAX_TIMEOUT:g}")
     json: bool = option(False, action="store_true",
                         help="print one JSON object instead of the table")
+
+    def __post_init__(self):
+        if not 0 < self.timeout <= MAX_TIMEOUT:
+            raise ValueError(f"--timeout {self.timeout:g}: give seconds in (0, "
+                             f"{MAX_TIMEOUT:g}]")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -99,7 +109,8 @@ def run(args) -> None:
 
 
 def diagnose(config: DoctorConfig) -> None:
-    """Prints the backend, the package versions and what each backend sees."""
+    """Prints the backend, the package versions and what each backend sees;
+    UserError (exit 2) when the backend in use or every backend cannot run."""
     versions = package_versions()
     backend = os.environ.get("KERAS_BACKEND", "tensorflow")
     probes = {}
@@ -110,14 +121,26 @@ def diagnose(config: DoctorConfig) -> None:
     if config.json:
         print(json.dumps({"backend": backend, "python": sys.version.split()[0],
                           "versions": versions, "backends": probes}, indent=2))
-        return None
-    print(f"backend: {backend} (KERAS_BACKEND or --backend)")
-    print(f"python {sys.version.split()[0]}; " + ", ".join(
-        f"{k} {v or 'not installed'}" for k, v in versions.items()))
-    for name, found in probes.items():
-        if "error" in found:
-            print(f"{name:>10}: cannot run: {found['error']}")
-        else:
-            cuda = "CUDA build" if found["built_with_cuda"] else "CPU build"
-            print(f"{name:>10}: {', '.join(found['devices'])} ({cuda})")
+    else:
+        print(f"backend: {backend} (KERAS_BACKEND or --backend)")
+        print(f"python {sys.version.split()[0]}; " + ", ".join(
+            f"{k} {v or 'not installed'}" for k, v in versions.items()))
+        for name, found in probes.items():
+            if "error" in found:
+                print(f"{name:>10}: cannot run: {found['error']}")
+            else:
+                cuda = "CUDA build" if found["built_with_cuda"] else "CPU build"
+                print(f"{name:>10}: {', '.join(found['devices'])} ({cuda})")
+    check_usable(backend, probes)
     return None
+
+
+def check_usable(backend: str, probes: dict) -> None:
+    """UserError when no backend can run, or the one in use cannot."""
+    working = [name for name, found in probes.items() if "error" not in found]
+    if not working:
+        raise UserError(f"no Keras backend can run here ({', '.join(probes)} all failed, "
+                        f"see above); pip install -r requirements.txt")
+    if backend in probes and backend not in working:
+        raise UserError(f"the backend in use, {backend}, cannot run (see above); use "
+                        f"{' or '.join(f'--backend {b}' for b in working)}")

@@ -15,6 +15,9 @@ from training.sampler_source import SamplersConfig
 
 HELP = ("FID, KID, precision/recall and class coverage of GAN, VAE and CAE samples "
         "against real images")
+# Samples per model and sampler: FID is customarily computed from 50 000, and each
+# set is kept in memory as float32 images (157 MB per 50 000, plus its features).
+MAX_SAMPLES = 50_000
 
 MODELS = "models to score (any subset)"  # the argument group of the models and samplers
 
@@ -38,7 +41,8 @@ class QualityConfig:
     data: DataConfig = section(DataConfig, "data")
     models: ScoredModels = section(ScoredModels, MODELS)
     sampling: SamplersConfig = section(SamplersConfig, MODELS)
-    n: int = option(10000, type=positive_int, help="samples per model and sampler")
+    n: int = option(10000, type=positive_int,
+                    help=f"samples per model and sampler, at most {MAX_SAMPLES}")
     extractor_seeds: tuple = option(
         (0,), type=non_negative_int, nargs="+", metavar="SEED",
         help="seeds of the reference extractors to score in; several give mean and std")
@@ -62,6 +66,9 @@ class QualityConfig:
         if not self.extractor_seeds or min(self.extractor_seeds) < 0:
             raise ValueError(f"extractor_seeds must be one or more integers >= 0. "
                              f"Received: extractor_seeds={list(self.extractor_seeds)}")
+        if self.n > MAX_SAMPLES:
+            raise ValueError(f"--n {self.n}: at most {MAX_SAMPLES} samples per model and "
+                             f"sampler (FID's customary count; each set is held in memory)")
 
 
 def add_arguments(parser) -> None:
@@ -163,9 +170,12 @@ def quality(config: QualityConfig) -> str:
     from evaluation.sample_quality import average_scores, featurize, score
     from plots.figures import image_rows
     from runtime.backend import backend_name, seed_everything
+    from runtime.errors import UserError
     from storage.files import write_json, write_text
     from storage.run_folder import make_run_dir
 
+    if not any(dataclasses.astuple(config.models)):  # the test split alone: nothing to say
+        raise UserError("no model to score: give --gan, --vae or --cae (or several)")
     seed = config.data.seed
     out = make_run_dir("quality", config.output.out, overwrite=config.output.overwrite)
     seed_everything(seed)

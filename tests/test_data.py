@@ -131,3 +131,62 @@ class TestLoadDataset:
         make_idx_dir(tmp_path, n_train=50)
         ds = data.load_dataset("mnist", data_dir=str(tmp_path), val_size=10, train_limit=8)
         assert len(ds.x_train) == 8 and len(ds.x_val) == 2
+
+
+class TestSizesTheDataCannotGive:
+    """A size larger than the data is never cut without a word: the Dataset's notes
+    say what was used instead, and the task prints them in one line."""
+
+    def test_sizes_within_the_data_leave_no_note(self, tmp_path):
+        make_idx_dir(tmp_path, n_train=50, n_test=20)
+        ds = data.load_dataset("mnist", data_dir=str(tmp_path), val_size=10, test_limit=20)
+        assert ds.notes == []
+
+    def test_train_and_test_sizes_past_the_data_say_what_was_used(self, tmp_path):
+        make_idx_dir(tmp_path, n_train=50, n_test=20)
+        ds = data.load_dataset("mnist", data_dir=str(tmp_path), val_size=10,
+                               train_limit=1000, test_limit=500)
+        assert len(ds.x_train) == 40 and len(ds.x_test) == 20
+        assert ds.notes == [
+            "--train-size 1000 is more than the 40 training images left after validation: "
+            "training on all 40",
+            "--test-size 500 is more than the 20 test images: testing on all 20"]
+
+    def test_validation_cut_by_train_size_is_said(self, tmp_path):
+        make_idx_dir(tmp_path, n_train=50)
+        ds = data.load_dataset("mnist", data_dir=str(tmp_path), val_size=10, train_limit=8)
+        assert ds.notes == ["--train-size 8: validating on 2 held-out images (a quarter "
+                            "of it) of the 10"]
+
+    def test_digits_validation_cap_is_said(self):
+        ds = data.load_dataset("digits", val_size=12000)
+        assert len(ds.x_val) == 1437 // 5
+        assert ds.notes == ["--val-size 12000 is more than digits can spare: holding out "
+                            "287, a fifth of its 1437 training images"]
+
+    def test_load_data_prints_the_notes_in_one_line(self, capsys):
+        from data.arguments import DataConfig, load_data
+
+        load_data(DataConfig(dataset="digits", train_size=5000, test_size=4000))
+        lines = capsys.readouterr().out.strip().splitlines()
+        assert len(lines) == 2 and lines[1].startswith("note: --val-size 12000 is more")
+        assert "--train-size 5000" in lines[1] and "--test-size 4000" in lines[1]
+
+    def test_data_dir_with_digits_is_refused(self, tmp_path):
+        from data.arguments import DataConfig
+
+        with pytest.raises(ValueError, match="--data-dir reads the IDX files .* digits "
+                                             "comes with scikit-learn"):
+            DataConfig(dataset="digits", data_dir=str(tmp_path))
+        with pytest.raises(UserError, match="drop --data-dir"):
+            data.load_dataset("digits", data_dir=str(tmp_path))
+
+
+def test_mixed_noise_with_the_amount_alone_is_refused():
+    from data.noise_spec import parse_noise
+
+    with pytest.raises(ValueError, match="'mixed:0.1' gives the amount but not sigma; "
+                                         "give both, mixed:0.1:SIGMA"):
+        parse_noise("mixed:0.1")
+    assert parse_noise("mixed").name == "mixed:0.1:0.3"  # the documented default
+    assert parse_noise("mixed:0.2:0.5").name == "mixed:0.2:0.5"

@@ -221,6 +221,10 @@ def load_sampler(path: str, gaussian: dict | None = None, sampler: str | None = 
         if codes.shape[1] != latent_dim:
             raise UserError(f"the encoder's codes have dimension {codes.shape[1]}, the "
                             f"decoder {path!r} takes {latent_dim}")
+        if name == "gmm" and components > len(codes):  # sklearn's traceback otherwise
+            raise UserError(f"--components {components}: a mixture of {components} "
+                            f"Gaussians needs at least as many training codes, and there "
+                            f"are {len(codes)}; give --components {len(codes)} or fewer")
         latent = samplers.new_sampler(name, latent_dim, components, seed).fit(codes)
         latent.save(folder)
         print(f"fitted the {name} sampler to {len(codes)} training codes; saved beside "

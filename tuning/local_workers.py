@@ -2,9 +2,11 @@
 
 Starts ``main.py tune`` once as the chief (``--distributed chief``, on a free
 port of 127.0.0.1) and N times as a worker (``--distributed worker``), each
-worker on one GPU (``CUDA_VISIBLE_DEVICES``, round-robin when there are fewer
-GPUs than workers; none on a CPU-only machine), each writing its output to its
-own log file. Waits for the chief; Ctrl-C (or any failure) stops them all.
+worker on one GPU (``CUDA_VISIBLE_DEVICES``; none on a CPU-only machine), each
+writing its output to its own log file. Waits for the chief; Ctrl-C (or any
+failure) stops them all. N is at most the GPUs visible, or on a CPU-only
+machine the CPU cores this process may use: more workers than that only
+share the same devices, each slower, and hundreds of processes exhaust memory.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ import socket
 import subprocess
 import sys
 import time
+
+from runtime.errors import UserError
+from storage.run_folder import record
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -38,6 +43,27 @@ def local_gpus() -> list:
     except (OSError, subprocess.TimeoutExpired):
         return []
     return [str(i) for i, line in enumerate(listing.splitlines()) if line.startswith("GPU ")]
+
+
+def cpu_cores() -> int:
+    """The CPU cores this process may run on (its affinity, else the machine's)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def check_worker_count(workers: int, gpus: list | None = None) -> None:
+    """UserError when ``workers`` exceeds the devices they would train on: the
+    GPUs visible, or, without one, the CPU cores."""
+    gpus = local_gpus() if gpus is None else gpus
+    if gpus:
+        most, what = len(gpus), f"the {len(gpus)} GPU(s) visible, one per worker"
+    else:
+        most = cpu_cores()
+        what = f"the {most} CPU core(s) this process may use (no GPU visible), one per worker"
+    if workers > most:
+        raise UserError(f"--local-workers {workers}: at most {most}, {what}")
 
 
 def without_option(argv: list, option: str) -> list:
@@ -85,14 +111,17 @@ def run_local(main_argv: list, out: str, workers: int, poll_s: float = 0.5,
         workers: how many workers.
 
     Raises:
+        UserError: more workers than devices (see :func:`check_worker_count`).
         RuntimeError: the chief failed, or every worker ended while the chief
             still waited for trials; the message names the log to read.
         KeyboardInterrupt: after stopping every process.
     """
+    gpus = local_gpus()
+    check_worker_count(workers, gpus)  # before any process starts
     folder = os.path.join(out, "workers")
+    record(folder, "folders")  # logs and the workers' runs: all this launcher's
     os.makedirs(folder, exist_ok=True)
     oracle = f"127.0.0.1:{free_port()}"
-    gpus = local_gpus()
     main_py = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                            "main.py")
     roles = {"chief": ["--distributed", "chief", "--out", out]}
@@ -106,7 +135,7 @@ def run_local(main_argv: list, out: str, workers: int, poll_s: float = 0.5,
             env = dict(os.environ, PYTHONUNBUFFERED="1")
             if name != "chief":  # one device each; the chief trains nothing
                 i = int(name[len("worker"):])
-                env["CUDA_VISIBLE_DEVICES"] = gpus[i % len(gpus)] if gpus else ""
+                env["CUDA_VISIBLE_DEVICES"] = gpus[i] if gpus else ""
             else:
                 env["CUDA_VISIBLE_DEVICES"] = ""
             logs[name] = os.path.join(folder, f"{name}.log")
