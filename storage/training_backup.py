@@ -6,11 +6,12 @@ weights: early stopping's best weights and patience, the learning-rate schedule'
 counters, the data order and the history are lost, so a resumed run trained on to
 a different model. :class:`TrainingBackup` keeps all of them, atomically:
 
-* epoch ``n``'s state is ``epoch-000n.weights.h5`` (model and optimizer),
+* epoch ``n``'s state is ``epoch-000n.weights.h5`` (model and optimizers),
   ``epoch-000n.npz`` (early stopping's best weights, the random generators'
   states) and, written last as the commit mark, ``epoch-000n.json`` (history,
-  callback counters); each file is written to a temporary name and renamed, and
-  the previous epoch's files are removed only once the new ones are complete;
+  callback counters, the run's settings); each file is written to a temporary
+  name and renamed, and the previous epoch's files are removed only once the new
+  ones are complete;
 * when ``fit`` ends, the final weights are committed the same way with
   ``"finished": true``; the caller deletes the backup only after it has written
   every final file, so a kill during the final save is finished by ``--resume``;
@@ -23,14 +24,17 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 
 import keras
 import numpy as np
 
+from runtime.errors import UserError
 from storage.files import _atomic, read_json, write_json
 from storage.run_folder import record
 
 # The counters of the callbacks a resumed run must continue (None: still unset).
+# A callback of the toolkit's own names its attributes in ``BACKUP_STATE`` instead.
 CALLBACK_STATE = {
     "EarlyStopping": ("wait", "stopped_epoch", "best", "best_epoch"),
     "ReduceLROnPlateau": ("wait", "cooldown_counter", "best"),
@@ -39,7 +43,8 @@ _STATE_FILE = re.compile(r"epoch-(\d+)\.json$")
 
 
 class EpochFeed(keras.utils.PyDataset):
-    """``(x, y)`` in batches, shuffled by a permutation drawn from ``(seed, epoch)``.
+    """``(x, y)`` in batches (``x`` alone when ``y`` is None: a VAE, a GAN),
+    shuffled by a permutation drawn from ``(seed, epoch)``.
 
     :class:`TrainingBackup` sets the epoch at its start.
     """
@@ -61,14 +66,22 @@ class EpochFeed(keras.utils.PyDataset):
     def __getitem__(self, i):
         rows = self._order[i * self.batch_size:(i + 1) * self.batch_size]
         x = self.x[rows]
+        if self.y is None:
+            return x
         return x, (x if self.y is self.x else self.y[rows])
 
 
 def _seed_states(model) -> list:
     """The state variables of every SeedGenerator in ``model`` (noise, dropout):
-    ``save_weights`` leaves them out."""
-    return [generator.state for layer in model._flatten_layers()
-            for generator in getattr(layer, "_seed_generators", [])]
+    ``save_weights`` leaves them out. ``Layer.variables`` lists them beside the
+    weights."""
+    weights = {id(w) for w in model.weights}
+    return [v for v in model.variables if id(v) not in weights]
+
+
+def _state_names(callback) -> tuple:
+    """The attributes of ``callback`` a resumed run must continue."""
+    return CALLBACK_STATE.get(type(callback).__name__, getattr(callback, "BACKUP_STATE", ()))
 
 
 class TrainingBackup(keras.callbacks.Callback):
@@ -81,15 +94,19 @@ class TrainingBackup(keras.callbacks.Callback):
         folder: the backup folder (created when first written).
         feed: the :class:`EpochFeed` given to ``fit``.
         watched: the callbacks whose counters are kept (see ``CALLBACK_STATE``).
+        settings: the options a resumed run must share with this one,
+            ``{option name: value}`` (see :func:`check_same_settings`).
     """
 
-    def __init__(self, folder: str, feed: EpochFeed, watched=()):
+    def __init__(self, folder: str, feed: EpochFeed, watched=(), settings: dict | None = None):
         super().__init__()
         self.folder, self.feed, self.watched = folder, feed, list(watched)
+        self.settings = settings
         self.history: dict = {}
         self.wall_s = 0.0
         self.finished = False
         self.stopped = False  # a callback (early stopping) ended training at that epoch
+        self.initial_epoch = 0  # where fit starts: set by whoever restores
         self._pending = None  # a state loaded by restore(), applied in on_train_begin
 
     # ------------------------------------------------------------ restoring
@@ -157,6 +174,11 @@ class TrainingBackup(keras.callbacks.Callback):
     def add_wall_time(self, seconds: float) -> None:
         self.wall_s += seconds
 
+    def discard(self) -> None:
+        """Deletes the backup: once every final file is written, or when the
+        run diverged (nothing worth resuming)."""
+        shutil.rmtree(self.folder, ignore_errors=True)
+
     def _commit(self, epoch: int) -> None:
         record(self.folder, "folders")  # the run folder's: --overwrite deletes it whole
         os.makedirs(self.folder, exist_ok=True)
@@ -168,14 +190,15 @@ class TrainingBackup(keras.callbacks.Callback):
         for callback in self.watched:
             name = type(callback).__name__
             callbacks[name] = {a: _plain(getattr(callback, a, None))
-                               for a in CALLBACK_STATE.get(name, ())}
+                               for a in _state_names(callback)}
             if name == "EarlyStopping" and callback.best_weights is not None:
                 arrays.update({f"best{i}": w for i, w in enumerate(callback.best_weights)})
         _atomic(stem + ".npz", lambda tmp: np.savez(tmp, **arrays))
+        settings = {"settings": self.settings} if self.settings else {}
         write_json(stem + ".json", {"epoch": epoch, "finished": self.finished,
                                     "stopped": self.stopped, "wall_s": self.wall_s,
                                     "history": self.history,
-                                    "callbacks": callbacks})  # the commit mark
+                                    "callbacks": callbacks, **settings})  # the commit mark
         for older in _committed_epochs(self.folder):
             if older < epoch:
                 remove_state(self.folder, older)
@@ -216,3 +239,101 @@ def remove_state(folder: str, epoch: int) -> None:
 def has_backup(folder: str) -> bool:
     """Whether ``folder`` holds a committed state to resume from."""
     return bool(_committed_epochs(folder))
+
+
+def _newest_run(task: str) -> str | None:
+    root = os.path.join("runs", task)
+    if not os.path.isdir(root):
+        return None
+    runs = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
+    return os.path.join(root, runs[-1]) if runs else None
+
+
+def _finished(folder: str) -> bool:
+    """Whether ``folder``'s run wrote its metrics and then removed its backup."""
+    return (os.path.isfile(os.path.join(folder, "metrics.json"))
+            and not has_backup(os.path.join(folder, "backup")))
+
+
+def resume_folder(task: str, out: str | None) -> str:
+    """The folder ``task --resume [--out out]`` trains in: ``out``, else the newest
+    run folder under ``runs/<task>``. A run with a backup continues from it; a run
+    stopped before it saved its first epoch (or a folder not made yet) trains
+    from the start. UserError for a finished run, or no run to name."""
+    if out is None:
+        out = _newest_run(task)
+        if out is None:
+            raise UserError(f"--resume found no run under runs/{task}; give the run folder "
+                            f"with --out")
+    if _finished(out):
+        raise UserError(f"--resume: {out!r} holds a finished {task} run (its metrics.json "
+                        f"is written, no backup is left); give another --out, or "
+                        f"--overwrite to train it again")
+    return out
+
+
+def never_saved(folder: str | None) -> bool:
+    """Whether ``folder`` holds a run stopped before it saved anything that took
+    time to make (no committed epoch, no metrics, no model): training there
+    again from the start loses nothing."""
+    if folder is None or not os.path.isdir(folder):
+        return False
+    if has_backup(os.path.join(folder, "backup")) or _finished(folder):
+        return False
+    return not any(name == "metrics.json" or name.endswith(".keras")
+                   for name in os.listdir(folder))
+
+
+def saved_settings(folder: str) -> dict | None:
+    """The settings recorded in the backup ``folder``'s newest committed state
+    (None: none)."""
+    for epoch in sorted(_committed_epochs(folder), reverse=True):
+        try:
+            return read_json(os.path.join(folder, f"epoch-{epoch:04d}.json")).get("settings")
+        except (OSError, ValueError, AttributeError):
+            continue
+    return None
+
+
+def check_same_settings(folder: str, settings: dict) -> None:
+    """UserError naming the first option of ``settings`` (``{option name: value}``)
+    whose value differs from the one the backup ``folder`` was trained with."""
+    saved = saved_settings(folder) or {}
+    out = os.path.dirname(os.path.normpath(folder)) or "."  # the folder --resume names
+    for key, value in settings.items():
+        if key in saved and saved[key] != _json_value(value):
+            option = "--" + key.replace("_", "-")
+            was = _with(option, saved[key])
+            raise UserError(f"--resume: {out!r} was trained {was}, not {_with(option, value)}; "
+                            f"resume it {was}")
+
+
+def _json_value(value):
+    """``value`` as it reads back from JSON (tuples become lists)."""
+    return [_json_value(v) for v in value] if isinstance(value, (list, tuple)) else value
+
+
+def _with(option: str, value) -> str:
+    """How a command line gives ``option`` the ``value``: "with --width 4",
+    "with --spectral-norm", "without --d-lr"."""
+    if value is None or value is False:
+        return f"without {option}"
+    if value is True:
+        return f"with {option}"
+    shown = " ".join(map(str, value)) if isinstance(value, (list, tuple)) else value
+    return f"with {option} {shown}"
+
+
+def run_settings(data, seed: int, *configs) -> dict:
+    """The settings a resumed run must share with the interrupted one, for
+    :class:`TrainingBackup`: the data (its name and sizes), the seed, the
+    precision and every field of the dataclasses ``configs`` but ``epochs`` (a
+    resumed run may train for more)."""
+    import dataclasses
+
+    settings = {"dataset": data.name, "train_size": int(len(data.x_train)),
+                "val_size": int(len(data.x_val)), "seed": seed,
+                "precision": keras.config.dtype_policy().name}
+    for config in configs:
+        settings.update({k: v for k, v in dataclasses.asdict(config).items() if k != "epochs"})
+    return settings

@@ -35,14 +35,6 @@ def add_arguments(parser) -> None:
     add_config(parser, CaeTaskConfig, task="cae")
 
 
-def newest_run(task: str) -> str | None:
-    root = os.path.join("runs", task)
-    if not os.path.isdir(root):
-        return None
-    runs = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
-    return os.path.join(root, runs[-1]) if runs else None
-
-
 CONFIG = CaeTaskConfig
 
 
@@ -54,23 +46,13 @@ def train(config: CaeTaskConfig) -> str:
     """Trains the CAE of ``config`` into its run folder, which it returns."""
     from data.arguments import load_data
     from runtime.backend import seed_everything
-    from runtime.errors import UserError
-    from storage.run_folder import make_run_dir
+    from storage.training_backup import has_backup
     from training.cae import check_same_config, train_cae
+    from training.resume import run_folder
 
-    out = config.output.out
-    if config.resume and out is None:
-        out = newest_run("cae")
-        if out is None:
-            raise UserError("--resume found no run under runs/cae; give the run folder with --out")
-    if config.resume:
-        from storage.training_backup import has_backup
-
-        if not has_backup(os.path.join(out, "backup")):
-            raise UserError(f"--resume: {out!r} holds no interrupted run (no backup/ with a "
-                            f"finished epoch); finished runs cannot be resumed")
+    out = run_folder("cae", config.output.out, config.resume, config.output.overwrite)
+    if config.resume and has_backup(os.path.join(out, "backup")):
         check_same_config(out, config.cae)
-    out = make_run_dir("cae", out, overwrite=config.output.overwrite, resume=config.resume)
     seed = config.data.seed
     seed_everything(seed)
     data = load_data(config.data)

@@ -8,7 +8,7 @@ import os
 from configs.gan import GANConfig
 from data.arguments import DataConfig
 from runtime.compute import ComputeConfig
-from runtime.options import add_config, from_args, section, to_dict
+from runtime.options import add_config, from_args, option, section, to_dict
 from storage.run_folder import OutputConfig, verbose_option
 from training.gan import GANTraining
 
@@ -25,6 +25,10 @@ class GanTaskConfig:
     training: GANTraining = section(GANTraining, "GAN")
     verbose: int = verbose_option()
     output: OutputConfig = section(OutputConfig, "output")
+    resume: bool = option(
+        False, action="store_true",
+        help="continue an interrupted run from its last finished epoch; give the "
+             "interrupted run's folder with --out (else the newest folder under runs/gan)")
 
 
 def add_arguments(parser) -> None:
@@ -79,16 +83,16 @@ def train(config: GanTaskConfig) -> str:
     """Trains the DCGAN of ``config`` into its run folder, which it returns."""
     from data.arguments import load_data
     from runtime.backend import seed_everything
-    from storage.run_folder import make_run_dir
     from training.gan import train_gan
+    from training.resume import run_folder
 
-    out = make_run_dir("gan", config.output.out, overwrite=config.output.overwrite)
+    out = run_folder("gan", config.output.out, config.resume, config.output.overwrite)
     seed_everything(config.data.seed)
     data = load_data(config.data)
     seed, width = config.data.seed, config.gan.width
     _, metrics = train_gan(
-        data, config.gan, out, config.training, verbose=config.verbose, seed=seed,
-        run_config=to_dict(config),
+        data, config.gan, out, config.training, resume=config.resume, verbose=config.verbose,
+        seed=seed, run_config=to_dict(config),
         figures=lambda gan, history, noise: gan_figures(gan, out, history, noise, width))
     last = metrics["final_epoch"]
     print(f"last epoch: d_loss {last['d_loss']:.3f}, g_loss {last['g_loss']:.3f}, "

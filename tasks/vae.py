@@ -8,7 +8,7 @@ import os
 from configs.vae import VAEConfig
 from data.arguments import DataConfig
 from runtime.compute import ComputeConfig
-from runtime.options import add_config, from_args, section, to_dict
+from runtime.options import add_config, from_args, option, section, to_dict
 from storage.run_folder import OutputConfig, verbose_option
 from training.vae import VAETraining
 
@@ -25,6 +25,10 @@ class VaeTaskConfig:
     training: VAETraining = section(VAETraining, "VAE")
     verbose: int = verbose_option()
     output: OutputConfig = section(OutputConfig, "output")
+    resume: bool = option(
+        False, action="store_true",
+        help="continue an interrupted run from its last finished epoch; give the "
+             "interrupted run's folder with --out (else the newest folder under runs/vae)")
 
 
 def add_arguments(parser) -> None:
@@ -130,15 +134,15 @@ def train(config: VaeTaskConfig) -> str:
     """Trains the VAE of ``config`` into its run folder, which it returns."""
     from data.arguments import load_data
     from runtime.backend import seed_everything
-    from storage.run_folder import make_run_dir
+    from training.resume import run_folder
     from training.vae import train_vae
 
-    out = make_run_dir("vae", config.output.out, overwrite=config.output.overwrite)
+    out = run_folder("vae", config.output.out, config.resume, config.output.overwrite)
     seed_everything(config.data.seed)
     data = load_data(config.data)
     seed = config.data.seed
-    _, metrics = train_vae(data, config.vae, out, config.training, verbose=config.verbose,
-                           seed=seed, run_config=to_dict(config),
+    _, metrics = train_vae(data, config.vae, out, config.training, resume=config.resume,
+                           verbose=config.verbose, seed=seed, run_config=to_dict(config),
                            figures=lambda vae, hist: vae_figures(vae, data, out, hist, seed))
     print(f"test ELBO {metrics['test_elbo_nats']:.2f} nats (BCE "
           f"{metrics['test_reconstruction_bce']:.2f}, KL {metrics['test_kl']:.2f}), "

@@ -85,9 +85,11 @@ class TestBadInput:
                           "--out", str(tmp_path))
         assert_one_line_error(result, "--dropout", "1.5 is outside [0, 1)")
 
-    def test_resume_without_backup(self, tmp_path):
+    def test_resume_of_a_finished_run(self, tmp_path):
+        (tmp_path / ".run.json").write_text('{"task": "cae"}')
+        (tmp_path / "metrics.json").write_text('{"task": "cae"}')
         result = run_main("cae", "--dataset", "digits", "--resume", "--out", str(tmp_path))
-        assert_one_line_error(result, "--resume", "no interrupted run")
+        assert_one_line_error(result, "--resume", "holds a finished cae run")
 
 
 class TestCaeTask:

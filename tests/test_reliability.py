@@ -422,3 +422,192 @@ def test_task_refuses_the_folder_of_another_run(tmp_path):  # item 3, end to end
     assert result.returncode == 2, result.stderr
     assert "holds a cae run; one folder holds one task's run" in result.stderr
     assert (tmp_path / "cae.keras").read_text() == "a finished run's model"
+
+
+# ------------------------------------- the VAE and the GAN resume as the CAE does
+
+
+GENERATIVE_EPOCHS = 2
+
+
+def _train_generative(task, out, resume=False):
+    """A tiny VAE or GAN (the GAN with a generator average, whose state is an
+    optimizer's) on 128 digits, 4 batches an epoch; no figures. Returns the
+    metrics and every weight of the trained model."""
+    import keras
+
+    from configs.gan import GANConfig
+    from configs.vae import VAEConfig
+    from data.datasets import load_dataset
+    from runtime.backend import seed_everything
+    from storage.run_folder import make_run_dir
+    from training.gan import GANTraining, train_gan
+    from training.vae import VAETraining, train_vae
+
+    make_run_dir(task, str(out), resume=resume)  # as `main.py vae|gan [--resume]` does
+    keras.backend.clear_session()
+    seed_everything(0)
+    data = load_dataset("digits", val_size=64, train_limit=128, test_limit=100)
+    if task == "vae":
+        model, metrics = train_vae(data, VAEConfig(latent_dim=2, width=4), str(out),
+                                   VAETraining(epochs=GENERATIVE_EPOCHS, batch_size=32),
+                                   resume=resume, verbose=0, seed=0)
+    else:
+        model, metrics = train_gan(data, GANConfig(latent_dim=8, width=2), str(out),
+                                   GANTraining(epochs=GENERATIVE_EPOCHS, batch_size=32,
+                                               ema=0.5),
+                                   resume=resume, verbose=0, seed=0)
+    return metrics, [np.array(w) for w in model.get_weights()]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_generative(tmp_path_factory):
+    runs = {}
+
+    def run(task):
+        if task not in runs:
+            out = tmp_path_factory.mktemp(f"uninterrupted_{task}")
+            runs[task] = (*_train_generative(task, out),
+                          json.loads((out / "history.json").read_text()))
+        return runs[task]
+    return run
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task, fault", [
+    (task, fault) for task in ("vae", "gan")
+    for fault in ("backup weights write", "backup commit mark", "final save")
+] + [("vae", "before the first backup")])  # the same code for both: the cheaper one
+def test_generative_resume_after_a_fault_ends_as_an_uninterrupted_run(
+        tmp_path, monkeypatch, uninterrupted_generative, task, fault):
+    """The VAE or GAN is stopped at a chosen moment; --resume must finish it with
+    the uninterrupted run's weights (both optimizers', the sampling noise's and the
+    data order's states were saved), metrics and whole history. A run stopped
+    before its first backup trains from the start."""
+    import models.saving as saving
+    import storage.training_backup as backup
+
+    metrics, weights, history = uninterrupted_generative(task)
+    commits = []
+    real_weights, real_save, real_json = (backup._atomic_weights, saving.save_model,
+                                          backup.write_json)
+    killed_at = 1 if fault == "before the first backup" else 2
+
+    def torn_weights(model, path):  # killed while writing an epoch's weights
+        commits.append(path)
+        if len(commits) == killed_at:
+            _half_written(os.path.join(os.path.dirname(path),
+                                       f".epoch-000{killed_at}.tmp{os.getpid()}.weights.h5"))
+            raise Killed()
+        real_weights(model, path)
+
+    def mark(path, obj):  # killed before epoch 2's commit mark
+        if path.endswith("epoch-0002.json"):
+            raise Killed()
+        return real_json(path, obj)
+
+    second = {"vae": "encoder.keras", "gan": "discriminator.keras"}[task]
+
+    def save(model, path):  # killed while writing the second model: the first is done
+        if path.endswith(second):
+            _half_written(os.path.join(os.path.dirname(path),
+                                       f".{second[:-6]}.tmp{os.getpid()}.keras"))
+            raise Killed()
+        return real_save(model, path)
+
+    with monkeypatch.context() as patch:
+        if fault in ("before the first backup", "backup weights write"):
+            patch.setattr(backup, "_atomic_weights", torn_weights)
+        elif fault == "backup commit mark":
+            patch.setattr(backup, "write_json", mark)
+        else:
+            patch.setattr(saving, "save_model", save)
+        with pytest.raises(Killed):
+            _train_generative(task, tmp_path)
+    assert not (tmp_path / "metrics.json").exists()
+    assert backup.has_backup(str(tmp_path / "backup")) == (fault != "before the first backup")
+
+    resumed, resumed_weights = _train_generative(task, tmp_path, resume=True)
+    assert not list(tmp_path.rglob(".*.tmp*"))  # the torn files were removed
+    assert not (tmp_path / "backup").exists()
+    for mine, theirs in zip(resumed_weights, weights, strict=True):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-5, atol=1e-6)
+    resumed_history = json.loads((tmp_path / "history.json").read_text())
+    if task == "vae":
+        assert resumed["test_elbo_nats"] == pytest.approx(metrics["test_elbo_nats"], rel=1e-6)
+        assert resumed["epochs"] == GENERATIVE_EPOCHS
+        assert resumed_history == pytest.approx(history, rel=1e-6)
+        names = ("vae.keras", "encoder.keras", "decoder.keras", "metrics.json")
+    else:
+        assert resumed["iterations"] == metrics["iterations"] == 4 * GENERATIVE_EPOCHS
+        assert resumed["final_epoch"] == pytest.approx(metrics["final_epoch"], rel=1e-6)
+        for key in ("epochs", "iterations"):
+            for name, values in history[key].items():
+                assert resumed_history[key][name] == pytest.approx(values, rel=1e-6), name
+        names = ("generator.keras", "discriminator.keras", "metrics.json",
+                 "samples_epoch_001.png", "samples_epoch_002.png")
+    for name in names:
+        assert (tmp_path / name).is_file(), name
+
+
+@pytest.mark.backend_independent
+class TestResumeFolder:
+    """Which folder --resume trains in, and a run stopped before its first backup."""
+
+    def test_a_run_stopped_before_its_first_backup_trains_again_in_its_folder(
+            self, tmp_path, capsys):
+        from storage.run_folder import make_run_dir
+        from training.resume import run_folder
+
+        out = str(tmp_path / "run")
+        make_run_dir("gan", out)
+        (tmp_path / "run" / "backup").mkdir()
+        (tmp_path / "run" / "backup" / "epoch-0001.weights.h5").write_bytes(b"\x89HDF")
+        assert run_folder("gan", out, resume=True, overwrite=False) == out
+        assert "holds no saved epoch of a gan run: training from the start" in \
+            capsys.readouterr().out
+        assert run_folder("gan", out, resume=False, overwrite=False) == out
+        assert "stopped before it saved an epoch: training there from the start" in \
+            capsys.readouterr().out
+
+    def test_a_finished_run_is_not_resumed_nor_rerun(self, tmp_path):
+        from runtime.errors import UserError
+        from storage.run_folder import make_run_dir
+        from training.resume import run_folder
+
+        out = str(tmp_path / "run")
+        make_run_dir("vae", out)
+        (tmp_path / "run" / "metrics.json").write_text('{"task": "vae"}')
+        with pytest.raises(UserError, match="holds a finished vae run .* --overwrite"):
+            run_folder("vae", out, resume=True, overwrite=False)
+        with pytest.raises(UserError, match="--out .* holds an earlier vae run"):
+            run_folder("vae", out, resume=False, overwrite=False)
+
+    def test_without_out_resume_takes_the_newest_run(self, tmp_path, monkeypatch):
+        from runtime.errors import UserError
+        from storage.training_backup import resume_folder
+
+        monkeypatch.chdir(tmp_path)
+        with pytest.raises(UserError, match="found no run under runs/vae; give the run"):
+            resume_folder("vae", None)
+        for stamp in ("20240101-000000", "20240102-000000"):
+            (tmp_path / "runs" / "vae" / stamp).mkdir(parents=True)
+        assert resume_folder("vae", None) == os.path.join("runs", "vae", "20240102-000000")
+
+    def test_other_settings_are_refused_naming_the_option(self, tmp_path):
+        from runtime.errors import UserError
+        from storage.training_backup import check_same_settings
+
+        (tmp_path / "backup").mkdir()
+        (tmp_path / "backup" / "epoch-0001.json").write_text(json.dumps(
+            {"settings": {"width": 4, "d_lr": None, "spectral_norm": True}}))
+        backup = str(tmp_path / "backup")
+        check_same_settings(backup, {"width": 4, "d_lr": None, "spectral_norm": True})
+        for given, message in [
+                ({"width": 8}, "was trained with --width 4, not with --width 8; resume it "
+                               "with --width 4"),
+                ({"d_lr": 1e-4}, "was trained without --d-lr, not with --d-lr 0.0001"),
+                ({"spectral_norm": False}, "was trained with --spectral-norm, not without "
+                                           "--spectral-norm")]:
+            with pytest.raises(UserError, match=message):
+                check_same_settings(backup, given)

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 import time
 
 from runtime.args import positive_float, positive_int
 from runtime.options import option
+from training.resume import end_backup, start_backup
 
 EVAL_BATCH = 512  # images per validation and test batch: no gradients, so larger
 
@@ -37,7 +37,8 @@ def train_cae(data, config, out: str, training: CAETraining | None = None,
         config: a :class:`models.cae.CAEConfig`.
         out: the run folder (exists, writable).
         training: a :class:`CAETraining` (default: its defaults).
-        resume: restore from ``out/backup`` if an interrupted run left one.
+        resume: continue from ``out/backup`` if an interrupted run left one
+            (else train from the start).
         verbose: Keras verbosity.
         noise: optional Keras layer applied to inputs during training only
             (the denoising CAE); targets stay clean.
@@ -52,16 +53,15 @@ def train_cae(data, config, out: str, training: CAETraining | None = None,
     import keras
     import numpy as np
 
+    from accel import accelerate
     from evaluation.metrics import mse, psnr
     from models.cae import build_cae, split_cae
-    from models.optimizers import adam
     from models.saving import save_model
     from plots.figures import image_rows, loss_curves
     from runtime.backend import backend_name
     from runtime.compute import describe
-    from runtime.errors import check_losses_finite
     from storage.files import write_json, write_text
-    from storage.training_backup import EpochFeed, TrainingBackup
+    from storage.training_backup import EpochFeed, run_settings
 
     training = training or CAETraining()
     epochs, batch_size, lr, patience = (training.epochs, training.batch_size, training.lr,
@@ -71,7 +71,8 @@ def train_cae(data, config, out: str, training: CAETraining | None = None,
     if noise is not None:  # corrupt inputs in training only; saved CAE stays clean
         inputs = keras.Input(model.input_shape[1:])
         train_model = keras.Model(inputs, model(noise(inputs)), name="denoising_trainer")
-    train_model.compile(optimizer=adam(lr), loss="mse")
+    train_model.compile(optimizer=keras.optimizers.Adam(lr), loss="mse")
+    accelerate(train_model)  # the backend speed paths; the saved files stay plain Keras
     write_text(os.path.join(out, "config.json"), config.to_json() + "\n")
 
     early_stopping = keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True,
@@ -82,16 +83,9 @@ def train_cae(data, config, out: str, training: CAETraining | None = None,
     # After every epoch the whole training state is saved; the folder is deleted
     # only once every final file is written: an interrupted run, even one killed
     # while saving its models, is finished by --resume.
-    backup_dir = os.path.join(out, "backup")
-    if not resume and os.path.isdir(backup_dir):
-        shutil.rmtree(backup_dir)  # stale state of another run
-    backup = TrainingBackup(backup_dir, feed, watched=(early_stopping, plateau))
-    initial_epoch = backup.restore(train_model) if resume else 0
-    if backup.stopped:
-        initial_epoch = epochs  # early stopping had ended it: train no further epoch
-    if initial_epoch:
-        print(f"resuming from {backup_dir}: " + ("training had finished, writing its files"
-              if backup.finished else f"epoch {initial_epoch} of {epochs} done"), flush=True)
+    backup = start_backup(train_model, feed, out, resume, epochs,
+                          run_settings(data, seed, config, training),
+                          watched=(early_stopping, plateau))
     callbacks = [early_stopping, plateau, keras.callbacks.TerminateOnNaN(), *extra_callbacks,
                  backup]  # last: see TrainingBackup
 
@@ -102,14 +96,10 @@ def train_cae(data, config, out: str, training: CAETraining | None = None,
         # validation_batch_size: fit cannot take it from a PyDataset and would
         # use 32: validation took 4.9 s of each ~30 s torch epoch, 1.4 s at 512.
         train_model.fit(feed, validation_data=(data.x_val, data.x_val), epochs=epochs,
-                        initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose,
+                        initial_epoch=backup.initial_epoch, callbacks=callbacks, verbose=verbose,
                         shuffle=False, validation_batch_size=EVAL_BATCH)
-    backup.add_wall_time(time.perf_counter() - start)
+    hist = end_backup(backup, time.perf_counter() - start, lr)  # every epoch, resumed too
     wall = backup.wall_s
-    hist = backup.history  # every epoch, the resumed ones too
-    if any(not np.isfinite(v) for k, vals in hist.items() if "loss" in k for v in vals):
-        shutil.rmtree(backup_dir, ignore_errors=True)  # nothing worth resuming
-    check_losses_finite(hist, f"try a lower --lr than {lr:g}")
 
     recon = model.predict(data.x_test, batch_size=EVAL_BATCH, verbose=0)
     encoder, decoder = split_cae(model)
@@ -149,7 +139,7 @@ def train_cae(data, config, out: str, training: CAETraining | None = None,
     image_rows([data.x_test[idx], recon[idx]], ["test image", "reconstruction"],
                os.path.join(out, "reconstructions.png"),
                f"CAE reconstructions, test MSE {metrics['test_mse']:.4f}", col_titles=titles)
-    shutil.rmtree(backup_dir, ignore_errors=True)  # only now: every final file is written
+    backup.discard()  # only now: every final file is written
     return model, metrics
 
 

@@ -20,6 +20,7 @@ class GANMonitor(keras.callbacks.Callback):
     """
 
     KEYS = ("d_loss", "g_loss", "d_real", "d_fake")
+    BACKUP_STATE = ("iterations",)  # kept by storage.training_backup for --resume
 
     def __init__(self, out: str, latent_dim: int, seed: int = 0, n: int = 64):
         super().__init__()

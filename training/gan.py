@@ -1,5 +1,6 @@
 """Training the DCGAN: how (:class:`GANTraining`), and one training run that writes
-the generator, the discriminator, the history and the metrics into a run folder."""
+the generator, the discriminator, the history and the metrics into a run folder,
+resumable from its backup."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import time
 from configs import checks
 from runtime.args import positive_float, positive_int, rate
 from runtime.options import option
+from training.resume import end_backup, start_backup
 
 
 def ema_momentum(text: str) -> float:
@@ -47,7 +49,7 @@ class GANTraining:
 
 
 def train_gan(data, config, out: str, training: GANTraining | None = None, *,
-              verbose: int = 1, seed: int = 0, extra_callbacks=(),
+              resume: bool = False, verbose: int = 1, seed: int = 0, extra_callbacks=(),
               run_config: dict | None = None, figures=None):
     """Trains a DCGAN and writes its generator, discriminator, history, per-epoch
     sample grids and metrics into ``out``.
@@ -57,9 +59,12 @@ def train_gan(data, config, out: str, training: GANTraining | None = None, *,
         config: a :class:`configs.gan.GANConfig`.
         out: the run folder (exists, writable).
         training: a :class:`GANTraining` (default: its defaults).
+        resume: continue from ``out/backup`` if an interrupted run left one
+            (else train from the start).
         verbose: Keras verbosity.
-        seed: seeds the layers' initial weights, the noise drawn in training and
-            the sample grids' fixed noise.
+        seed: seeds the layers' initial weights, the noise drawn in training,
+            the batch order of every epoch (with the epoch's number) and the
+            sample grids' fixed noise.
         extra_callbacks: more Keras callbacks.
         run_config: the task's whole config, written into metrics.json as "config".
         figures: ``figures(gan, history, noise)``, called once every other file
@@ -72,12 +77,13 @@ def train_gan(data, config, out: str, training: GANTraining | None = None, *,
     """
     import keras
 
+    from accel import accelerate
     from models.gan import build_gan, default_optimizers, to_gan_range, use_generator_ema
     from models.saving import save_model
     from runtime.backend import backend_name, layer_seed
     from runtime.compute import describe
-    from runtime.errors import check_losses_finite
     from storage.files import write_json
+    from storage.training_backup import EpochFeed, run_settings
     from training.callbacks import GANMonitor
 
     training = training or GANTraining()
@@ -85,15 +91,21 @@ def train_gan(data, config, out: str, training: GANTraining | None = None, *,
                     spectral_norm=config.spectral_norm)
     gan.compile(*default_optimizers(training.lr, training.beta1, d_lr=training.d_lr,
                                     ema=training.ema))
+    accelerate(gan)  # the backend speed paths; the saved files stay plain Keras
     monitor = GANMonitor(out, config.latent_dim, seed)
+    feed = EpochFeed(to_gan_range(data.x_train), None, training.batch_size, seed)
+    # Both optimizers (and the generator's average) are in the weights file;
+    # the per-iteration curves are the monitor's BACKUP_STATE.
+    backup = start_backup(gan, feed, out, resume, training.epochs,
+                          run_settings(data, seed, config, training), watched=[monitor])
     start = time.perf_counter()
-    history = gan.fit(to_gan_range(data.x_train), epochs=training.epochs,
-                      batch_size=training.batch_size, verbose=verbose,
-                      callbacks=[monitor, keras.callbacks.TerminateOnNaN(), *extra_callbacks])
-    wall = time.perf_counter() - start
+    if not backup.finished:
+        # shuffle=False: the feed shuffles (see training.cae.train_cae).
+        gan.fit(feed, epochs=training.epochs, initial_epoch=backup.initial_epoch,
+                verbose=verbose, shuffle=False,
+                callbacks=[monitor, keras.callbacks.TerminateOnNaN(), *extra_callbacks, backup])
+    hist = end_backup(backup, time.perf_counter() - start, training.lr)
     use_generator_ema(gan)  # the averaged weights, when kept, are the generator saved
-    hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
-    check_losses_finite(hist, f"try a lower --lr than {training.lr:g}")
 
     save_model(gan.generator, os.path.join(out, "generator.keras"))
     save_model(gan.discriminator, os.path.join(out, "discriminator.keras"))
@@ -105,7 +117,7 @@ def train_gan(data, config, out: str, training: GANTraining | None = None, *,
         "width": config.width, "epochs": training.epochs,
         "iterations": int(keras.ops.convert_to_numpy(gan.g_optimizer.iterations)),
         "final_epoch": {k: v[-1] for k, v in hist.items()},
-        "wall_time_s": wall, "train_images": int(len(data.x_train)),
+        "wall_time_s": backup.wall_s, "train_images": int(len(data.x_train)),
         "batch_size": training.batch_size, "learning_rate": training.lr,
         "beta_1": training.beta1, "d_learning_rate": training.d_lr or training.lr,
         "ema": training.ema, "spectral_norm": config.spectral_norm,
@@ -116,4 +128,5 @@ def train_gan(data, config, out: str, training: GANTraining | None = None, *,
     write_json(os.path.join(out, "metrics.json"), metrics)
     if figures is not None:
         figures(gan, written_history, monitor.noise)
+    backup.discard()  # only now: every final file is written
     return gan, metrics

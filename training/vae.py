@@ -1,5 +1,5 @@
 """Training the VAE: how (:class:`VAETraining`), and one training run that writes
-the models, history and metrics into a run folder."""
+the models, history and metrics into a run folder, resumable from its backup."""
 
 from __future__ import annotations
 
@@ -10,6 +10,9 @@ import time
 from configs import checks
 from runtime.args import positive_float, positive_int
 from runtime.options import option
+from training.resume import end_backup, start_backup
+
+EVAL_BATCH = 512  # images per validation and test batch: no gradients, so larger
 
 
 @dataclasses.dataclass
@@ -26,8 +29,8 @@ class VAETraining:
 
 
 def train_vae(data, config, out: str, training: VAETraining | None = None, *,
-              verbose: int = 1, seed: int = 0, run_config: dict | None = None,
-              figures=None):
+              resume: bool = False, verbose: int = 1, seed: int = 0,
+              run_config: dict | None = None, figures=None):
     """Trains a VAE and writes its models, history and metrics into ``out``.
 
     Args:
@@ -35,8 +38,11 @@ def train_vae(data, config, out: str, training: VAETraining | None = None, *,
         config: a :class:`configs.vae.VAEConfig`.
         out: the run folder (exists, writable).
         training: a :class:`VAETraining` (default: its defaults).
+        resume: continue from ``out/backup`` if an interrupted run left one
+            (else train from the start).
         verbose: Keras verbosity.
-        seed: seeds the layers' initial weights and the noise drawn in training.
+        seed: seeds the layers' initial weights, the noise drawn in training and
+            the batch order of every epoch (with the epoch's number).
         run_config: the task's whole config, written into metrics.json as "config".
         figures: ``figures(vae, history)``, called once every other file is
             written, draws the task's figures.
@@ -47,25 +53,31 @@ def train_vae(data, config, out: str, training: VAETraining | None = None, *,
     """
     import keras
 
-    from models.optimizers import adam
+    from accel import accelerate
     from models.vae import build_vae
     from runtime.backend import layer_seed
-    from runtime.errors import check_losses_finite
+    from storage.training_backup import EpochFeed, run_settings
 
     training = training or VAETraining()
     vae = build_vae(latent_dim=config.latent_dim, width=config.width, beta=config.beta,
                     seed=layer_seed(seed))
-    vae.compile(optimizer=adam(training.lr))
+    vae.compile(optimizer=keras.optimizers.Adam(training.lr))
+    accelerate(vae)  # the backend speed paths; the saved files stay plain Keras
+    feed = EpochFeed(data.x_train, None, training.batch_size, seed)
+    backup = start_backup(vae, feed, out, resume, training.epochs,
+                          run_settings(data, seed, config, training))
     start = time.perf_counter()
-    history = vae.fit(data.x_train, validation_data=(data.x_val,), epochs=training.epochs,
-                      batch_size=training.batch_size, verbose=verbose,
-                      callbacks=[keras.callbacks.TerminateOnNaN()])
-    wall = time.perf_counter() - start
-    hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
-    check_losses_finite(hist, f"try a lower --lr than {training.lr:g}")
-    metrics = write_vae_outputs(vae, data, out, hist, wall, training, run_config)
+    if not backup.finished:
+        # shuffle=False: the feed shuffles (see training.cae.train_cae).
+        vae.fit(feed, validation_data=(data.x_val,), epochs=training.epochs,
+                initial_epoch=backup.initial_epoch, verbose=verbose, shuffle=False,
+                validation_batch_size=EVAL_BATCH,
+                callbacks=[keras.callbacks.TerminateOnNaN(), backup])
+    hist = end_backup(backup, time.perf_counter() - start, training.lr)
+    metrics = write_vae_outputs(vae, data, out, hist, backup.wall_s, training, run_config)
     if figures is not None:
         figures(vae, hist)
+    backup.discard()  # only now: every final file is written
     return vae, metrics
 
 
@@ -78,7 +90,7 @@ def write_vae_outputs(vae, data, out: str, hist: dict, wall: float, training: VA
     from storage.files import write_json
 
     width = int(vae.encoder.get_layer("conv1").filters)
-    test = vae.evaluate(data.x_test, batch_size=512, verbose=0, return_dict=True)
+    test = vae.evaluate(data.x_test, batch_size=EVAL_BATCH, verbose=0, return_dict=True)
     test = {k: float(v) for k, v in test.items()}
 
     save_model(vae, os.path.join(out, "vae.keras"))
