@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import time
 
 import keras
 import numpy as np
@@ -103,7 +104,8 @@ class TrainingBackup(keras.callbacks.Callback):
         self.folder, self.feed, self.watched = folder, feed, list(watched)
         self.settings = settings
         self.history: dict = {}
-        self.wall_s = 0.0
+        self.wall_s = 0.0  # training time before the current fit (add_wall_time adds fit's)
+        self._fit_start = None
         self.finished = False
         self.stopped = False  # a callback (early stopping) ended training at that epoch
         self.initial_epoch = 0  # where fit starts: set by whoever restores
@@ -142,6 +144,7 @@ class TrainingBackup(keras.callbacks.Callback):
         return state, arrays
 
     def on_train_begin(self, logs=None):
+        self._fit_start = time.perf_counter()
         if self._pending is None:
             return
         state, arrays = self._pending
@@ -179,6 +182,12 @@ class TrainingBackup(keras.callbacks.Callback):
         run diverged (nothing worth resuming)."""
         shutil.rmtree(self.folder, ignore_errors=True)
 
+    def _wall_so_far(self) -> float:
+        """Training time up to now: a resumed run adds the killed run's saved epochs'."""
+        if self._fit_start is None:
+            return self.wall_s
+        return self.wall_s + time.perf_counter() - self._fit_start
+
     def _commit(self, epoch: int) -> None:
         record(self.folder, "folders")  # the run folder's: --overwrite deletes it whole
         os.makedirs(self.folder, exist_ok=True)
@@ -196,7 +205,7 @@ class TrainingBackup(keras.callbacks.Callback):
         _atomic(stem + ".npz", lambda tmp: np.savez(tmp, **arrays))
         settings = {"settings": self.settings} if self.settings else {}
         write_json(stem + ".json", {"epoch": epoch, "finished": self.finished,
-                                    "stopped": self.stopped, "wall_s": self.wall_s,
+                                    "stopped": self.stopped, "wall_s": self._wall_so_far(),
                                     "history": self.history,
                                     "callbacks": callbacks, **settings})  # the commit mark
         for older in _committed_epochs(self.folder):

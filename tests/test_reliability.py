@@ -526,6 +526,8 @@ def test_generative_resume_after_a_fault_ends_as_an_uninterrupted_run(
             _train_generative(task, tmp_path)
     assert not (tmp_path / "metrics.json").exists()
     assert backup.has_backup(str(tmp_path / "backup")) == (fault != "before the first backup")
+    for state in (tmp_path / "backup").glob("epoch-*.json"):  # the saved epochs' time
+        assert json.loads(state.read_text())["wall_s"] > 0  # counts in the resumed run's
 
     resumed, resumed_weights = _train_generative(task, tmp_path, resume=True)
     assert not list(tmp_path.rglob(".*.tmp*"))  # the torn files were removed
