@@ -11,6 +11,9 @@ without this repository.
   al. 2020, RAE): scikit-learn ``GaussianMixture``, full covariances.
 * ``two_stage``: a second small VAE trained on the codes (Dai & Wipf 2019,
   :mod:`models.two_stage`); its prior is N(0, I) and its decoder maps to codes.
+* ``flow``: a velocity network trained by flow matching on the standardised
+  codes (:mod:`models.flow_prior`); N(0, I) noise integrated along it in a
+  fixed number of ODE steps becomes codes.
 """
 
 from __future__ import annotations
@@ -204,8 +207,94 @@ class TwoStageSampler(PriorSampler):
         return cls(dim, decoder)
 
 
+class FlowSampler(PriorSampler):
+    """Noise carried to codes by a flow-matching velocity network.
+
+    Stored as ``latent_flow.keras`` (the network, plain Keras) and
+    ``latent_flow.json`` (the codes' mean and std it standardises with, and how it
+    was fitted). ``steps`` and ``solver`` are how it is sampled, not fitted, so a
+    saved flow serves any number of steps.
+    """
+
+    name = "flow"
+    needs_fit = True
+    FILE = "latent_flow.keras"
+    STATS_FILE = "latent_flow.json"
+
+    def __init__(self, dim: int, velocity=None, mean=None, std=None, steps: int | None = None,
+                 solver: str | None = None, seed: int = 0, epochs: int | None = None,
+                 width: int | None = None, batch_size: int | None = None, n_codes: int = 0):
+        from models import flow_prior
+
+        super().__init__(dim)
+        self.velocity, self.mean, self.std = velocity, mean, std
+        self.steps = flow_prior.STEPS if steps is None else int(steps)
+        self.solver = flow_prior.SOLVER if solver is None else solver
+        self.seed = int(seed)
+        self.epochs = flow_prior.EPOCHS if epochs is None else int(epochs)
+        self.width = flow_prior.WIDTH if width is None else int(width)
+        self.batch_size = flow_prior.BATCH_SIZE if batch_size is None else int(batch_size)
+        self.n_codes = int(n_codes)
+        self.history = None
+
+    def fit(self, codes):
+        from models.flow_prior import train_flow
+
+        self.velocity, self.mean, self.std, self.history = train_flow(
+            codes, epochs=self.epochs, batch_size=self.batch_size, width=self.width,
+            seed=self.seed)
+        self.n_codes = len(codes)
+        return self
+
+    def transform(self, eps):
+        import numpy as np
+
+        from models.flow_prior import integrate
+        x = integrate(self.velocity, eps, self.steps, self.solver)
+        return (x * np.asarray(self.std) + np.asarray(self.mean)).astype("float32")
+
+    def save(self, folder: str) -> None:
+        import numpy as np
+
+        from models.saving import save_model
+        from storage.files import write_json
+        # The network first: exists() asks for both files, so a crash between
+        # the two leaves no flow that loads.
+        save_model(self.velocity, os.path.join(folder, self.FILE))
+        write_json(os.path.join(folder, self.STATS_FILE), {
+            "mean": np.asarray(self.mean).tolist(), "std": np.asarray(self.std).tolist(),
+            "n_codes": self.n_codes, "epochs": self.epochs, "batch_size": self.batch_size,
+            "width": self.width, "seed": self.seed})
+
+    @classmethod
+    def exists(cls, folder: str) -> bool:
+        return all(os.path.isfile(os.path.join(folder, f)) for f in (cls.FILE, cls.STATS_FILE))
+
+    @classmethod
+    def load(cls, folder: str, dim: int):
+        import numpy as np
+
+        from models.saving import load_keras_model
+        from storage.files import read_json
+        velocity = load_keras_model(os.path.join(folder, cls.FILE), "flow velocity network")
+        shapes = velocity.input_shape if isinstance(velocity.input_shape, list) else []
+        if len(shapes) != 2 or tuple(shapes[1]) != (None, 1):
+            from runtime.errors import UserError
+            raise UserError(f"{cls.FILE} in {folder!r} holds no flow velocity network (inputs "
+                            f"[codes, time]); refit it (--refit)")
+        check_dim(int(shapes[0][-1]), dim, cls.FILE)
+        check_dim(int(velocity.output_shape[-1]), dim, cls.FILE)
+        stats = read_json(os.path.join(folder, cls.STATS_FILE))
+        mean, std = np.asarray(stats["mean"], "float64"), np.asarray(stats["std"], "float64")
+        check_dim(len(mean), dim, cls.STATS_FILE)
+        check_dim(len(std), dim, cls.STATS_FILE)
+        return cls(dim, velocity, mean, std, seed=stats.get("seed", 0),
+                   epochs=stats.get("epochs"), width=stats.get("width"),
+                   batch_size=stats.get("batch_size"), n_codes=stats.get("n_codes", 0))
+
+
 CLASSES = {c.name: c for c in (PriorSampler, GaussianSampler, MixtureSampler,
-                               TwoStageSampler)}
+                               TwoStageSampler, FlowSampler)}
 
 
 def check_dim(got: int, dim: int, file: str) -> None:
@@ -215,16 +304,20 @@ def check_dim(got: int, dim: int, file: str) -> None:
                         f"refit it (--refit)")
 
 
-def new_sampler(name: str, dim: int, components: int = 10, seed: int = 0):
+def new_sampler(name: str, dim: int, components: int = 10, seed: int = 0,
+                flow_steps: int | None = None, flow_solver: str | None = None):
     """An unfitted sampler."""
     if name == "gmm":
         return MixtureSampler(dim, components, seed=seed)
     if name == "two_stage":
         return TwoStageSampler(dim, seed=seed)
+    if name == "flow":
+        return FlowSampler(dim, steps=flow_steps, solver=flow_solver, seed=seed)
     return CLASSES[name](dim)
 
 
-def saved_matches(name: str, folder: str, dim: int, components: int):
+def saved_matches(name: str, folder: str, dim: int, components: int,
+                  flow_steps: int | None = None, flow_solver: str | None = None):
     """The sampler saved in ``folder`` if there is one fitting the request, else None."""
     cls = CLASSES[name]
     if not cls.needs_fit:
@@ -234,4 +327,7 @@ def saved_matches(name: str, folder: str, dim: int, components: int):
     sampler = cls.load(folder, dim)
     if name == "gmm" and sampler.components != components:
         return None  # another K was asked for: refit
+    if name == "flow":  # how to sample, not what was fitted
+        sampler.steps = sampler.steps if flow_steps is None else int(flow_steps)
+        sampler.solver = flow_solver or sampler.solver
     return sampler

@@ -7,8 +7,9 @@ mean and covariance are read from ``latent_gaussian.json`` next to the decoder
 (written by ``quality --cae`` or by ``generate --codes-from``).
 
 ``--sampler`` picks the code distribution (:mod:`models.samplers`): ``prior``,
-``gaussian``, ``gmm`` (``--components``) or ``two_stage``; a fitted one is
-saved beside the decoder and reused (``--refit`` fits anew).
+``gaussian``, ``gmm`` (``--components``), ``two_stage`` or ``flow``
+(``--flow-steps``, ``--flow-solver``); a fitted one is saved beside the decoder
+and reused (``--refit`` fits anew).
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ def generate(config: GenerateConfig) -> str:
     sampler = load_sampler(config.model, sampler=sampling.sampler,
                            components=sampling.components, codes_from=config.codes_from,
                            refit=sampling.refit, seed=seed,
+                           flow_steps=sampling.flow_steps, flow_solver=sampling.flow_solver,
                            training_images=lambda: load_data(config.data).x_train)
     out = make_run_dir("generate", config.output.out, overwrite=config.output.overwrite)
     seed_everything(seed)

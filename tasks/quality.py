@@ -82,13 +82,23 @@ def _cell(row: dict, key: str, digits: int, scale: float = 1.0) -> str:
     return text
 
 
+def add_floor_ratios(rows: dict) -> None:
+    """``fid_over_floor`` on each sampler row of a model that has a reconstruction
+    floor: how far the sampler is from the best its decoder can do."""
+    floors = {r["model"]: r["fid"] for r in rows.values() if r["sampler"] == "reconstruction"}
+    for r in rows.values():
+        if r["model"] in floors and r["sampler"] != "reconstruction" and floors[r["model"]] > 0:
+            r["fid_over_floor"] = r["fid"] / floors[r["model"]]
+
+
 def markdown_table(rows: dict, class_names) -> str:
-    lines = ["| samples | FID | KID | precision | recall | classes covered | "
+    lines = ["| samples | FID | FID / own floor | KID | precision | recall | classes covered | "
              "largest class share |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for name, r in rows.items():
         top = class_names[max(range(len(r["coverage"])), key=r["coverage"].__getitem__)]
-        lines.append(f"| {name} | {_cell(r, 'fid', 2)} | {_cell(r, 'kid', 3)} | "
+        ratio = f"{r['fid_over_floor']:.2f}" if "fid_over_floor" in r else ""
+        lines.append(f"| {name} | {_cell(r, 'fid', 2)} | {ratio} | {_cell(r, 'kid', 3)} | "
                      f"{_cell(r, 'precision', 3)} | {_cell(r, 'recall', 3)} | "
                      f"{r['classes_covered']}/{len(class_names)} "
                      f"| {100 * r['max_class_share']:.1f}% ({top}) |")
@@ -137,10 +147,50 @@ def load_samplers(models: ScoredModels, config: SamplersConfig, data, seed: int 
         for name in names:
             sampler = load_sampler(path, sampler=name, components=config.components,
                                    refit=config.refit, seed=seed, option=kind,
+                                   flow_steps=config.flow_steps,
+                                   flow_solver=config.flow_solver,
                                    training_images=lambda: data.x_train)
-            label = f"K={config.components}" if name == "gmm" else ""
-            samplers[f"{kind.upper()} + {name}" + (f" ({label})" if label else "")] = sampler
+            samplers[f"{kind.upper()} + {name}{sampler_label(name, config)}"] = sampler
     return samplers
+
+
+def sampler_label(name: str, config: SamplersConfig) -> str:
+    """What a row name says of a sampler's settings, e.g. `` (K=10)``."""
+    if name == "gmm":
+        return f" (K={config.components})"
+    if name == "flow":
+        return f" ({config.flow_steps} {config.flow_solver} steps)"
+    return ""
+
+
+def floor_name(kind: str) -> str:
+    return f"{kind.upper()} floor: reconstructions"
+
+
+def sample_sets(samplers: dict, data, n: int, seed: int) -> tuple:
+    """The image sets to score, in table order, and the seconds each took.
+
+    Returns ``(images, sources, seconds)``: ``images`` maps a row name to its
+    images, ``sources`` the row name to ``(model kind, sampler name)``. First the
+    test split; then per model its reconstructions of the first ``n`` test
+    images (where the file holds an encoder: the floor no sampler of that
+    decoder can beat), then each of its samplers' ``n`` samples.
+    """
+    images = {"floor: test split": data.x_test}
+    sources = {"floor: test split": ("real", None)}
+    seconds = {}
+    for name, sampler in samplers.items():
+        floor = floor_name(sampler.kind)
+        if sampler.encoder is not None and floor not in images:
+            start = time.perf_counter()
+            images[floor] = sampler.reconstruct(data.x_test[:n])
+            seconds[floor] = time.perf_counter() - start
+            sources[floor] = (sampler.kind, "reconstruction")
+        start = time.perf_counter()
+        images[name] = sampler.sample(n, seed=seed)
+        seconds[name] = time.perf_counter() - start
+        sources[name] = (sampler.kind, sampler.name)
+    return images, sources, seconds
 
 
 def extractors(config: QualityConfig, data) -> list:
@@ -181,12 +231,7 @@ def quality(config: QualityConfig) -> str:
     seed_everything(seed)
     data = load_data(config.data)
     samplers = load_samplers(config.models, config.sampling, data, seed)
-    images = {"floor: test split": data.x_test}
-    seconds = {}
-    for name, sampler in samplers.items():
-        start = time.perf_counter()
-        images[name] = sampler.sample(config.n, seed=seed)
-        seconds[name] = time.perf_counter() - start
+    images, sources, seconds = sample_sets(samplers, data, config.n, seed)
     n_classes = len(data.class_names)
     scores = {name: [] for name in images}
     infos = []
@@ -200,12 +245,13 @@ def quality(config: QualityConfig) -> str:
                   f"{scores[name][-1]['fid']:.2f}", flush=True)
     rows = {}
     for name, values in scores.items():
-        sampler = samplers.get(name)
-        rows[name] = {"model": sampler.kind if sampler else "real",
-                      "sampler": sampler.name if sampler else None,
-                      **average_scores(values)}
+        model, sampler = sources[name]
+        rows[name] = {"model": model, "sampler": sampler, **average_scores(values)}
         if name in seconds:
             rows[name]["sampling_seconds"] = seconds[name]
+        if name in samplers and samplers[name].fit_seconds is not None:
+            rows[name]["fit_seconds"] = samplers[name].fit_seconds
+    add_floor_ratios(rows)
 
     result = {"dataset": data.name, "reference": f"training split ({len(data.x_train)} "
               f"images)", "extractors": infos,
@@ -226,9 +272,14 @@ def quality(config: QualityConfig) -> str:
                f"# Sample quality on {data.name}\n\nReference: {result['reference']}; "
                f"features: penultimate layer of {extractor_text(infos)}. KID is raw "
                f"(unscaled) MMD^2; precision and recall use k = 3 nearest neighbours; "
-               f"± is the std {spread}.\n\n" + table)
+               f"± is the std {spread}. Floors: the test split, and each autoencoder's "
+               f"reconstructions of test images (decode(encode(x)), a VAE's posterior "
+               f"means), which no latent sampler of that decoder can beat; FID / own "
+               f"floor is a sampler's FID over its decoder's reconstruction FID.\n\n"
+               + table)
     coverage_figure(rows, data.class_names, os.path.join(out, "coverage.png"))
-    image_rows([batch[:10] for batch in images.values()], ["real (test)", *samplers],
+    image_rows([batch[:10] for batch in images.values()],
+               ["real (test)", *list(images)[1:]],
                os.path.join(out, "samples.png"), "Real test images and samples of each model")
     print(table)
     return out

@@ -128,3 +128,19 @@ def test_training_records_its_config_in_metrics(task, tmp_path):
     assert written["config"] == json.loads(json.dumps(dataclasses.asdict(config)))
     assert written["epochs"] == metrics["epochs"] == 1
     assert written["batch_size"] == 16 and written["latent_dim"] == getattr(config, task).latent_dim
+
+
+@pytest.mark.backend_independent
+def test_flow_options_reach_generate_and_quality():
+    config = from_args(GenerateConfig, parse("generate", "--model", "m.keras", "--sampler",
+                                             "flow", "--flow-steps", "20", "--flow-solver",
+                                             "midpoint"))
+    assert config.sampling == SamplerConfig(sampler="flow", flow_steps=20,
+                                            flow_solver="midpoint")
+    config = from_args(QualityConfig, parse("quality", "--cae", "c.keras", "--samplers",
+                                            "gmm,flow", "--flow-steps", "7"))
+    assert config.sampling == SamplersConfig(samplers=("gmm", "flow"), flow_steps=7)
+    # The parser's defaults (no Keras) are the flow sampler's own.
+    from models import flow_prior
+    assert (SamplerConfig().flow_steps, SamplerConfig().flow_solver) == (flow_prior.STEPS,
+                                                                         flow_prior.SOLVER)

@@ -157,3 +157,43 @@ def test_old_cae_file_works_with_the_latent_and_generate_loaders():
     assert decoder.output_shape == (None, 28, 28, 1)
     sampler = load_sampler(os.path.join(FIXTURES, "old_layer_generator.keras"))
     assert sampler.kind == "gan" and sampler.latent_dim == 2
+
+
+def test_flow_prior_network_loads_and_predicts_without_the_toolkit(tmp_path):
+    """The flow sampler's velocity network (latent_flow.keras) is plain Keras."""
+    from models.samplers import FlowSampler
+
+    codes = np.random.default_rng(0).standard_normal((64, 3)).astype("float32")
+    FlowSampler(3, epochs=1, width=8).fit(codes).save(str(tmp_path))
+    path = str(tmp_path / FlowSampler.FILE)
+    assert "unsupervised28" not in zipfile.ZipFile(path).read("config.json").decode()
+    rng = np.random.default_rng(1)
+    inputs = {"x_t": rng.standard_normal((8, 3)).astype("float32"),
+              "t": rng.random((8, 1)).astype("float32")}
+    want = FlowSampler.load(str(tmp_path), 3).velocity.predict(
+        [inputs["x_t"], inputs["t"]], verbose=0)
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    script = textwrap.dedent("""
+        import sys
+        import numpy as np
+        try:
+            import models  # noqa: F401
+        except ModuleNotFoundError:
+            pass
+        else:
+            sys.exit("the toolkit is importable: the test proves nothing")
+        import keras
+        model = keras.saving.load_model(sys.argv[1])
+        inputs = np.load(sys.argv[2])
+        np.save("velocity.npy", model.predict([inputs["x_t"], inputs["t"]], verbose=0))
+    """)
+    np.savez(elsewhere / "inputs.npz", **inputs)
+    result = subprocess.run([sys.executable, "-I", "-c", script, path, "inputs.npz"],
+                            cwd=elsewhere, capture_output=True, text=True, timeout=300,
+                            env=dict(os.environ, KERAS_BACKEND=keras.backend.backend()))
+    assert result.returncode == 0, result.stderr[-3000:]
+    got = np.load(elsewhere / "velocity.npy")
+    assert got.shape == (8, 3)
+    np.testing.assert_allclose(got, want, atol=1e-5)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import time
 
 from configs import checks
 from runtime.args import positive_int
@@ -14,13 +15,39 @@ from runtime.options import option, same_option
 
 # The latent samplers' names (models.samplers.CLASSES), here so that argparse
 # needs no Keras.
-SAMPLERS = ("prior", "gaussian", "gmm", "two_stage")
+SAMPLERS = ("prior", "gaussian", "gmm", "two_stage", "flow")
 # Which samplers fit which model kind (a GAN has no encoder, so no codes to fit).
-VALID = {"gan": ("prior",), "vae": ("prior", "gaussian", "gmm", "two_stage"),
-         "cae": ("gaussian", "gmm")}
+VALID = {"gan": ("prior",), "vae": ("prior", "gaussian", "gmm", "two_stage", "flow"),
+         "cae": ("gaussian", "gmm", "flow")}
+# The flow sampler's ODE solvers and default steps (models.flow_prior.SOLVERS,
+# STEPS, SOLVER) and the most steps it takes: each step is a network call on
+# every sample, and past a few hundred the path no longer changes.
+FLOW_SOLVERS = ("euler", "midpoint")
+FLOW_STEPS, FLOW_SOLVER = 25, "midpoint"
+MAX_FLOW_STEPS = 1000
 DEFAULT = {"gan": "prior", "vae": "prior", "cae": "gaussian"}
 
 GAUSSIAN_FILE = "latent_gaussian.json"  # models.samplers.GaussianSampler.FILE
+
+
+def ode_steps(text: str) -> int:
+    """argparse type: the flow sampler's ODE steps, 1 ... MAX_FLOW_STEPS."""
+    value = positive_int(text)
+    if value > MAX_FLOW_STEPS:
+        raise argparse.ArgumentTypeError(f"{value} is too many ODE steps; give an integer "
+                                         f"1 ... {MAX_FLOW_STEPS}")
+    return value
+
+
+def check_flow(config) -> None:
+    """ValueError unless ``config``'s flow_steps and flow_solver are valid."""
+    steps = config.flow_steps
+    if not (isinstance(steps, int) and 1 <= steps <= MAX_FLOW_STEPS):
+        raise ValueError(f"flow_steps must be an integer in [1, {MAX_FLOW_STEPS}]. "
+                         f"Received: flow_steps={steps}")
+    if config.flow_solver not in FLOW_SOLVERS:
+        raise ValueError(f"flow_solver must be one of {', '.join(FLOW_SOLVERS)}. "
+                         f"Received: flow_solver={config.flow_solver!r}")
 
 
 def sampler_list(text: str) -> list:
@@ -40,9 +67,16 @@ class SamplerConfig:
     sampler: str | None = option(
         None, choices=SAMPLERS, default_help="prior, for a CAE gaussian",
         help="latent sampler: prior (VAE, GAN), gaussian or gmm fitted to the training "
-             "codes (CAE, VAE), two_stage (VAE)")
+             "codes (CAE, VAE), two_stage (VAE), flow (a flow-matching prior learned on "
+             "the training codes: CAE, VAE)")
     components: int = option(10, type=positive_int,
                              help="Gaussian-mixture components of the gmm sampler")
+    flow_steps: int = option(FLOW_STEPS, type=ode_steps, metavar="STEPS",
+                             help=f"ODE steps from noise to codes of the flow sampler, at "
+                                  f"most {MAX_FLOW_STEPS}")
+    flow_solver: str = option(FLOW_SOLVER, choices=FLOW_SOLVERS,
+                              help="ODE solver of the flow sampler (midpoint: two network "
+                                   "calls a step, more accurate than two Euler steps)")
     refit: bool = option(False, action="store_true",
                          help="fit the samplers anew even when one is saved beside the model")
 
@@ -51,6 +85,7 @@ class SamplerConfig:
             raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)} or None. "
                              f"Received: sampler={self.sampler!r}")
         checks.positive_ints(self, ("components",))
+        check_flow(self)
 
 
 @dataclasses.dataclass
@@ -64,6 +99,8 @@ class SamplersConfig:
         help=f"latent samplers to score, of {', '.join(SAMPLERS)}; each model gets those "
              f"that fit it")
     components: int = same_option(SamplerConfig, "components")
+    flow_steps: int = same_option(SamplerConfig, "flow_steps")
+    flow_solver: str = same_option(SamplerConfig, "flow_solver")
     refit: bool = same_option(SamplerConfig, "refit")
 
     def __post_init__(self):
@@ -74,6 +111,7 @@ class SamplersConfig:
                 raise ValueError(f"samplers must be names of {', '.join(SAMPLERS)}. "
                                  f"Received: samplers={list(self.samplers)}")
         checks.positive_ints(self, ("components",))
+        check_flow(self)
 
 
 @dataclasses.dataclass
@@ -85,13 +123,18 @@ class Sampler:
         network: the Keras model that decodes latent points.
         latent_dim: size of its input.
         latent: the code distribution (:mod:`models.samplers`): prior, gaussian,
-            gmm or two_stage.
+            gmm, two_stage or flow.
+        encoder: the model's encoder where the file holds one (a whole VAE or
+            CAE), else None: it gives the reconstructions, the floor of every
+            latent sampler of this decoder.
     """
 
     kind: str
     network: object
     latent_dim: int
     latent: object = None
+    encoder: object = None
+    fit_seconds: float | None = None  # how long the latent sampler took to fit, if just now
 
     def __post_init__(self):
         if self.latent is None:
@@ -120,6 +163,11 @@ class Sampler:
 
     def sample(self, n: int, seed: int = 0):
         return self.decode(self.latent.sample(n, seed))
+
+    def reconstruct(self, images):
+        """``decode(encode(images))`` (a VAE's posterior means): what the decoder
+        makes of real images' codes, which no latent sampler can beat."""
+        return self.decode(training_codes(self.encoder, images))
 
 
 def identify(model, path: str):
@@ -179,7 +227,8 @@ def fit_latent_gaussian(encoder, images) -> dict:
 def load_sampler(path: str, gaussian: dict | None = None, sampler: str | None = None,
                  components: int = 10, codes_from: str | None = None,
                  training_images=None, refit: bool = False, seed: int = 0,
-                 option: str | None = None) -> Sampler:
+                 option: str | None = None, flow_steps: int = FLOW_STEPS,
+                 flow_solver: str = FLOW_SOLVER) -> Sampler:
     """The image sampler for a saved model and a latent sampler name.
 
     The latent sampler is the one saved beside the model when it matches
@@ -189,7 +238,8 @@ def load_sampler(path: str, gaussian: dict | None = None, sampler: str | None = 
     vae.keras / cae.keras) or the one in ``codes_from``, and saved beside the
     model. ``gaussian`` (a dict from :func:`fit_latent_gaussian`) is used as given.
     With ``option`` (``gan``, ``vae`` or ``cae``: the ``quality`` option that named
-    the file), a model of another kind is refused at once.
+    the file), a model of another kind is refused at once. ``flow_steps`` and
+    ``flow_solver``: how the flow sampler integrates (not refitted when they change).
     """
     from models import samplers
     from models.saving import load_keras_model
@@ -203,14 +253,16 @@ def load_sampler(path: str, gaussian: dict | None = None, sampler: str | None = 
     latent_dim = int(network.input_shape[-1])
     name = sampler or DEFAULT[kind]
     check_valid(name, kind)
+    own_encoder = encoder_of(model)
     if gaussian is not None and name == "gaussian":
         return Sampler(kind, network, latent_dim,
-                       samplers.GaussianSampler.from_json(gaussian, latent_dim))
+                       samplers.GaussianSampler.from_json(gaussian, latent_dim), own_encoder)
     folder = os.path.dirname(path)
     fresh = refit or codes_from is not None  # a named encoder asks for a new fit
-    latent = None if fresh else samplers.saved_matches(name, folder, latent_dim, components)
+    latent = None if fresh else samplers.saved_matches(name, folder, latent_dim, components,
+                                                       flow_steps, flow_solver)
     if latent is None:
-        encoder = encoder_of(model) if codes_from is None else encoder_from(codes_from, kind)
+        encoder = own_encoder if codes_from is None else encoder_from(codes_from, kind)
         file = samplers.CLASSES[name].FILE
         if encoder is None:
             raise UserError(f"{kind.upper()} decoder {path!r} has no {file} beside it; give "
@@ -225,11 +277,15 @@ def load_sampler(path: str, gaussian: dict | None = None, sampler: str | None = 
             raise UserError(f"--components {components}: a mixture of {components} "
                             f"Gaussians needs at least as many training codes, and there "
                             f"are {len(codes)}; give --components {len(codes)} or fewer")
-        latent = samplers.new_sampler(name, latent_dim, components, seed).fit(codes)
+        start = time.perf_counter()
+        latent = samplers.new_sampler(name, latent_dim, components, seed, flow_steps,
+                                      flow_solver).fit(codes)
+        seconds = time.perf_counter() - start
         latent.save(folder)
-        print(f"fitted the {name} sampler to {len(codes)} training codes; saved beside "
-              f"{path}", flush=True)
-    return Sampler(kind, network, latent_dim, latent)
+        print(f"fitted the {name} sampler to {len(codes)} training codes in {seconds:.1f} s; "
+              f"saved beside {path}", flush=True)
+        return Sampler(kind, network, latent_dim, latent, own_encoder, seconds)
+    return Sampler(kind, network, latent_dim, latent, own_encoder)
 
 
 def encoder_from(codes_from: str, kind: str = "cae"):
