@@ -7,3 +7,4 @@ from models import legacy_layers  # noqa: F401  the Conv2DTranspose name of olde
 from models import noise  # noqa: F401  ImageNoise, NoiseMix
 from models import classifier  # noqa: F401  the classify task's models
 from models import gan, vae  # noqa: F401  VAE and GAN
+from models import semi_supervised  # noqa: F401  SemiSupervisedClassifier

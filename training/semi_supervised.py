@@ -1,0 +1,192 @@
+"""Training the semi-supervised classifier on labelled and unlabelled images.
+
+:class:`LabelledUnlabelledFeed` gives each step a batch of labelled images (with
+their labels) and a larger batch of unlabelled ones; :func:`train_semi_supervised`
+builds a :class:`models.semi_supervised.SemiSupervisedClassifier` on a copy of a
+pretrained encoder (or on its architecture with fresh weights), trains it with
+early stopping on validation accuracy, and returns a record like the other
+classifiers' (:mod:`training.classifier`) whose model is the plain-Keras
+inference classifier.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import keras
+import numpy as np
+
+from accel import accelerate
+from models.semi_supervised import build_semi_supervised
+from runtime.backend import layer_seed
+from runtime.errors import UserError, check_losses_finite
+from training.classifier import EpochClock, clone_encoder, evaluate
+from training.classifier_config import Settings
+from training.semi_supervised_config import SemiSupervisedSettings
+
+# Seeds of this model's draws, apart from the other classifiers' (offsets 0-2).
+SEED_OFFSET = 3
+
+
+class EpochKeeper(keras.callbacks.Callback):
+    """Without a backup: gives the feed its epoch and keeps the history, as
+    :class:`storage.training_backup.TrainingBackup` does with one."""
+
+    def __init__(self, feed):
+        super().__init__()
+        self.feed = feed
+        self.history: dict = {}
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.feed.set_epoch(epoch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(float(value))
+
+
+class LabelledUnlabelledFeed(keras.utils.PyDataset):
+    """``((labelled, unlabelled), labels)`` batches: an epoch is one pass over the
+    unlabelled images (whole batches only: constant shapes, one compiled step);
+    the labelled images are drawn in passes of their own, each a fresh
+    permutation, as many as the epoch needs. Both orders are drawn from
+    ``(seed, epoch)``, so an epoch resumed after a restart sees the same batches.
+
+    Args:
+        x, y: the labelled images and their integer labels.
+        x_unlabelled: the unlabelled images (all training images, say).
+        labelled_batch: labelled images per step.
+        unlabelled_batch: unlabelled images per step (at most all of them).
+        seed: seeds the orders.
+    """
+
+    def __init__(self, x, y, x_unlabelled, labelled_batch: int, unlabelled_batch: int,
+                 seed: int, **kwargs):
+        super().__init__(**kwargs)
+        if len(x) == 0 or len(x_unlabelled) == 0:
+            raise ValueError(f"the feed needs labelled and unlabelled images; received "
+                             f"{len(x)} labelled, {len(x_unlabelled)} unlabelled")
+        self.x, self.y, self.x_unlabelled = x, y, x_unlabelled
+        self.labelled_batch = int(labelled_batch)
+        self.unlabelled_batch = min(int(unlabelled_batch), len(x_unlabelled))
+        self.seed = seed
+        self.set_epoch(0)
+
+    def __len__(self):
+        return len(self.x_unlabelled) // self.unlabelled_batch
+
+    def set_epoch(self, epoch: int) -> None:
+        rng = np.random.default_rng([self.seed, epoch])
+        self._unlabelled = rng.permutation(len(self.x_unlabelled))
+        passes = math.ceil(len(self) * self.labelled_batch / len(self.x))
+        self._labelled = np.concatenate([rng.permutation(len(self.x)) for _ in range(passes)])
+
+    def __getitem__(self, i):
+        lab = self._labelled[i * self.labelled_batch:(i + 1) * self.labelled_batch]
+        unl = self._unlabelled[i * self.unlabelled_batch:(i + 1) * self.unlabelled_batch]
+        return (self.x[lab], self.x_unlabelled[unl]), self.y[lab]
+
+
+def build_model(encoder, settings: Settings, semi: SemiSupervisedSettings, decoder=None):
+    """The training model on a copy of ``encoder`` (its weights, or fresh ones with
+    ``semi.semi_supervised_start == "scratch"``) and of ``decoder`` when given."""
+    keras.utils.set_random_seed(layer_seed(settings.seed, SEED_OFFSET))
+    if semi.semi_supervised_start == "scratch":
+        start = keras.models.clone_model(encoder)  # clone_model re-initialises
+        decoder = None
+    else:
+        start = clone_encoder(encoder)
+        decoder = None if decoder is None else clone_encoder(decoder)
+    return build_semi_supervised(
+        start, settings.features, decoder, settings.hidden_units,
+        settings.head_dropout_end_to_end, settings.feature_dropout,
+        seed=layer_seed(settings.seed, 100 * SEED_OFFSET),
+        reconstruction_weight=semi.reconstruction_weight, consistency=semi.consistency,
+        consistency_weight=semi.consistency_weight, threshold=semi.pseudo_label_threshold,
+        label_smoothing=settings.label_smoothing)
+
+
+def compile_model(model, settings: Settings, semi: SemiSupervisedSettings, steps: int):
+    """AdamW with the learning rate decayed to 0 along a cosine over ``steps``."""
+    schedule = keras.optimizers.schedules.CosineDecay(semi.semi_supervised_lr, max(1, steps))
+    model.compile(optimizer=keras.optimizers.AdamW(schedule,
+                                                   weight_decay=settings.weight_decay))
+    return accelerate(model)  # the backend speed paths; the saved model stays plain Keras
+
+
+def check_labels(y, num_classes: int = 10) -> None:
+    """At least one labelled image of every class: fewer labels than classes leave a
+    class the cross-entropy never sees."""
+    present = len(np.unique(y))
+    if len(y) < num_classes or present < num_classes:
+        raise UserError(f"{len(y)} labelled images of {present} classes: the semi-supervised "
+                        f"model needs at least one label of each of the {num_classes} classes")
+
+
+def train_semi_supervised(encoder, x, y, x_unlabelled, x_val, y_val, x_test, y_test,
+                          settings: Settings, semi: SemiSupervisedSettings | None = None,
+                          decoder=None, backup_dir: str | None = None) -> dict:
+    """The semi-supervised classifier on the labelled ``(x, y)`` and ``x_unlabelled``.
+
+    Args:
+        encoder: the pretrained encoder (left unchanged: a copy is trained).
+        x, y: the labelled training images and their integer labels.
+        x_unlabelled: the images used without labels (all training images).
+        x_val, y_val, x_test, y_test: validation and test images and labels.
+        settings: the classifiers' :class:`Settings` (head, features, weight
+            decay, label smoothing, patience, seed, verbosity).
+        semi: this model's own settings (default: their defaults).
+        decoder: the CAE's decoder to start from, if any (else a fresh one).
+        backup_dir: keep the training state there after every epoch, and continue
+            from the one found there.
+
+    Returns:
+        A record as :func:`training.classifier.train_baseline`'s; ``"model"`` is
+        the inference classifier (image -> class probabilities, plain Keras).
+    """
+    from storage.training_backup import TrainingBackup
+
+    semi = semi or SemiSupervisedSettings()
+    check_labels(y)
+    model = build_model(encoder, settings, semi, decoder)
+    feed = LabelledUnlabelledFeed(x, y, x_unlabelled, semi.labelled_batch_size,
+                                  semi.unlabelled_batch_size,
+                                  layer_seed(settings.seed, SEED_OFFSET))
+    epochs = semi.semi_supervised_epochs
+    compile_model(model, settings, semi, epochs * len(feed))
+    early_stopping = keras.callbacks.EarlyStopping(
+        monitor="val_accuracy", mode="max", patience=settings.patience,
+        restore_best_weights=True)
+    clock = EpochClock()
+    callbacks = [early_stopping, keras.callbacks.TerminateOnNaN(), clock]
+    initial_epoch, finished = 0, False
+    if backup_dir is None:
+        keeper = EpochKeeper(feed)
+    else:
+        keeper = TrainingBackup(backup_dir, feed, watched=[early_stopping])
+        initial_epoch = keeper.restore(model)
+        finished = keeper.finished
+        if keeper.stopped:
+            initial_epoch = epochs  # early stopping had ended it: no further epoch
+        if keeper.history.get("seconds"):
+            clock.offset = keeper.history["seconds"][-1]
+    if not finished:
+        model.fit(feed, validation_data=(x_val, y_val), epochs=epochs,
+                  initial_epoch=initial_epoch, callbacks=[*callbacks, keeper],  # keeper last
+                  verbose=settings.verbose, shuffle=False, validation_batch_size=512)
+    history = keeper.history
+    check_losses_finite(history, "try a lower --semi-supervised-lr")
+    classifier = model.classifier()
+    val_acc = history["val_accuracy"]
+    record = {"epochs": len(val_acc), "wall_time_s": history["seconds"][-1],
+              "best_val_accuracy": max(val_acc), "val_accuracy": val_acc,
+              "val_loss": history["val_loss"], "seconds": history["seconds"],
+              "pseudo_label_rate": history.get("pseudo_label_rate"),
+              "labelled_images": int(len(x)), "unlabelled_images": int(len(x_unlabelled)),
+              "settings": dict(vars(semi)),
+              "trainable_parameters": int(sum(math.prod(w.shape)
+                                              for w in classifier.trainable_weights))}
+    record.update(evaluate(classifier, x_test, y_test))
+    record["model"] = classifier
+    return record

@@ -1,0 +1,81 @@
+"""How the semi-supervised classifier of ``classify`` is trained:
+:class:`SemiSupervisedSettings`, whose option fields are the task's command-line
+options (:mod:`runtime.options`). No Keras, so ``--help`` stays fast."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from runtime.args import non_negative_float, positive_float, positive_int, probability
+from runtime.options import option
+
+CONSISTENCY = ("pseudo_label", "mean_squared", "none")  # models.semi_supervised.CONSISTENCY
+STARTS = ("encoder", "scratch")
+MAX_UNLABELLED_RATIO = 64  # unlabelled images per labelled one in a batch
+
+
+@dataclasses.dataclass
+class SemiSupervisedSettings:
+    """The semi-supervised model's own options; the head's architecture, the
+    features it reads, the weight decay, label smoothing, patience and seed are
+    the other classifiers' (:class:`training.classifier_config.Settings`)."""
+
+    semi_supervised_start: str = option(
+        "encoder", choices=STARTS,
+        help="encoder: start from the pretrained encoder's weights; scratch: from "
+             "random weights of its architecture")
+    semi_supervised_epochs: int = option(
+        20, type=positive_int,
+        help="most epochs of the semi-supervised model; an epoch is one pass over "
+             "all training images, labelled or not")
+    semi_supervised_lr: float = option(
+        1e-3, type=positive_float,
+        help="its AdamW learning rate, decayed to 0 along a cosine")
+    labelled_batch_size: int = option(
+        32, type=positive_int,
+        help="labelled images per step (repeated when there are fewer)")
+    unlabelled_ratio: int = option(
+        4, type=positive_int,
+        help=f"unlabelled images per labelled image in a step, at most "
+             f"{MAX_UNLABELLED_RATIO} (FixMatch used 7)")
+    reconstruction_weight: float = option(
+        1.0, type=non_negative_float,
+        help="weight of the reconstruction term (mean squared error of the decoder's "
+             "image from the encoder's code, on every image), >= 0")
+    consistency: str = option(
+        "pseudo_label", choices=CONSISTENCY,
+        help="the term on unlabelled images: pseudo_label (FixMatch: the confident "
+             "prediction on a weakly augmented copy is the label of a strongly "
+             "augmented copy), mean_squared (squared distance between the two copies' "
+             "predicted probabilities) or none")
+    consistency_weight: float = option(
+        1.0, type=non_negative_float, help="weight of the consistency term, >= 0")
+    pseudo_label_threshold: float = option(
+        0.95, type=probability,
+        help="with --consistency pseudo_label: the least confidence of a pseudo-label, "
+             "in [0, 1]")
+
+    def __post_init__(self):
+        for name, valid in (("semi_supervised_start", STARTS), ("consistency", CONSISTENCY)):
+            if getattr(self, name) not in valid:
+                raise ValueError(f"{name} must be one of {', '.join(valid)}. "
+                                 f"Received: {name}={getattr(self, name)!r}")
+        for name in ("semi_supervised_epochs", "labelled_batch_size", "unlabelled_ratio"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1. Received: {name}={getattr(self, name)}")
+        if self.unlabelled_ratio > MAX_UNLABELLED_RATIO:
+            raise ValueError(f"unlabelled_ratio must be at most {MAX_UNLABELLED_RATIO}. "
+                             f"Received: unlabelled_ratio={self.unlabelled_ratio}")
+        for name in ("reconstruction_weight", "consistency_weight"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0. Received: {name}={getattr(self, name)}")
+        if not 0.0 <= self.pseudo_label_threshold <= 1.0:
+            raise ValueError("pseudo_label_threshold must be in [0, 1]. "
+                             f"Received: pseudo_label_threshold={self.pseudo_label_threshold}")
+        if not self.semi_supervised_lr > 0:
+            raise ValueError("semi_supervised_lr must be > 0. "
+                             f"Received: semi_supervised_lr={self.semi_supervised_lr}")
+
+    @property
+    def unlabelled_batch_size(self) -> int:
+        return self.labelled_batch_size * self.unlabelled_ratio
