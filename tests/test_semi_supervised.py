@@ -1,0 +1,181 @@
+"""The semi-supervised classifier: which term trains what, its feed, its saved
+inference model, and its options."""
+
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from models.cae import CAEConfig, build_encoder
+from models.semi_supervised import build_semi_supervised
+from training.classifier_config import Settings
+from training.semi_supervised import LabelledUnlabelledFeed, check_labels, train_semi_supervised
+from training.semi_supervised_config import SemiSupervisedSettings
+
+TINY = CAEConfig(conv_filters=(4, 8, 8), dense_units=16, latent_dim=3)
+
+
+def tiny_model(**loss_options):
+    keras.utils.set_random_seed(0)
+    model = build_semi_supervised(build_encoder(TINY), "conv2", hidden_units=8, dropout=0.0,
+                                  feature_dropout=0.0, seed=0, **loss_options)
+    # No weight decay: a variable no term reaches then keeps its value exactly.
+    model.compile(optimizer=keras.optimizers.AdamW(1e-2, weight_decay=0.0))
+    model.optimizer.build(model.trainable_variables)  # its variables join the snapshot
+    return model
+
+
+def snapshot(model):
+    """Every model and optimizer variable (weights, augmentation and dropout
+    random states, Adam's moments and step count)."""
+    return [np.array(v) for v in [*model.variables, *model.optimizer.variables]]
+
+
+def restore(model, values):
+    for variable, value in zip([*model.variables, *model.optimizer.variables], values):
+        variable.assign(value)
+    keras.utils.set_random_seed(1)  # torch's own generator, where Keras draws from it
+
+
+def step_from(model, start, batch):
+    """The sub-models' weights after one training step on ``batch`` from ``start``."""
+    restore(model, start)
+    (labelled, unlabelled), labels = batch
+    model.train_on_batch((labelled, unlabelled), labels)
+    return {name: [np.array(w) for w in getattr(model, name).weights]
+            for name in ("encoder", "decoder", "head")}
+
+
+def same(a, b):
+    return all(np.allclose(x, y, rtol=0, atol=1e-7) for x, y in zip(a, b))
+
+
+@pytest.fixture
+def batches(tiny_images):
+    """One labelled batch and two unlabelled ones of the same size."""
+    labels = np.arange(8) % 4
+    return tiny_images[:8], labels, tiny_images[8:24], tiny_images[24:40]
+
+
+class TestTerms:
+    def test_unlabelled_images_train_encoder_decoder_and_head_through_their_terms(self, batches):
+        labelled, labels, unlabelled, other = batches
+        model = tiny_model(reconstruction_weight=1.0, consistency="pseudo_label",
+                           threshold=0.0)  # every prediction a pseudo-label
+        start = snapshot(model)
+        a = step_from(model, start, ((labelled, unlabelled), labels))
+        b = step_from(model, start, ((labelled, other), labels))
+        for name in ("encoder", "decoder", "head"):
+            assert not same(a[name], b[name]), name
+
+    def test_without_them_only_the_labelled_term_trains(self, batches):
+        labelled, labels, unlabelled, other = batches
+        model = tiny_model(reconstruction_weight=0.0, consistency="none")
+        start = snapshot(model)
+        initial = {name: [np.array(w) for w in getattr(model, name).weights]
+                   for name in ("encoder", "decoder", "head")}
+        a = step_from(model, start, ((labelled, unlabelled), labels))
+        b = step_from(model, start, ((labelled, other), labels))
+        c = step_from(model, start, ((labelled, unlabelled), (labels + 1) % 4))
+        for name in ("encoder", "decoder", "head"):
+            assert same(a[name], b[name]), f"{name}: unlabelled images reached it"
+        assert same(a["decoder"], initial["decoder"])  # no reconstruction, no gradient
+        for name in ("encoder", "head"):
+            assert not same(a[name], initial[name]), f"{name}: not trained"
+            assert not same(a[name], c[name]), f"{name}: the labels do not matter"
+
+    def test_mean_squared_consistency_reaches_the_encoder(self, batches):
+        labelled, labels, unlabelled, other = batches
+        model = tiny_model(reconstruction_weight=0.0, consistency="mean_squared",
+                           consistency_weight=10.0)
+        start = snapshot(model)
+        a = step_from(model, start, ((labelled, unlabelled), labels))
+        b = step_from(model, start, ((labelled, other), labels))
+        assert not same(a["encoder"], b["encoder"])
+        assert same(a["decoder"], b["decoder"])
+
+
+@pytest.mark.slow
+class TestTraining:
+    def test_trains_on_digits_and_saves_a_plain_keras_classifier(self, tmp_path):
+        from data.datasets import load_dataset
+        from data.label_subsets import class_balanced_subset
+        from models.saving import save_model
+
+        data = load_dataset("digits", val_size=100, seed=0)
+        idx = class_balanced_subset(data.y_train, 20 / len(data.y_train), seed=0)
+        settings = Settings(features="conv2", hidden_units=16, patience=10, seed=0)
+        semi = SemiSupervisedSettings(semi_supervised_epochs=2, labelled_batch_size=10,
+                                      unlabelled_ratio=4, semi_supervised_start="scratch",
+                                      consistency="none")  # the terms: TestTerms
+        record = train_semi_supervised(build_encoder(TINY), data.x_train[idx],
+                                       data.y_train[idx], data.x_train[:400], data.x_val,
+                                       data.y_val, data.x_test, data.y_test, settings, semi)
+        assert record["epochs"] == 2 and len(record["val_accuracy"]) == 2
+        assert record["labelled_images"] == 20 and record["unlabelled_images"] == 400
+        # The record's test figures are those of the model it returns.
+        predicted = record["model"].predict(data.x_test, verbose=0).argmax(axis=1)
+        np.testing.assert_array_equal(record["predictions"], predicted)
+        assert record["test_accuracy"] == pytest.approx(np.mean(predicted == data.y_test))
+        save_model(record["model"], str(tmp_path / "semi_supervised.keras"))
+        images = data.x_test[:5]
+        expected = record["model"].predict(images, verbose=0)
+        np.save(tmp_path / "images.npy", images)
+        # Plain Keras in a fresh process, outside the repository: nothing of ours imported.
+        code = ("import keras, numpy as np; m = keras.saving.load_model('semi_supervised.keras'); "
+                "np.save('probs.npy', m.predict(np.load('images.npy'), verbose=0))")
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, check=True,
+                       capture_output=True, timeout=300)
+        probs = np.load(tmp_path / "probs.npy")
+        assert probs.shape == (5, 10)
+        np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+        np.testing.assert_allclose(probs, expected, atol=1e-5)
+
+
+@pytest.mark.backend_independent
+class TestFeedAndOptions:
+    def test_each_step_has_labelled_and_unlabelled_batches_of_fixed_size(self):
+        x = np.arange(7, dtype=np.float32)[:, None]
+        unlabelled = np.arange(100, 150, dtype=np.float32)[:, None]
+        feed = LabelledUnlabelledFeed(x, np.arange(7), unlabelled, 4, 16, seed=0)
+        assert len(feed) == 3  # whole batches of 16 out of 50
+        seen = []
+        for i in range(len(feed)):
+            (lab, unl), y = feed[i]
+            assert lab.shape == (4, 1) and unl.shape == (16, 1)
+            np.testing.assert_array_equal(lab[:, 0], y)  # labels travel with their images
+            seen.extend(lab[:, 0])
+        assert set(seen) == set(range(7))  # 12 draws from 7: every labelled image
+        first = [feed[i][0][1] for i in range(3)]
+        feed.set_epoch(1)
+        assert not np.array_equal(first[0], feed[0][0][1])
+        feed.set_epoch(0)
+        assert np.array_equal(first[0], feed[0][0][1])  # an epoch's order is its own
+
+    def test_fewer_labels_than_classes_is_refused(self):
+        from runtime.errors import UserError
+
+        with pytest.raises(UserError, match="9 labelled images of 9 classes"):
+            check_labels(np.arange(9))
+        with pytest.raises(UserError, match="of 5 classes"):
+            check_labels(np.arange(20) % 5)
+        check_labels(np.arange(10))
+
+    @pytest.mark.parametrize("field, value, message", [
+        ("consistency", "mixup", "consistency must be one of"),
+        ("unlabelled_ratio", 65, "at most 64"),
+        ("pseudo_label_threshold", 1.5, "in [0, 1]"),
+        ("reconstruction_weight", -1.0, ">= 0"),
+        ("semi_supervised_start", "cae", "must be one of encoder, scratch"),
+    ])
+    def test_bad_settings_are_refused(self, field, value, message):
+        with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
+            SemiSupervisedSettings(**{field: value})
+
+    def test_model_refuses_an_unknown_consistency(self):
+        with pytest.raises(ValueError, match="consistency must be one of"):
+            build_semi_supervised(build_encoder(TINY), "code", consistency="mixup")
