@@ -54,3 +54,52 @@ def class_balanced_subset(labels: np.ndarray, frac: float, seed: int = 0) -> np.
         keep = max(1, min(len(members), int(math.floor(frac * len(members) + 0.5))))
         chosen.append(rng.choice(members, size=keep, replace=False))
     return np.sort(np.concatenate(chosen)).astype(np.int64)
+
+
+MAX_LABEL_COUNT = 10_000_000  # more labels than any dataset here holds
+
+
+def count_list(text: str) -> list:
+    """argparse type: comma-separated label counts, each a whole number in
+    [1, 10 000 000], e.g. ``100,250``; an empty text is no counts."""
+    values = []
+    for part in (t.strip() for t in text.split(",")):
+        if not part:
+            continue
+        try:
+            value = int(part)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{part!r} is not a whole number; give label counts such as 100,250") from None
+        if not 1 <= value <= MAX_LABEL_COUNT:
+            raise argparse.ArgumentTypeError(
+                f"label count {value} is outside [1, {MAX_LABEL_COUNT:,}]; give e.g. 100")
+        values.append(value)
+    return sorted(set(values))
+
+
+def class_balanced_count(labels: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
+    """Indices of a seeded subset of ``count`` labels spread evenly over the classes
+    (``count // classes`` each, the remainder one more each for classes drawn with
+    the seed), e.g. 100 labels of 10 classes: 10 of each.
+
+    Raises:
+        ValueError: fewer labels than classes, or a class with fewer examples
+            than its share.
+    """
+    labels = np.asarray(labels)
+    classes = np.unique(labels)
+    if count < len(classes):
+        raise ValueError(f"{count} labels are fewer than the {len(classes)} classes; give at "
+                         f"least {len(classes)} (one of each class)")
+    rng = np.random.default_rng(seed)
+    shares = np.full(len(classes), count // len(classes))
+    shares[rng.permutation(len(classes))[:count % len(classes)]] += 1
+    chosen = []
+    for cls, share in zip(classes, shares):
+        members = np.flatnonzero(labels == cls)
+        if share > len(members):
+            raise ValueError(f"{count} labels need {share} of class {cls}, which has "
+                             f"{len(members)}; give at most {len(members) * len(classes)}")
+        chosen.append(rng.choice(members, size=share, replace=False))
+    return np.sort(np.concatenate(chosen)).astype(np.int64)

@@ -13,8 +13,10 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from storage.files import save_figure  # noqa: E402
 
 LABELS = {"frozen": "frozen encoder + head", "fine_tuned": "fine-tuned encoder",
-          "baseline": "supervised CNN baseline"}
-COLORS = {"frozen": "tab:blue", "fine_tuned": "tab:orange", "baseline": "tab:green"}
+          "baseline": "supervised CNN baseline",
+          "semi_supervised": "semi-supervised (labelled + unlabelled)"}
+COLORS = {"frozen": "tab:blue", "fine_tuned": "tab:orange", "baseline": "tab:green",
+          "semi_supervised": "tab:red"}
 
 
 def confusion_matrix_figure(y_true, y_pred, class_names: list, path: str, title: str) -> str:
@@ -58,17 +60,22 @@ def learning_curves_figure(records: dict, path: str, title: str) -> str:
 
 
 def label_efficiency_figure(rows: list, path: str, title: str) -> str:
-    """Test accuracy against the number of training labels, one line per model."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    fractions = sorted({r["fraction"] for r in rows})
+    """Test accuracy against the number of training labels (log scale), one line per
+    model; where a row has ``<model>_std`` (several seeds), bars of one standard
+    deviation."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
     for key in LABELS:
-        pts = sorted((r["labels"], 100 * r[key]) for r in rows if r.get(key) is not None)
+        pts = sorted((r["labels"], 100 * r[key], 100 * (r.get(f"{key}_std") or 0.0))
+                     for r in rows if r.get(key) is not None)
         if pts:
-            ax.plot(*zip(*pts), color=COLORS[key], marker="o", label=LABELS[key])
-    ticks = sorted({r["labels"] for r in rows})
+            n, acc, std = zip(*pts)
+            ax.errorbar(n, acc, yerr=std, color=COLORS[key], marker="o", capsize=3,
+                        label=LABELS[key])
+    fraction_of = {r["labels"]: r["fraction"] for r in rows}
+    ticks = sorted(fraction_of)
     ax.set_xscale("log")
     ax.set_xticks(ticks)
-    ax.set_xticklabels([f"{n:,}\n({100 * f:g}%)" for n, f in zip(ticks, fractions)])
+    ax.set_xticklabels([f"{n:,}\n({100 * fraction_of[n]:.3g}%)" for n in ticks])
     ax.minorticks_off()
     ax.set_xlabel("labelled training images (fraction of the training split)")
     ax.set_ylabel("test accuracy (%)")
