@@ -174,7 +174,7 @@ def run_study(config: AllConfig) -> str:
         print("main.py " + step.name + " " + " ".join(argv), flush=True)
         try:
             step_args = parser.parse_args([step.name, *argv])
-            step_args._module.run(step_args)
+            step_args.task_module.run(step_args)
             status, reason = "ok", ""
         except UserError as e:
             status, reason = "failed", str(e)
@@ -199,7 +199,7 @@ def run_study(config: AllConfig) -> str:
     print("\n" + table)
     try:
         report_args = parser.parse_args(["report", root])
-        report_args._module.run(report_args)
+        report_args.task_module.run(report_args)
     except (UserError, SystemExit, Exception) as e:  # the study's results stand without it
         print(f"report not written: {e}")
     if failed:

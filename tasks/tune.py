@@ -366,7 +366,7 @@ CONFIG = TuneConfig
 
 def run(args) -> str:
     # main.py keeps the command line for --local-workers, which restarts main.py.
-    return tune(from_args(TuneConfig, args), argv=getattr(args, "_argv", sys.argv[1:]))
+    return tune(from_args(TuneConfig, args), argv=getattr(args, "main_argv", sys.argv[1:]))
 
 
 def tune(config: TuneConfig, argv: list | None = None) -> str:

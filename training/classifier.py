@@ -13,6 +13,7 @@ import time
 import keras
 import numpy as np
 
+from accel import accelerate
 from models.classifier import (build_augmentation, build_baseline, build_classifier,
                                build_head, compile_classifier, feature_model, trainable_parameters,
                                unfreeze_encoder)
@@ -101,6 +102,7 @@ def _fit(model, x, y, x_val, y_val, epochs, settings: Settings, offset: float = 
         callbacks.append(keras.callbacks.ReduceLROnPlateau(
             monitor="val_loss", factor=0.5, patience=max(1, patience // 2), min_lr=1e-6))
     start = time.perf_counter()
+    accelerate(model)  # the backend speed paths; the saved files stay plain Keras
     history = model.fit(x, y, validation_data=(x_val, y_val), epochs=epochs,
                         batch_size=settings.batch_size, callbacks=callbacks,
                         verbose=settings.verbose)

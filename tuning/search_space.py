@@ -36,12 +36,10 @@ def make_optimizer(hp: kt.HyperParameters):
     """The trial's Keras optimizer."""
     import keras
 
-    from models.optimizers import adam
-
     lr = hp.get("learning_rate")
     if hp.get("optimizer") == "sgd":
         return keras.optimizers.SGD(lr, momentum=SGD_MOMENTUM, nesterov=True)
-    return adam(lr)
+    return keras.optimizers.Adam(lr)
 
 
 class TrainableHyperModel(kt.HyperModel):
@@ -79,8 +77,10 @@ class TrainableHyperModel(kt.HyperModel):
         return self.OBJECTIVES[self.objective]
 
     def fit(self, hp, model, *args, **kwargs):
+        from accel import accelerate
+
         kwargs["batch_size"] = hp.get("batch_size")
-        return model.fit(*args, **kwargs)
+        return accelerate(model).fit(*args, **kwargs)
 
     def search_data(self, data) -> tuple:
         """(x, y, validation_data) of a trial, from a ``data.datasets.Dataset``:
