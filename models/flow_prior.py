@@ -31,6 +31,7 @@ from keras import ops
 
 from models import train_steps
 from models.phased import PhasedModel
+from runtime.errors import check_losses_finite
 
 WIDTH = 256  # units of each hidden layer
 DEPTH = 3  # hidden layers
@@ -119,6 +120,9 @@ def train_flow(codes, epochs: int = EPOCHS, batch_size: int = BATCH_SIZE,
     history = model.fit(x, epochs=epochs, batch_size=batch_size, shuffle=True,
                         verbose=verbose, callbacks=[keras.callbacks.TerminateOnNaN()])
     losses = [float(v) for v in history.history["loss"]]
+    # Non-finite codes (a diverged autoencoder) or a diverged fit: nothing to save.
+    check_losses_finite({"flow sampler loss": losses},
+                        "check that the encoder's codes are finite")
     return model.velocity, mean, std, {"loss": losses}
 
 

@@ -181,3 +181,13 @@ def test_flow_settings_are_checked_by_the_configs():
         with pytest.raises(ValueError, match="Received: flow_solver='rk4'"):
             make(flow_solver="rk4")
         assert make(flow_steps=1000, flow_solver="midpoint").flow_steps == 1000
+
+
+def test_a_fit_that_diverges_is_a_user_error():
+    from models.samplers import FlowSampler
+    from runtime.errors import UserError
+
+    codes = np.random.default_rng(0).standard_normal((64, 2)).astype("float32")
+    codes[5, 1] = np.nan  # e.g. a diverged encoder's codes
+    with pytest.raises(UserError, match="training diverged: flow sampler loss became nan"):
+        FlowSampler(2, epochs=2, width=8).fit(codes)
