@@ -183,20 +183,23 @@ class SemiSupervisedClassifier(PhasedModel):
         # pseudo-labels (without a gradient through them).
         images = self.weak(ops.concatenate([labelled, unlabelled], axis=0), training=training)
         features, code = self.encoder(images, training=training)
-        probabilities = ops.cast(self.head(features, training=training), "float32")
-        supervised = ops.mean(_crossentropy(labels, probabilities[:n], self.label_smoothing))
+        probabilities = ops.cast(self.head(features[:n], training=training), "float32")
+        supervised = ops.mean(_crossentropy(labels, probabilities, self.label_smoothing))
         reconstruction = ops.mean(ops.square(
             ops.cast(self.decoder(code, training=training), "float32")
             - ops.cast(images, "float32")))
         total = supervised + self.reconstruction_weight * reconstruction
         logs = {"supervised_loss": supervised, "reconstruction_loss": reconstruction,
-                "accuracy": self._correct(labels, probabilities[:n])}
+                "accuracy": self._correct(labels, probabilities)}
         if self.uses_strong_view:
+            # The targets without the head's dropout: with it (0.5 by default) few
+            # predictions reach the pseudo-labels' confidence.
+            targets = ops.cast(self.head(features[n:], training=False), "float32")
             strong = self.strong(unlabelled, training=training)
             strong_features, _ = self.encoder(strong, training=training)
             strong_probabilities = ops.cast(self.head(strong_features, training=training),
                                             "float32")
-            consistency, mask = self._consistency(probabilities[n:], strong_probabilities)
+            consistency, mask = self._consistency(targets, strong_probabilities)
             total = total + self.consistency_weight * consistency
             logs.update({"consistency_loss": consistency, "pseudo_label_rate": mask})
         logs["loss"] = total

@@ -4,6 +4,7 @@ options (:mod:`runtime.options`). No Keras, so ``--help`` stays fast."""
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 
 from runtime.args import non_negative_float, positive_float, positive_int, probability
@@ -20,6 +21,10 @@ class SemiSupervisedSettings:
     features it reads, the weight decay, label smoothing, patience and seed are
     the other classifiers' (:class:`training.classifier_config.Settings`)."""
 
+    semi_supervised: bool = option(
+        True, action=argparse.BooleanOptionalAction,
+        help="train the semi-supervised classifier beside the other three, on every "
+             "label count and fraction (it trains on all training images each time)")
     semi_supervised_start: str = option(
         "encoder", choices=STARTS,
         help="encoder: start from the pretrained encoder's weights; scratch: from "
@@ -30,7 +35,8 @@ class SemiSupervisedSettings:
              "all training images, labelled or not")
     semi_supervised_lr: float = option(
         1e-3, type=positive_float,
-        help="its AdamW learning rate, decayed to 0 along a cosine")
+        help="its AdamW learning rate, decayed to 0 along a cosine (its cross-entropy "
+             "is not smoothed: smoothing caps the confidence pseudo-labels need)")
     labelled_batch_size: int = option(
         32, type=positive_int,
         help="labelled images per step (repeated when there are fewer)")
