@@ -179,3 +179,13 @@ class TestFeedAndOptions:
     def test_model_refuses_an_unknown_consistency(self):
         with pytest.raises(ValueError, match="consistency must be one of"):
             build_semi_supervised(build_encoder(TINY), "code", consistency="mixup")
+
+
+@pytest.mark.backend_independent
+def test_benchmark_refuses_bad_label_counts_in_one_line():
+    from conftest import ROOT
+
+    script = os.path.join(ROOT, "benchmarks", "semi_supervised_labels.py")
+    result = subprocess.run([sys.executable, script, "--labels", "100,x"], capture_output=True,
+                            text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 2 and "'x' is not a whole number" in result.stderr

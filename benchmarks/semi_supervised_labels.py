@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""The semi-supervised classifier against the supervised CNN on few labels.
+
+For each label count, one seeded class-balanced subset of the training labels
+(and a validation subset as scarce, as ``classify`` cuts it): the supervised CNN
+(``classify``'s baseline, its defaults) and the semi-supervised classifier on the
+same subset, with every training image unlabelled. Prints a table of test
+accuracies and training seconds; writes JSON.
+
+    python benchmarks/semi_supervised_labels.py [--labels 100,480] [--epochs 20] \
+        [--start scratch|encoder --encoder cae.keras] [--seed 0] \
+        [--out runs/semi_supervised_labels.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def main() -> int:
+    from data.label_subsets import count_list
+    from runtime.args import positive_int
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--labels", type=count_list, default=[100, 480],
+                        help="label counts, comma-separated")
+    parser.add_argument("--epochs", type=positive_int, default=20,
+                        help="--semi-supervised-epochs")
+    parser.add_argument("--start", choices=("scratch", "encoder"), default="scratch")
+    parser.add_argument("--encoder", default=None, help="with --start encoder: a cae.keras")
+    parser.add_argument("--consistency", default="pseudo_label",
+                        choices=("pseudo_label", "mean_squared", "none"))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dataset", default="fashion_mnist")
+    parser.add_argument("--out", default="runs/semi_supervised_labels.json")
+    args = parser.parse_args()
+    if args.start == "encoder" and args.encoder is None:
+        parser.error("--start encoder needs --encoder PATH (a cae.keras)")
+
+    import keras
+
+    from data.datasets import load_dataset
+    from data.label_subsets import class_balanced_count, class_balanced_subset
+    from models.cae import CAEConfig, build_encoder
+    from models.classifier import encoder_from_model
+    from storage.files import write_json
+    from training.classifier import train_baseline
+    from training.classifier_config import Settings
+    from training.semi_supervised import train_semi_supervised
+    from training.semi_supervised_config import SemiSupervisedSettings
+
+    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
+    data = load_dataset(args.dataset, seed=args.seed)
+    if args.start == "encoder":
+        encoder = encoder_from_model(keras.saving.load_model(args.encoder))
+    else:
+        encoder = build_encoder(CAEConfig())
+    settings = Settings(seed=args.seed)
+    semi = SemiSupervisedSettings(semi_supervised_epochs=args.epochs,
+                                  semi_supervised_start=args.start,
+                                  consistency=args.consistency)
+    rows = []
+    for count in args.labels:
+        try:
+            idx = class_balanced_count(data.y_train, count, args.seed)
+        except ValueError as e:
+            parser.error(f"--labels {count}: {e}")
+        val = class_balanced_subset(data.y_val, count / len(data.y_train), args.seed)
+        split = (data.x_train[idx], data.y_train[idx], data.x_val[val], data.y_val[val])
+        test = (data.x_test, data.y_test)
+        start = time.perf_counter()
+        base = train_baseline(encoder, *split, *test, settings, epoch_scale=True)
+        base_s = time.perf_counter() - start
+        start = time.perf_counter()
+        x, y, x_val, y_val = split
+        ours = train_semi_supervised(encoder, x, y, data.x_train, x_val, y_val, *test,
+                                     settings, semi)
+        ours_s = time.perf_counter() - start
+        rows.append({"labels": count, "validation_labels": int(len(val)),
+                     "supervised_cnn": base["test_accuracy"], "supervised_cnn_s": base_s,
+                     "supervised_cnn_epochs": base["epochs"],
+                     "semi_supervised": ours["test_accuracy"], "semi_supervised_s": ours_s,
+                     "semi_supervised_epochs": ours["epochs"],
+                     "pseudo_label_rate": ours["pseudo_label_rate"]})
+        print(f"{count} labels: supervised CNN {100 * base['test_accuracy']:.2f}% "
+              f"({base_s:.0f} s), semi-supervised {100 * ours['test_accuracy']:.2f}% "
+              f"({ours_s:.0f} s, {ours['epochs']} epochs)", flush=True)
+        write_json(args.out, {"backend": keras.backend.backend(), "args": vars(args),
+                              "test_images": int(len(data.y_test)), "rows": rows})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
