@@ -149,6 +149,9 @@ class TrainingBackup(keras.callbacks.Callback):
             return
         state, arrays = self._pending
         self._pending = None
+        # Now, not in restore(): fit's set-up draws from torch's generator (its data
+        # loader's seed) before this, once per fit, which the run had done before.
+        set_global_generators(arrays)
         for callback in self.watched:
             name = type(callback).__name__
             for attr, value in state["callbacks"].get(name, {}).items():
@@ -195,6 +198,7 @@ class TrainingBackup(keras.callbacks.Callback):
         _atomic_weights(self.model, stem + ".weights.h5")
         arrays = {f"seed{i}": keras.ops.convert_to_numpy(v)
                   for i, v in enumerate(_seed_states(self.model))}
+        arrays.update(global_generators())
         callbacks = {}
         for callback in self.watched:
             name = type(callback).__name__
@@ -211,6 +215,35 @@ class TrainingBackup(keras.callbacks.Callback):
         for older in _committed_epochs(self.folder):
             if older < epoch:
                 remove_state(self.folder, older)
+
+
+def global_generators() -> dict:
+    """The backend's global random state, as arrays: on torch, Keras's dropout
+    without a seed draws from torch's own generator, not from a SeedGenerator
+    the model holds (jax and tensorflow draw from the layer's)."""
+    if keras.backend.backend() != "torch":
+        return {}
+    import torch
+
+    states = {"torch_rng": torch.get_rng_state().numpy()}
+    if torch.cuda.is_available():
+        states.update({f"torch_cuda_rng{i}": state.numpy()
+                       for i, state in enumerate(torch.cuda.get_rng_state_all())})
+    return states
+
+
+def set_global_generators(arrays: dict) -> None:
+    """Puts back what :func:`global_generators` saved (on the backend that saved it)."""
+    if "torch_rng" not in arrays or keras.backend.backend() != "torch":
+        return
+    import torch
+
+    torch.set_rng_state(torch.from_numpy(arrays["torch_rng"]))
+    for key, state in arrays.items():
+        if key.startswith("torch_cuda_rng") and torch.cuda.is_available():
+            device = int(key[len("torch_cuda_rng"):])
+            if device < torch.cuda.device_count():
+                torch.cuda.set_rng_state(torch.from_numpy(state), device)
 
 
 def _atomic_weights(model, path: str) -> None:
