@@ -29,7 +29,7 @@ class CAETraining:
 
 def train_cae(data, config, out: str, training: CAETraining | None = None,
               resume: bool = False, verbose: int = 1, noise=None, extra_callbacks=(),
-              seed: int = 0, run_config: dict | None = None):
+              seed: int = 0, run_config: dict | None = None, backup_dir: str | None = None):
     """Trains a CAE and writes its models, history, figures and metrics into ``out``.
 
     Args:
@@ -45,6 +45,9 @@ def train_cae(data, config, out: str, training: CAETraining | None = None,
         extra_callbacks: more Keras callbacks.
         seed: seeds the batch order of every epoch (with the epoch's number).
         run_config: the task's whole config, written into metrics.json as "config".
+        backup_dir: where the per-epoch backup lives (default ``out/backup``); a
+            task that trains several models keeps the one in training in its run
+            folder's ``backup/`` (``training.phases``).
 
     Returns:
         ``(model, metrics)``: the trained CAE and the metrics written to
@@ -85,7 +88,7 @@ def train_cae(data, config, out: str, training: CAETraining | None = None,
     # while saving its models, is finished by --resume.
     backup = start_backup(train_model, feed, out, resume, epochs,
                           run_settings(data, seed, config, training),
-                          watched=(early_stopping, plateau))
+                          watched=(early_stopping, plateau), backup_dir=backup_dir)
     callbacks = [early_stopping, plateau, keras.callbacks.TerminateOnNaN(), *extra_callbacks,
                  backup]  # last: see TrainingBackup
 

@@ -57,6 +57,10 @@ class DenoiseConfig:
         help="repeat the study for these latent sizes, e.g. 4,32")
     examples: int = option(8, type=int, choices=range(1, 21), metavar="N",
                            help="test images per example figure, 1-20")
+    resume: bool = option(
+        False, action="store_true",
+        help="continue the interrupted run in --out: the CAEs it finished are reused, the "
+             "one in training continues from its last finished epoch")
     verbose: int = verbose_option()
 
     def __post_init__(self):
@@ -102,11 +106,14 @@ def study(config: DenoiseConfig) -> str:
     from storage.files import write_json, write_text
     from storage.run_folder import make_run_dir
     from tasks.denoise.report import example_rows, markdown_table, mse_bars
-    from training.cae_source import latent_dim_of, load_cae, obtain_cae
-    from training.callbacks import StartFrom
+    from training.cae_source import latent_dim_of, load_cae
+    from training.phases import PhasedRun, cae_phase, resume_folder, with_latent_dim
 
     seed, verbose = config.data.seed, config.verbose
-    out = make_run_dir("denoise", config.output.out, overwrite=config.output.overwrite)
+    out = resume_folder("denoise", config.output.out, config.resume)
+    out = make_run_dir("denoise", out, overwrite=config.output.overwrite, resume=config.resume)
+    run = PhasedRun(out, config.resume)
+    run.check_options(to_dict(config))
     model_path = config.source.model
     given = load_cae(model_path) if model_path else None  # a bad file fails before training
     given_dim = latent_dim_of(given[1]) if given else None
@@ -120,19 +127,21 @@ def study(config: DenoiseConfig) -> str:
     def predict(model, x):
         return np.asarray(model.predict(x, batch_size=512, verbose=0))
 
+    def train(phase, index, dim, **kwargs):
+        return cae_phase(run, f"{phase}_ld{dim}", index, data,
+                         with_latent_dim(config.source.cae, dim), config.source.training,
+                         os.path.join(out, f"{phase}_ld{dim}"), verbose=verbose, seed=seed,
+                         **kwargs)
+
     rows, sources = [], {}
-    for dim in dims:
+    for k, dim in enumerate(dims):
         if given and dim == given_dim:
             plain, source = given[0], model_path
         else:
-            plain, _, _, source = obtain_cae(config.source, data,
-                                             os.path.join(out, f"plain_ld{dim}"),
-                                             latent_dim=dim, verbose=verbose, seed=seed)
+            plain, source = train("plain", 2 * k, dim)
         layer = make_noise_layer(config.train_noise, seed=layer_seed(seed))
-        start = () if config.from_scratch else (StartFrom(plain),)
-        denoiser, _, _, den_source = obtain_cae(
-            config.source, data, os.path.join(out, f"denoising_ld{dim}"), latent_dim=dim,
-            noise=layer, extra_callbacks=start, verbose=verbose, seed=seed)
+        denoiser, den_source = train("denoising", 2 * k + 1, dim, noise=layer,
+                                     start_from=None if config.from_scratch else plain)
         sources[dim] = {"plain": source, "denoising": den_source}
         for spec in config.noises:
             x = noisy[spec.name]

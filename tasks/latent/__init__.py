@@ -30,6 +30,10 @@ class LatentConfig:
         None, type=int_list, metavar="D1,D2,...",
         help="also train one CAE per latent size, e.g. 2,4,8,16,32, and tabulate test "
              "MSE and kNN accuracy against size")
+    resume: bool = option(
+        False, action="store_true",
+        help="continue the interrupted run in --out: the CAEs it finished are reused, the "
+             "one in training continues from its last finished epoch")
     verbose: int = verbose_option()
 
     def __post_init__(self):
@@ -58,23 +62,31 @@ def explore(config: LatentConfig) -> str:
 
     from data.arguments import load_data
     from evaluation.metrics import mse, psnr
+    from models.cae import split_cae
     from runtime.backend import backend_name, seed_everything
     from storage.files import write_json
     from storage.run_folder import make_run_dir
     from tasks.latent.samples import gaussian_samples, interpolations, pca_grid
     from tasks.latent.sweep import encode, sweep
     from tasks.latent.views import knn_accuracy, silhouette, views
-    from training.cae_source import latent_dim_of, obtain_cae
+    from training.cae_source import latent_dim_of, load_cae
+    from training.phases import PhasedRun, cae_phase, resume_folder
 
     seed = config.data.seed
-    out = make_run_dir("latent", config.output.out, overwrite=config.output.overwrite)
+    out = resume_folder("latent", config.output.out, config.resume)
+    out = make_run_dir("latent", out, overwrite=config.output.overwrite, resume=config.resume)
     if config.source.model is not None:  # fail on a bad file before loading data
-        from training.cae_source import load_cae
-        load_cae(config.source.model)
+        model, encoder, decoder = load_cae(config.source.model)
+        source = config.source.model
     seed_everything(seed)
     data = load_data(config.data)
-    model, encoder, decoder, source = obtain_cae(config.source, data, os.path.join(out, "cae"),
-                                                 verbose=config.verbose, seed=seed)
+    run = PhasedRun(out, config.resume)
+    run.check_options(to_dict(config))
+    if config.source.model is None:
+        model, source = cae_phase(run, "cae", 0, data, config.source.cae,
+                                  config.source.training, os.path.join(out, "cae"),
+                                  verbose=config.verbose, seed=seed)
+        encoder, decoder = split_cae(model)
 
     train_codes, test_codes = encode(encoder, data.x_train), encode(encoder, data.x_test)
     recon = np.asarray(model.predict(data.x_test, batch_size=512, verbose=0))
@@ -105,7 +117,7 @@ def explore(config: LatentConfig) -> str:
     }
     write_json(os.path.join(out, "metrics.json"), metrics)  # written now and after the sweep
     if config.sweep:
-        metrics["sweep"] = sweep(config.source, data, config.sweep, os.path.join(out, "sweep"),
-                                 verbose=config.verbose, seed=seed)
+        metrics["sweep"] = sweep(run, config.source, data, config.sweep,
+                                 os.path.join(out, "sweep"), verbose=config.verbose, seed=seed)
         write_json(os.path.join(out, "metrics.json"), metrics)
     return out

@@ -14,21 +14,26 @@ def encode(encoder, images: np.ndarray) -> np.ndarray:
     return np.asarray(encoder.predict(images, batch_size=512, verbose=0))
 
 
-def sweep(source, data, dims: list, out: str, verbose: int = 1, seed: int = 0) -> list:
+def sweep(run, source, data, dims: list, out: str, verbose: int = 1, seed: int = 0) -> list:
     """Trains one CAE per latent size into ``out/latent_<d>``; writes sweep.{md,json,png}.
 
-    ``source`` is a :class:`training.cae_source.CAESource`: each CAE is trained
-    with its CAE and training options, the latent size replaced; ``verbose`` and
-    ``seed`` are as for :func:`training.cae_source.obtain_cae`.
+    ``run`` is the run's :class:`training.phases.PhasedRun` (each CAE is one of its
+    phases: reused or continued on ``--resume``); ``source`` a
+    :class:`training.cae_source.CAESource`: each CAE is trained with its CAE and
+    training options, the latent size replaced; ``verbose`` and ``seed`` are as
+    for :func:`training.cae.train_cae`.
     """
     from evaluation.metrics import mse, psnr
+    from models.cae import split_cae
     from tasks.latent.views import knn_accuracy
-    from training.cae_source import obtain_cae
+    from training.phases import cae_phase, with_latent_dim
 
     rows = []
-    for dim in dims:
-        model, encoder, _, _ = obtain_cae(source, data, os.path.join(out, f"latent_{dim}"),
-                                          latent_dim=dim, verbose=verbose, seed=seed)
+    for i, dim in enumerate(dims, start=1):
+        model, _ = cae_phase(run, f"sweep_ld{dim}", i, data,
+                             with_latent_dim(source.cae, dim), source.training,
+                             os.path.join(out, f"latent_{dim}"), verbose=verbose, seed=seed)
+        encoder = split_cae(model)[0]
         recon = np.asarray(model.predict(data.x_test, batch_size=512, verbose=0))
         acc = knn_accuracy(encode(encoder, data.x_train), data.y_train,
                            encode(encoder, data.x_test), data.y_test)
