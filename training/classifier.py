@@ -23,18 +23,36 @@ from training.classifier_config import Settings
 
 
 class EpochClock(keras.callbacks.Callback):
-    """Seconds since ``start`` at the end of every epoch (validation included)."""
+    """Seconds since ``start`` at the end of every epoch (validation included), put
+    in the epoch's logs as ``seconds``, so the per-epoch backup keeps them."""
 
     def __init__(self, offset: float = 0.0):
         super().__init__()
         self.offset = offset
-        self.seconds = []
 
     def on_train_begin(self, logs=None):
         self._start = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(self.offset + time.perf_counter() - self._start)
+        if logs is not None:
+            logs["seconds"] = self.offset + time.perf_counter() - self._start
+
+
+class EpochOrder(keras.callbacks.Callback):
+    """Gives an :class:`~storage.training_backup.EpochFeed` its epoch (the
+    backup does it where there is one) and keeps the history, as the backup does."""
+
+    def __init__(self, feed):
+        super().__init__()
+        self.feed = feed
+        self.history: dict = {}
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.feed.set_epoch(epoch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(float(value))
 
 
 def clone_encoder(encoder: keras.Model) -> keras.Model:
@@ -83,36 +101,63 @@ def _compile(model, learning_rate: float, settings: Settings, n_train: int, epoc
 
 
 def _fit(model, x, y, x_val, y_val, epochs, settings: Settings, offset: float = 0.0,
-         patience: int | None = None, extra_callbacks: tuple = ()) -> dict:
-    clock = EpochClock(offset)
+         patience: int | None = None, extra_callbacks: tuple = (),
+         backup_dir: str | None = None, feed_seed: int = 0) -> dict:
+    """Trains ``model`` on batches in an order drawn from ``(feed_seed, epoch)``;
+    with ``backup_dir``, saves its whole state there after every epoch and first
+    continues from the state found there (``storage.training_backup``)."""
+    from storage.training_backup import EpochFeed, TrainingBackup
+
     patience = settings.patience if patience is None else patience
-    callbacks = []
-    if getattr(model.optimizer, "use_ema", False):
-        # Before EarlyStopping: the weights it keeps at the end of an epoch (and
-        # restores) are then the averaged ones that were validated.
-        callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
-    callbacks += [
-        keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=patience,
-                                      restore_best_weights=True),
-        keras.callbacks.TerminateOnNaN(),
-        clock,
-        *extra_callbacks,
-    ]
+    ema = getattr(model.optimizer, "use_ema", False)
+    early_stopping = keras.callbacks.EarlyStopping(
+        monitor="val_accuracy", mode="max", patience=patience, restore_best_weights=True)
+    # Before EarlyStopping: the weights it keeps at the end of an epoch (and
+    # restores) are then the averaged ones that were validated.
+    callbacks = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if ema else []
+    clock = EpochClock(offset)
+    callbacks += [early_stopping, keras.callbacks.TerminateOnNaN(), clock, *extra_callbacks]
+    watched = [early_stopping]
     if settings.lr_schedule == "plateau":
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(
+        watched.append(keras.callbacks.ReduceLROnPlateau(
             monitor="val_loss", factor=0.5, patience=max(1, patience // 2), min_lr=1e-6))
-    start = time.perf_counter()
+        callbacks.append(watched[-1])
+    feed = EpochFeed(x, y, settings.batch_size, feed_seed)
     accelerate(model)  # the backend speed paths; the saved files stay plain Keras
-    history = model.fit(x, y, validation_data=(x_val, y_val), epochs=epochs,
-                        batch_size=settings.batch_size, callbacks=callbacks,
-                        verbose=settings.verbose)
-    check_losses_finite({k: [float(v) for v in vals] for k, vals in history.history.items()},
-                        "try a lower learning rate")
-    val_acc = [float(v) for v in history.history["val_accuracy"]]
-    return {"epochs": len(val_acc), "wall_time_s": time.perf_counter() - start,
+    initial_epoch, finished = 0, False
+    if backup_dir is None:
+        keeper = EpochOrder(feed)
+    else:
+        keeper = TrainingBackup(backup_dir, feed, watched=watched)
+        initial_epoch = keeper.restore(model)
+        finished = keeper.finished
+        if keeper.stopped:
+            initial_epoch = epochs  # early stopping had ended it: no further epoch
+        if initial_epoch:
+            print(f"resuming from {backup_dir}: " + ("training had finished"
+                  if finished else f"epoch {initial_epoch} of {epochs} done"), flush=True)
+        if keeper.history.get("seconds"):
+            clock.offset = keeper.history["seconds"][-1]  # the time already spent
+        if ema and initial_epoch and initial_epoch < epochs:
+            # The state was saved at an epoch's end, with the averaged weights in the
+            # model and the raw ones in the average's place; the next epoch's start
+            # swaps them back: a fresh SwapEMAWeights, believing the raw weights are
+            # in the model, swaps them when a test begins.
+            swap = keras.callbacks.SwapEMAWeights()
+            swap.set_model(model)
+            swap.on_test_begin()
+    if not finished:
+        # shuffle=False: the feed shuffles (see storage.training_backup.EpochFeed).
+        model.fit(feed, validation_data=(x_val, y_val), epochs=epochs,
+                  initial_epoch=initial_epoch, callbacks=[*callbacks, keeper],  # keeper last
+                  verbose=settings.verbose, shuffle=False, validation_batch_size=512)
+    history = keeper.history
+    check_losses_finite(history, "try a lower learning rate")
+    seconds = history.get("seconds", [offset])
+    val_acc = history["val_accuracy"]
+    return {"epochs": len(val_acc), "wall_time_s": seconds[-1] - offset,
             "best_val_accuracy": max(val_acc), "val_accuracy": val_acc,
-            "val_loss": [float(v) for v in history.history["val_loss"]],
-            "seconds": clock.seconds}
+            "val_loss": history["val_loss"], "seconds": seconds}
 
 
 def evaluate(model, x_test, y_test, num_classes: int = 10,
@@ -137,73 +182,78 @@ def evaluate(model, x_test, y_test, num_classes: int = 10,
     return result
 
 
-def train_pretrained(encoder, x, y, x_val, y_val, x_test, y_test, settings: Settings,
-                     epoch_scale: bool = False, on_frozen=None,
-                     fine_tune: bool = True) -> dict:
-    """Trains the head on the frozen encoder, then fine-tunes the encoder with it.
-
-    Args:
-        encoder: the pretrained encoder (left unchanged: a copy is trained).
-        x, y, x_val, y_val, x_test, y_test: images and integer labels.
-        settings: a :class:`Settings`.
-        epoch_scale: give small training sets more epochs (:func:`scaled_epochs`).
-        on_frozen: called with the frozen classifier before fine-tuning changes
-            it (to save it).
-
-    Returns:
-        ``{"frozen": record, "fine_tuned": record}``; each record holds the
-        trained model under ``"model"`` (the same object for both, fine-tuned
-        at the end).
-    """
+def pretrained_parts(encoder, settings: Settings) -> tuple:
+    """``(extractor, head)``: a frozen copy of ``encoder`` up to
+    ``settings.features`` and a fresh head, seeded as the frozen phase builds them."""
     keras.utils.set_random_seed(settings.seed)
     extractor = feature_model(clone_encoder(encoder), settings.features)
     extractor.trainable = False
+    head = build_head(tuple(extractor.output.shape[1:]), settings.hidden_units,
+                      settings.dropout, feature_dropout=settings.feature_dropout)
+    return extractor, head
+
+
+def train_frozen(encoder, x, y, x_val, y_val, x_test, y_test, settings: Settings,
+                 epoch_scale: bool = False, backup_dir: str | None = None) -> tuple:
+    """The head trained on the frozen encoder's features.
+
+    Args:
+        encoder: the pretrained encoder (left unchanged: a copy is used).
+        x, y, x_val, y_val, x_test, y_test: images and integer labels.
+        settings: a :class:`Settings`.
+        epoch_scale: give small training sets more epochs (:func:`scaled_epochs`).
+        backup_dir: keep the training state there after every epoch, and continue
+            from the one found there.
+
+    Returns:
+        ``(record, (extractor, head, classifier))``: the classifier is the frozen
+        extractor and the head, as one model.
+    """
+    extractor, head = pretrained_parts(encoder, settings)
     # The frozen encoder runs in inference mode, so training the head on its
     # cached outputs is training the frozen classifier, minus the repeated encoder.
     start = time.perf_counter()
     f_train = extractor.predict(x, batch_size=512, verbose=0)
     f_val = extractor.predict(x_val, batch_size=512, verbose=0)
     feature_s = time.perf_counter() - start
-    head = build_head(f_train.shape[1:], settings.hidden_units, settings.dropout,
-                      feature_dropout=settings.feature_dropout)
     epochs, patience = _budget(settings, settings.epochs, len(x), epoch_scale)
     _compile(head, settings.learning_rate, settings, len(x), epochs)
     frozen = _fit(head, f_train, y, f_val, y_val, epochs, settings, offset=feature_s,
-                  patience=patience)
+                  patience=patience, backup_dir=backup_dir, feed_seed=settings.seed)
     frozen["wall_time_s"] += feature_s
     frozen["feature_extraction_s"] = feature_s
-    feature_shape = f_train.shape[1:]
     del f_train, f_val
     # Not compiled: it has not been trained as a whole, so it is saved without
     # an optimizer state that would not match on loading.
     model = build_classifier(extractor, head, frozen=True)
     frozen["trainable_parameters"] = trainable_parameters(model)
     frozen.update(evaluate(model, x_test, y_test))
-    if on_frozen is not None:
-        on_frozen(model)
-    if not fine_tune:
-        frozen["model"] = model
-        return {"frozen": frozen}
+    return frozen, (extractor, head, model)
 
+
+def train_fine_tuned(extractor, head, frozen: dict, x, y, x_val, y_val, x_test, y_test,
+                     settings: Settings, epoch_scale: bool = False,
+                     backup_dir: str | None = None) -> dict:
+    """The frozen classifier (``extractor`` and its trained ``head``, ``frozen`` its
+    record) with the encoder unfrozen and trained with the head; the arguments
+    as for :func:`train_frozen`. The record holds the model under ``"model"``."""
     keras.utils.set_random_seed(layer_seed(settings.seed, 1))
-    new_dropout = settings.head_dropout_end_to_end != settings.dropout
-    if new_dropout:
-        # The same head weights (dropout has none) with the end-to-end dropout.
-        tuned_head = build_head(feature_shape, settings.hidden_units,
-                                settings.head_dropout_end_to_end,
-                                feature_dropout=settings.feature_dropout)
-        tuned_head.set_weights(head.get_weights())
-        head = tuned_head
-    if settings.augment or new_dropout:
-        # The same encoder layers (shared weights) behind the augmentation; the
-        # frozen classifier saved above stays as it is.
-        model = build_classifier(extractor, head, frozen=False,
-                                 augmentation=_augmentation(settings, offset=1))
+    # The same head weights (dropout has none) with the end-to-end dropout, in a
+    # fresh head: its dropout's random stream does not depend on the frozen phase.
+    tuned_head = build_head(tuple(extractor.output.shape[1:]), settings.hidden_units,
+                            settings.head_dropout_end_to_end,
+                            feature_dropout=settings.feature_dropout)
+    tuned_head.set_weights(head.get_weights())
+    # The same encoder layers (shared weights) behind the augmentation; a frozen
+    # classifier built on them keeps its own head.
+    model = build_classifier(extractor, tuned_head, frozen=False,
+                             augmentation=_augmentation(settings, offset=1))
     unfrozen = unfreeze_encoder(model, settings.unfreeze_last)
     epochs, patience = _budget(settings, settings.fine_tune_epochs, len(x), epoch_scale)
     _compile(model, settings.fine_tune_lr, settings, len(x), epochs)
     tuned = _fit(model, x, y, x_val, y_val, epochs, settings,
-                 offset=frozen["wall_time_s"], patience=patience)
+                 offset=frozen["wall_time_s"], patience=patience, backup_dir=backup_dir,
+                 feed_seed=layer_seed(settings.seed, 1))
     tuned["unfrozen_layers"] = unfrozen
     tuned["augment"] = settings.augment
     tuned["trainable_parameters"] = trainable_parameters(model)
@@ -212,13 +262,47 @@ def train_pretrained(encoder, x, y, x_val, y_val, x_test, y_test, settings: Sett
     tuned["epoch_offset"] = frozen["epochs"]
     tuned.update(evaluate(model, x_test, y_test,
                           flip_average=settings.trains_on_flips))
-    frozen["model"] = tuned["model"] = model
+    tuned["model"] = model
+    return tuned
+
+
+def train_pretrained(encoder, x, y, x_val, y_val, x_test, y_test, settings: Settings,
+                     epoch_scale: bool = False, on_frozen=None,
+                     fine_tune: bool = True) -> dict:
+    """Trains the head on the frozen encoder, then fine-tunes the encoder with it
+    (:func:`train_frozen`, then :func:`train_fine_tuned`).
+
+    Args:
+        encoder: the pretrained encoder (left unchanged: a copy is trained).
+        x, y, x_val, y_val, x_test, y_test: images and integer labels.
+        settings: a :class:`Settings`.
+        epoch_scale: give small training sets more epochs (:func:`scaled_epochs`).
+        on_frozen: called with the frozen classifier before fine-tuning changes
+            it (to save it).
+        fine_tune: False: the frozen classifier only.
+
+    Returns:
+        ``{"frozen": record, "fine_tuned": record}``; each record holds the
+        trained model under ``"model"`` (the fine-tuned one in both, where there
+        is one).
+    """
+    frozen, (extractor, head, model) = train_frozen(encoder, x, y, x_val, y_val, x_test,
+                                                    y_test, settings, epoch_scale)
+    if on_frozen is not None:
+        on_frozen(model)
+    if not fine_tune:
+        frozen["model"] = model
+        return {"frozen": frozen}
+    tuned = train_fine_tuned(extractor, head, frozen, x, y, x_val, y_val, x_test, y_test,
+                             settings, epoch_scale)
+    frozen["model"] = tuned["model"]
     return {"frozen": frozen, "fine_tuned": tuned}
 
 
 def train_baseline(encoder, x, y, x_val, y_val, x_test, y_test, settings: Settings,
-                   epoch_scale: bool = False) -> dict:
-    """The supervised CNN (``encoder``'s architecture + head, random init) from scratch."""
+                   epoch_scale: bool = False, backup_dir: str | None = None) -> dict:
+    """The supervised CNN (``encoder``'s architecture + head, random init) from
+    scratch; ``backup_dir`` as for :func:`train_frozen`."""
     keras.utils.set_random_seed(layer_seed(settings.seed, 2))
     model = build_baseline(encoder, settings.features, settings.hidden_units,
                            settings.head_dropout_end_to_end,
@@ -226,7 +310,8 @@ def train_baseline(encoder, x, y, x_val, y_val, x_test, y_test, settings: Settin
                            feature_dropout=settings.feature_dropout)
     epochs, patience = _budget(settings, settings.baseline_epochs, len(x), epoch_scale)
     _compile(model, settings.baseline_lr, settings, len(x), epochs)
-    record = _fit(model, x, y, x_val, y_val, epochs, settings, patience=patience)
+    record = _fit(model, x, y, x_val, y_val, epochs, settings, patience=patience,
+                  backup_dir=backup_dir, feed_seed=layer_seed(settings.seed, 2))
     record["trainable_parameters"] = trainable_parameters(model)
     record["augment"] = settings.augment
     record.update(evaluate(model, x_test, y_test,
