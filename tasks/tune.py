@@ -130,6 +130,11 @@ class TuneConfig:
     search: SearchConfig = section(SearchConfig, "search")
     inputs: ModelInputs = section(ModelInputs, "classifier and GAN")
     output: OutputConfig = section(OutputConfig, "output")
+    resume: bool = option(
+        False, action="store_true",
+        help="continue the interrupted search in --out: its finished trials are kept, and "
+             "the best configuration's retraining continues from its last finished epoch "
+             "(running the same command again does the same)")
     verbose: int = option(
         1, type=int, choices=(0, 1, 2),
         help="0: one line per trial; 1: also KerasTuner's trial tables; 2: also one line "
@@ -177,14 +182,29 @@ def _trial_printer(tuner_id: str, objective: str):
 
 def retrain_best(hypermodel, best_values: dict, data, out: str, epochs: int, patience: int,
                  seed: int, verbose: int) -> dict:
-    """Trains the best configuration on the full training split; saves best.keras."""
+    """Trains the best configuration on the full training split; saves best.keras.
+
+    A phase of the run (``training.phases``): its state is saved after every
+    epoch, a rerun continues it, and a finished retraining of the same
+    configuration is reused.
+    """
+    import types
+
     import keras
     import keras_tuner as kt
 
     from models.saving import save_model
     from plots.figures import loss_curves
     from runtime.backend import backend_name
+    from storage.training_backup import TrainingBackup
+    from training.phases import PhasedRun, epoch_feed
 
+    run = PhasedRun(out, resume=True)  # a rerun of tune continues its search
+    tag = {"hyperparameters": best_values, "epochs": epochs}
+    if run.finished("retrain", tag=tag) and os.path.isfile(os.path.join(out, "best.keras")):
+        print("reusing the finished retraining of this configuration", flush=True)
+        return run.record("retrain")["final"]
+    backup_dir = run.start("retrain", tag=tag)
     hp = kt.HyperParameters()
     hypermodel.build(hp)  # declares the space; the values below replace the defaults
     hp.values.update(best_values)
@@ -198,22 +218,36 @@ def retrain_best(hypermodel, best_values: dict, data, out: str, epochs: int, pat
             monitor=objective, mode=hypermodel.direction, patience=patience,
             restore_best_weights=True))
     x, y, val = hypermodel.search_data(data)
+    feed = epoch_feed(x, y, hp.get("batch_size"), seed)
+    backup = TrainingBackup(backup_dir, feed, watched=callbacks[:-1])
+    initial_epoch = backup.restore(model)
+    if backup.stopped:
+        initial_epoch = epochs  # early stopping had ended it: no further epoch
+    if initial_epoch:
+        print(f"resuming the retraining from {backup_dir}: " + (
+            "it had finished" if backup.finished else f"epoch {initial_epoch} of {epochs} done"),
+            flush=True)
     start = time.perf_counter()
-    history = hypermodel.fit(hp, model, x, y, validation_data=val, epochs=epochs,
-                             verbose=verbose, callbacks=callbacks)
-    wall = time.perf_counter() - start
-    retrain_score = hypermodel.trial_score(model, history)
+    if not backup.finished:
+        # shuffle=False: the feed shuffles; the backup last (see TrainingBackup).
+        hypermodel.fit(hp, model, feed, validation_data=val, epochs=epochs,
+                       initial_epoch=initial_epoch, verbose=verbose, shuffle=False,
+                       callbacks=[*callbacks, backup])
+    backup.add_wall_time(time.perf_counter() - start)
+    hist = backup.history  # every epoch, those of an interrupted process too
+    retrain_score = hypermodel.trial_score(model, types.SimpleNamespace(history=hist))
     save_model(hypermodel.inference_model(model), os.path.join(out, "best.keras"))
-    hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     base = objective.removeprefix("val_")
     curves = {k: v for k, v in hist.items() if k.endswith(base)} or hist
     loss_curves(curves, os.path.join(out, "best_training.png"),
                 f"best configuration retrained on {len(data.x_train)} images "
                 f"({backend_name()})", base if curves is not hist else "loss")
-    return {**hypermodel.test_metrics(model, data),
-            f"retrain_{objective}": retrain_score,
-            "retrain_epochs": len(hist["loss"] if "loss" in hist else next(iter(hist.values()))),
-            "retrain_seconds": wall, "parameters": int(model.count_params())}
+    final = {**hypermodel.test_metrics(model, data),
+             f"retrain_{objective}": retrain_score,
+             "retrain_epochs": len(hist["loss"] if "loss" in hist else next(iter(hist.values()))),
+             "retrain_seconds": backup.wall_s, "parameters": int(model.count_params())}
+    run.finish("retrain", {"final": final}, tag=tag)
+    return final
 
 
 def check_model_options(search: SearchConfig, inputs: ModelInputs) -> None:
@@ -379,6 +413,7 @@ def tune(config: TuneConfig, argv: list | None = None) -> str:
     from storage.files import write_json
     from storage.run_folder import make_run_dir
     from tuning import dashboard, distributed, results
+    from training.phases import resume_folder
     from tuning.kfold import KFoldTrialMixin
     from tuning.tuners import make_tuner
 
@@ -399,8 +434,8 @@ def tune(config: TuneConfig, argv: list | None = None) -> str:
         distributed.check_port_free(*cluster.oracle)  # fail now, not after loading data
     if role == "worker":
         distributed.wait_for_chief(*cluster.oracle, cluster.oracle_timeout)
-    out = make_run_dir("tune", config.output.out, overwrite=config.output.overwrite,
-                       resume=True)
+    out = make_run_dir("tune", resume_folder("tune", config.output.out, config.resume),
+                       overwrite=config.output.overwrite, resume=True)
     resumed = _check_search(out, search_settings(config))
     seed_everything(seed)
     data = load_data(config.data)

@@ -77,9 +77,12 @@ class TrainableHyperModel(kt.HyperModel):
         return self.OBJECTIVES[self.objective]
 
     def fit(self, hp, model, *args, **kwargs):
+        import keras
+
         from accel import accelerate
 
-        kwargs["batch_size"] = hp.get("batch_size")
+        if not (args and isinstance(args[0], keras.utils.PyDataset)):  # one batches itself
+            kwargs["batch_size"] = hp.get("batch_size")
         return accelerate(model).fit(*args, **kwargs)
 
     def search_data(self, data) -> tuple:
