@@ -25,15 +25,16 @@ from tasks.classify.config import add_arguments as add_config_arguments
 
 HELP = ("classify with the CAE encoder (frozen, fine-tuned) against a supervised CNN; "
         "tuned head, label efficiency")
-MODELS = ("frozen", "fine_tuned", "baseline")
+MODELS = ("frozen", "fine_tuned", "baseline")  # tasks.classify.phases.MODELS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
 
 
-def get_encoder(config: ClassifyConfig, data, out: str):
-    """The encoder from --encoder, or one from a CAE trained now; and where it came from."""
+def get_encoder(config: ClassifyConfig, data, out: str, run):
+    """The encoder from --encoder, or one from a CAE trained now (a phase of ``run``,
+    the :class:`training.phases.PhasedRun`); and where it came from."""
     from models.cae import CAEConfig, split_cae
     from models.classifier import encoder_from_model, feature_model
     from models.saving import load_keras_model
@@ -48,15 +49,15 @@ def get_encoder(config: ClassifyConfig, data, out: str):
             raise UserError(f"--encoder {config.encoder!r}: {e}") from None
         source = config.encoder
     else:
-        from training.cae import CAETraining, train_cae
+        from training.cae import CAETraining
+        from training.phases import cae_phase
 
         cae_dir = os.path.join(out, "cae")
-        os.makedirs(cae_dir, exist_ok=True)
-        print(f"no --encoder: training a CAE into {cae_dir}", flush=True)
-        model, _ = train_cae(data, CAEConfig(), cae_dir, CAETraining(epochs=config.cae_epochs),
-                             verbose=settings.verbose, seed=settings.seed)
+        print(f"no --encoder: a CAE in {cae_dir}", flush=True)
+        model, source = cae_phase(run, "cae", 0, data, CAEConfig(),
+                                  CAETraining(epochs=config.cae_epochs), cae_dir,
+                                  verbose=settings.verbose, seed=settings.seed)
         encoder = split_cae(model)[0]
-        source = os.path.join(cae_dir, "cae.keras")
     try:
         feature_model(encoder, settings.features)
     except ValueError as e:
@@ -64,15 +65,20 @@ def get_encoder(config: ClassifyConfig, data, out: str):
     return encoder, source
 
 
-def tune_head(config, encoder, data, out: str) -> tuple:
-    """Bayesian optimisation of the head on cached frozen features."""
-    import keras
+def tune_head(config, encoder, data, out: str, run) -> tuple:
+    """Bayesian optimisation of the head on cached frozen features: a phase of
+    ``run``; KerasTuner keeps its trials in ``<out>/tuner`` and continues there."""
     import keras_tuner as kt
 
     from models.classifier import feature_model
     from tuning.classifier_hypermodel import ClassifierHeadHyperModel, head_hyperparameters
+    from tuning.kfold import KFoldTrialMixin
     from tuning.tuners import make_tuner
 
+    if run.finished("tuning"):
+        saved = run.record("tuning")
+        print(f"reusing the finished search of the head: {saved['best']}", flush=True)
+        return saved["best"], saved["summary"]
     settings = config.settings
     start = time.perf_counter()
     extractor = feature_model(encoder, settings.features)
@@ -81,14 +87,15 @@ def tune_head(config, encoder, data, out: str) -> tuple:
     hypermodel = ClassifierHeadHyperModel(f_train.shape[1:],
                                           feature_dropout=settings.feature_dropout,
                                           label_smoothing=settings.label_smoothing)
+    # Each trial starts from the same seed (KFoldTrialMixin, one hold-out fold), so
+    # a search continued by --resume runs the trials an uninterrupted one ran.
     tuner = make_tuner("bayesian", hypermodel,
                        kt.Objective("val_accuracy", "max"), config.max_trials,
                        directory=os.path.join(out, "tuner"),
-                       project_name=f"head_{settings.features}", seed=settings.seed)
+                       project_name=f"head_{settings.features}", seed=settings.seed,
+                       tuner_class=KFoldTrialMixin, fold_seed=settings.seed, patience=3)
     tuner.search(f_train, data.y_train, validation_data=(f_val, data.y_val),
-                 epochs=config.tuning_epochs, batch_size=settings.batch_size, verbose=0,
-                 callbacks=[keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max",
-                                                          patience=3)])
+                 epochs=config.tuning_epochs, batch_size=settings.batch_size, verbose=0)
     best = head_hyperparameters(tuner.get_best_hyperparameters(1)[0])
     trial = tuner.oracle.get_best_trials(1)[0]
     summary = {"tuner": "bayesian", "objective": "val_accuracy", "max_trials": config.max_trials,
@@ -98,6 +105,7 @@ def tune_head(config, encoder, data, out: str) -> tuple:
                "wall_time_s": time.perf_counter() - start}
     print(f"tuned head in {summary['wall_time_s']:.0f} s: {best} "
           f"(val accuracy {trial.score:.4f})", flush=True)
+    run.finish("tuning", {"best": best, "summary": summary})
     return best, summary
 
 
@@ -109,10 +117,10 @@ def public(record: dict, class_names: list) -> dict:
     return rec
 
 
-def label_efficiency(config, data, encoder, settings, full: dict) -> list:
+def label_efficiency(config, data, encoder, settings, full: dict, run) -> list:
     """Test accuracy of the three models at each label fraction (1.0 reuses ``full``)."""
     from data.label_subsets import class_balanced_subset
-    from training.classifier import train_baseline, train_pretrained
+    from tasks.classify.phases import train_three
 
     rows = []
     for frac in config.label_fractions:
@@ -122,11 +130,9 @@ def label_efficiency(config, data, encoder, settings, full: dict) -> list:
         else:
             idx = class_balanced_subset(data.y_train, frac, settings.seed)
             val = class_balanced_subset(data.y_val, frac, settings.seed)  # as scarce as train
-            xs, ys, xv, yv = data.x_train[idx], data.y_train[idx], data.x_val[val], data.y_val[val]
-            results = train_pretrained(encoder, xs, ys, xv, yv, data.x_test, data.y_test,
-                                       settings, epoch_scale=True)
-            results["baseline"] = train_baseline(encoder, xs, ys, xv, yv, data.x_test,
-                                                 data.y_test, settings, epoch_scale=True)
+            split = (data.x_train[idx], data.y_train[idx], data.x_val[val], data.y_val[val])
+            results = train_three(run, encoder, split, (data.x_test, data.y_test), settings,
+                                  fraction=frac)
             n = len(idx)
         row = {"fraction": frac, "labels": int(n)}
         for key in MODELS:
@@ -155,28 +161,26 @@ def run(args) -> str:
 def classify(config: ClassifyConfig) -> str:
     """Runs ``config`` into its run folder, which it returns."""
     from data.arguments import load_data
-    from models.saving import save_model
     from runtime.backend import backend_name, seed_everything
     from runtime.compute import describe
     from storage.files import write_json, write_text
     from storage.run_folder import make_run_dir
     from tasks.classify import figures as figs
-    from training.classifier import train_baseline, train_pretrained
+    from tasks.classify.phases import train_three
+    from training.phases import PhasedRun, resume_folder
 
-    out = make_run_dir("classify", config.output.out, overwrite=config.output.overwrite)
+    out = resume_folder("classify", config.output.out, config.resume)
+    out = make_run_dir("classify", out, overwrite=config.output.overwrite, resume=config.resume)
     seed_everything(config.data.seed)
     data = load_data(config.data)
-    encoder, source = get_encoder(config, data, out)
-    best, tuning = tune_head(config, encoder, data, out)
+    run = PhasedRun(out, config.resume)
+    run.check_options(to_dict(config))
+    encoder, source = get_encoder(config, data, out, run)
+    best, tuning = tune_head(config, encoder, data, out, run)
     settings = dataclasses.replace(config.settings, **best)
 
-    results = train_pretrained(
-        encoder, data.x_train, data.y_train, data.x_val, data.y_val, data.x_test, data.y_test,
-        settings, on_frozen=lambda m: save_model(m, os.path.join(out, "classifier_frozen.keras")))
-    save_model(results["fine_tuned"]["model"], os.path.join(out, "classifier_fine_tuned.keras"))
-    results["baseline"] = train_baseline(encoder, data.x_train, data.y_train, data.x_val,
-                                         data.y_val, data.x_test, data.y_test, settings)
-    save_model(results["baseline"]["model"], os.path.join(out, "baseline.keras"))
+    results = train_three(run, encoder, (data.x_train, data.y_train, data.x_val, data.y_val),
+                          (data.x_test, data.y_test), settings, save_to=out)
 
     names = data.class_names
     for key in MODELS:
@@ -208,7 +212,7 @@ def classify(config: ClassifyConfig) -> str:
                      for k in MODELS), flush=True)
 
     if not config.skip_label_efficiency:
-        rows = label_efficiency(config, data, encoder, settings, results)
+        rows = label_efficiency(config, data, encoder, settings, results, run)
         metrics["label_efficiency"] = rows
         write_json(os.path.join(out, "metrics.json"), metrics)
         write_text(os.path.join(out, "label_efficiency.md"), markdown_table(

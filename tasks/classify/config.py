@@ -61,6 +61,11 @@ class ClassifyConfig:
         False, action="store_true", help="train only on all labels")
     settings: Settings = section(Settings, "training")
     output: OutputConfig = section(OutputConfig, "output")
+    resume: bool = option(
+        False, action="store_true",
+        help="continue the interrupted run in --out: the CAE, the head's search and the "
+             "classifiers it finished are reused, the one in training continues from its "
+             "last finished epoch")
     verbose: int = verbose_option()
 
     def __post_init__(self):
