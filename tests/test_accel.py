@@ -218,6 +218,7 @@ def test_classify_trains_on_stock_keras(tmp_path):
         "classify", *TINY, "--encoder", cae_path, "--features", "dense1",
         "--max-trials", "1", "--tuning-epochs", "1", "--epochs", "1",
         "--fine-tune-epochs", "1", "--baseline-epochs", "1", "--label-fractions", "1",
+        "--label-counts", "", "--no-semi-supervised",
         "--min-steps", "1", "--out", str(out), env={"UNSUPERVISED28_ACCEL": "0"})
     assert result.returncode == 0, result.stderr[-2000:]
     metrics = _metrics(out)

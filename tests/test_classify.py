@@ -376,6 +376,20 @@ class TestCommandLine:
         result = run_main("classify", option, value)
         assert_one_line_error(result, option, value, message)
 
+    @pytest.mark.parametrize("option, value, message", [
+        ("--label-counts", "100,x", "not a whole number"), ("--label-counts", "0", "outside [1,"),
+        ("--label-seeds", "11", "give 1 to 10"), ("--unlabelled-ratio", "65", "at most 64"),
+        ("--consistency", "mixup", "invalid choice"),
+        ("--pseudo-label-threshold", "1.5", "outside [0, 1]")])
+    def test_bad_study_and_semi_supervised_options(self, option, value, message):
+        result = run_main("classify", option, value)
+        assert_one_line_error(result, message)
+
+    def test_fewer_labels_than_classes(self, tmp_path):
+        result = run_main("classify", "--dataset", "digits", "--label-counts", "100,5",
+                          "--out", str(tmp_path / "run"))
+        assert_one_line_error(result, "--label-counts 5", "fewer labels than the 10 classes")
+
     @pytest.mark.slow
     def test_wrong_encoder_file(self, tmp_path):
         path = str(tmp_path / "decoder.keras")
@@ -393,29 +407,53 @@ class TestCommandLine:
             "classify", "--dataset", "digits", "--train-size", "120", "--test-size", "60",
             "--encoder", cae_path, "--features", "dense1", "--max-trials", "1",
             "--tuning-epochs", "1", "--epochs", "1", "--fine-tune-epochs", "1",
-            "--baseline-epochs", "1",
-            "--label-fractions", "0.5,1", "--min-steps", "1", "--verbose", "0",
-            "--out", str(out))
+            "--baseline-epochs", "1", "--semi-supervised-epochs", "1",
+            "--label-fractions", "1", "--label-counts", "10", "--label-seeds", "2",
+            "--min-steps", "1", "--verbose", "0", "--out", str(out))
         assert result.returncode == 0, result.stderr[-2000:]
         for name in ("classifier_frozen.keras", "classifier_fine_tuned.keras",
-                     "baseline.keras", "confusion_frozen.png", "confusion_fine_tuned.png",
-                     "confusion_baseline.png", "learning_curves.png", "label_efficiency.png",
+                     "baseline.keras", "classifier_semi_supervised.keras",
+                     "confusion_frozen.png", "confusion_fine_tuned.png",
+                     "confusion_baseline.png", "confusion_semi_supervised.png",
+                     "learning_curves.png", "label_efficiency.png",
                      "label_efficiency.md", "per_class_accuracy.md"):
             assert (out / name).is_file(), name
         assert os.listdir(out / "tuner")
         metrics = json.loads((out / "metrics.json").read_text())
         models = metrics["models"]
-        for key in ("frozen", "fine_tuned", "baseline"):
+        for key in ("frozen", "fine_tuned", "baseline", "semi_supervised"):
             for field in ("test_accuracy", "epochs", "wall_time_s", "trainable_parameters"):
                 assert field in models[key]
             assert len(models[key]["per_class_accuracy"]) == 10
         assert models["frozen"]["trainable_parameters"] < models["fine_tuned"][
             "trainable_parameters"]
-        assert [r["fraction"] for r in metrics["label_efficiency"]] == [0.5, 1.0]
-        assert 0 < metrics["label_efficiency"][0]["labels"] < 120
+        rows = metrics["label_efficiency"]
+        assert [(r["labels"], r["seeds"]) for r in rows] == [(10, 2), (120, 1)]
+        assert rows[0]["fraction"] == pytest.approx(10 / 120)
+        # Two subsets: the mean and deviation of their accuracies; all labels: one run.
+        runs = rows[0]["semi_supervised_runs"]
+        assert len(runs) == 2 and rows[0]["semi_supervised"] == pytest.approx(np.mean(runs))
+        assert rows[0]["baseline_std"] == pytest.approx(np.std(rows[0]["baseline_runs"], ddof=1))
+        assert rows[1]["semi_supervised"] == models["semi_supervised"]["test_accuracy"]
+        assert rows[1]["semi_supervised_std"] is None
+        assert "± " in (out / "label_efficiency.md").read_text()
+        semi = keras.saving.load_model(str(out / "classifier_semi_supervised.keras"))
+        probs = semi.predict(np.zeros((2, 28, 28, 1), "float32"), verbose=0)
+        np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
         frozen = keras.saving.load_model(str(out / "classifier_frozen.keras"))
         assert not frozen.get_layer("features").trainable
         tuned = keras.saving.load_model(str(out / "classifier_fine_tuned.keras"))
         assert tuned.get_layer("features").trainable
         assert tuned.get_layer("head").get_layer("dropout").rate == pytest.approx(0.5)
         assert [l.name for l in tuned.get_layer("augmentation").layers] == ["flip", "erasing"]
+
+
+@pytest.mark.backend_independent
+def test_label_counts_of_all_labels_or_more_are_left_out_with_a_note(capsys):
+    from tasks.classify.study import check_label_counts
+
+    labels = np.arange(50) % 10
+    assert check_label_counts([10, 49, 50, 80], labels) == [10, 49]
+    printed = capsys.readouterr().out
+    assert "--label-counts 50" in printed and "--label-counts 80" in printed
+    assert "--label-counts 10:" not in printed

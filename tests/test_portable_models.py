@@ -31,7 +31,8 @@ STUDY = {
             "--latent-dim", "3"],
     "classify": ["--encoder", "{root}/cae/cae.keras", "--max-trials", "1",
                  "--tuning-epochs", "1", "--epochs", "1", "--fine-tune-epochs", "1",
-                 "--baseline-epochs", "1", "--min-steps", "1", "--batch-size", "32",
+                 "--baseline-epochs", "1", "--semi-supervised-epochs", "1",
+                 "--min-steps", "1", "--batch-size", "32",
                  "--skip-label-efficiency"],  # label smoothing and augmentation on (defaults)
     "vae": ["--epochs", "1", "--latent-dim", "3", "--width", "4"],  # 3: no manifold figure
     "gan": ["--epochs", "1", "--latent-dim", "4", "--width", "2"],
@@ -96,7 +97,8 @@ def test_every_saved_inference_model_loads_and_predicts_without_the_toolkit(tmp_
     saved = _saved_models(str(root))
     expected = {os.path.join("cae", f) for f in ("cae.keras", "encoder.keras", "decoder.keras")}
     expected |= {os.path.join("classify", f) for f in
-                 ("classifier_frozen.keras", "classifier_fine_tuned.keras", "baseline.keras")}
+                 ("classifier_frozen.keras", "classifier_fine_tuned.keras", "baseline.keras",
+                  "classifier_semi_supervised.keras")}
     expected |= {os.path.join("vae", "encoder.keras"), os.path.join("vae", "decoder.keras"),
                  os.path.join("gan", "generator.keras"),
                  os.path.join("gan", "discriminator.keras"),

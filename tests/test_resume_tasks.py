@@ -189,7 +189,8 @@ def test_classify_resumes_every_kind_of_phase(tmp_path, monkeypatch, capsys):
     build_cae(CAEConfig(conv_filters=(4, 8, 8), dense_units=16, latent_dim=3)).save(cae)
     argv = [*DIGITS, "--encoder", cae, "--features", "dense1", "--max-trials", "2",
             "--tuning-epochs", "1", "--epochs", "2", "--fine-tune-epochs", "2",
-            "--baseline-epochs", "2", "--label-fractions", "1", "--min-steps", "1"]
+            "--baseline-epochs", "2", "--label-fractions", "1", "--label-counts", "",
+            "--no-semi-supervised", "--min-steps", "1"]
     run_task("classify", *argv, "--out", str(tmp_path / "whole"))
 
     resumed = ["--out", str(tmp_path / "resumed")]

@@ -7,9 +7,11 @@
    tuner state in ``<run>/tuner/``.
 3. Three classifiers: the head on the frozen encoder, then the same classifier
    with the encoder unfrozen and fine-tuned at a low learning rate, and the
-   supervised baseline (same architecture, random init).
-4. Label efficiency: the three again with 1%, 10% (seeded, class-balanced) of
-   the training labels; 100% is step 3.
+   supervised baseline (same architecture, random init); a fourth, the
+   semi-supervised classifier, trains the encoder, a decoder and the head on the
+   labelled and the unlabelled images together (``tasks/classify/study.py``).
+4. Label efficiency: the four again with 100 labels, 1% and 10% of the training
+   labels, each on three seeded, class-balanced subsets; 100% is step 3.
 """
 
 from __future__ import annotations
@@ -117,34 +119,6 @@ def public(record: dict, class_names: list) -> dict:
     return rec
 
 
-def label_efficiency(config, data, encoder, settings, full: dict, run) -> list:
-    """Test accuracy of the three models at each label fraction (1.0 reuses ``full``)."""
-    from data.label_subsets import class_balanced_subset
-    from tasks.classify.phases import train_three
-
-    rows = []
-    for frac in config.label_fractions:
-        start = time.perf_counter()
-        if frac == 1.0:
-            results, n = full, len(data.y_train)
-        else:
-            idx = class_balanced_subset(data.y_train, frac, settings.seed)
-            val = class_balanced_subset(data.y_val, frac, settings.seed)  # as scarce as train
-            split = (data.x_train[idx], data.y_train[idx], data.x_val[val], data.y_val[val])
-            results = train_three(run, encoder, split, (data.x_test, data.y_test), settings,
-                                  fraction=frac)
-            n = len(idx)
-        row = {"fraction": frac, "labels": int(n)}
-        for key in MODELS:
-            row[key] = results[key]["test_accuracy"]
-            row[f"{key}_epochs"] = results[key]["epochs"]
-        rows.append(row)
-        print(f"labels {frac:g} ({n}): " + ", ".join(
-            f"{k} {100 * row[k]:.2f}%" for k in MODELS)
-            + f" [{time.perf_counter() - start:.0f} s]", flush=True)
-    return rows
-
-
 def markdown_table(header: list, rows: list) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
@@ -166,6 +140,7 @@ def classify(config: ClassifyConfig) -> str:
     from storage.files import write_json, write_text
     from storage.run_folder import make_run_dir
     from tasks.classify import figures as figs
+    from tasks.classify import study
     from tasks.classify.phases import train_three
     from training.phases import PhasedRun, resume_folder
 
@@ -173,6 +148,8 @@ def classify(config: ClassifyConfig) -> str:
     out = make_run_dir("classify", out, overwrite=config.output.overwrite, resume=config.resume)
     seed_everything(config.data.seed)
     data = load_data(config.data)
+    counts = ([] if config.skip_label_efficiency
+              else study.check_label_counts(config.label_counts, data.y_train))
     run = PhasedRun(out, config.resume)
     run.check_options(to_dict(config))
     encoder, source = get_encoder(config, data, out, run)
@@ -181,21 +158,26 @@ def classify(config: ClassifyConfig) -> str:
 
     results = train_three(run, encoder, (data.x_train, data.y_train, data.x_val, data.y_val),
                           (data.x_test, data.y_test), settings, save_to=out)
+    models = MODELS + (("semi_supervised",) if config.semi.semi_supervised else ())
+    if config.semi.semi_supervised:
+        results["semi_supervised"] = study.train_semi(
+            run, encoder, (data.x_train, data.y_train, data.x_val, data.y_val), data.x_train,
+            (data.x_test, data.y_test), settings, config.semi, save_to=out)
 
     names = data.class_names
-    for key in MODELS:
+    for key in models:
         acc = 100 * results[key]["test_accuracy"]
         figs.confusion_matrix_figure(data.y_test, results[key]["predictions"], names,
                                      os.path.join(out, f"confusion_{key}.png"),
                                      f"{figs.LABELS[key]}: test accuracy {acc:.2f}% "
                                      f"({data.name})")
-    figs.learning_curves_figure({k: results[k] for k in MODELS},
+    figs.learning_curves_figure({k: results[k] for k in models},
                                 os.path.join(out, "learning_curves.png"),
                                 f"Validation accuracy, {data.name}, features {settings.features}, "
                                 f"{backend_name()}")
     write_text(os.path.join(out, "per_class_accuracy.md"), markdown_table(
-        ["class", *[figs.LABELS[k] for k in MODELS]],
-        [[name, *[f"{100 * results[k]['per_class_accuracy'][c]:.1f}%" for k in MODELS]]
+        ["class", *[figs.LABELS[k] for k in models]],
+        [[name, *[f"{100 * results[k]['per_class_accuracy'][c]:.1f}%" for k in models]]
          for c, name in enumerate(names)]))
 
     metrics = {
@@ -204,21 +186,20 @@ def classify(config: ClassifyConfig) -> str:
         "features": settings.features,
         "train_images": int(len(data.x_train)), "val_images": int(len(data.x_val)),
         "test_images": int(len(data.x_test)), "settings": vars(settings),
-        "tuning": tuning, "models": {k: public(results[k], names) for k in MODELS},
+        "tuning": tuning, "models": {k: public(results[k], names) for k in models},
     }
     write_json(os.path.join(out, "metrics.json"), metrics)
     print(" | ".join(f"{k}: {100 * results[k]['test_accuracy']:.2f}% "
                      f"({results[k]['epochs']} epochs, {results[k]['wall_time_s']:.0f} s)"
-                     for k in MODELS), flush=True)
+                     for k in models), flush=True)
 
     if not config.skip_label_efficiency:
-        rows = label_efficiency(config, data, encoder, settings, results, run)
+        rows = study.label_efficiency(config, data, encoder, settings, results, run, models,
+                                      counts)
         metrics["label_efficiency"] = rows
         write_json(os.path.join(out, "metrics.json"), metrics)
-        write_text(os.path.join(out, "label_efficiency.md"), markdown_table(
-            ["labels", "fraction", *[figs.LABELS[k] for k in MODELS]],
-            [[r["labels"], f"{100 * r['fraction']:g}%",
-              *[f"{100 * r[k]:.2f}%" for k in MODELS]] for r in rows]))
+        write_text(os.path.join(out, "label_efficiency.md"),
+                   study.tables(rows, models, figs.LABELS))
         figs.label_efficiency_figure(rows, os.path.join(out, "label_efficiency.png"),
                                      f"Label efficiency, {data.name} test split "
                                      f"(features {settings.features})")

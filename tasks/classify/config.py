@@ -9,13 +9,16 @@ import argparse
 import dataclasses
 
 from data.arguments import DataConfig
-from data.label_subsets import fraction_list
+from data.label_subsets import count_list, fraction_list
 from runtime.args import positive_int
 from runtime.compute import ComputeConfig
 from runtime.options import add_options, option, option_fields, same_option, section
 from storage.run_folder import OutputConfig, verbose_option
 from training.cae import CAETraining
 from training.classifier_config import Settings
+from training.semi_supervised_config import SemiSupervisedSettings
+
+MAX_LABEL_SEEDS = 10  # labelled subsets per label count or fraction
 
 # How `classify --help` shows the task's own options and Settings' (instead of
 # one group for Settings): (title, description, options), in order.
@@ -28,8 +31,9 @@ GROUPS = (
                        "on full Fashion-MNIST",
      ("augment", "flip", "shift", "erasing", "label_smoothing", "feature_dropout",
       "end_to_end_dropout", "ema_epochs")),
-    ("tuning and label efficiency", None, ("max_trials", "tuning_epochs", "label_fractions",
-                                           "min_steps", "skip_label_efficiency")),
+    ("tuning and label efficiency", None, ("max_trials", "tuning_epochs", "label_counts",
+                                           "label_fractions", "label_seeds", "min_steps",
+                                           "skip_label_efficiency")),
 )
 
 
@@ -57,9 +61,24 @@ class ClassifyConfig:
     label_fractions: list = option(
         default_factory=lambda: [0.01, 0.1, 1.0], type=fraction_list, metavar="F,F,...",
         help="fractions of the training labels, each in (0, 1]")
+    label_counts: list = option(
+        default_factory=lambda: [100], type=count_list, metavar="N,N,...",
+        help="numbers of training labels, spread evenly over the classes (100: 10 of "
+             "each), each at least the classes; an empty value: none")
+    label_seeds: int = option(
+        3, type=positive_int,
+        help=f"seeded class-balanced subsets per label count and fraction below 1 (the "
+             f"same for every model), at most {MAX_LABEL_SEEDS}; the study reports the "
+             f"mean and standard deviation")
     skip_label_efficiency: bool = option(
         False, action="store_true", help="train only on all labels")
     settings: Settings = section(Settings, "training")
+    semi: SemiSupervisedSettings = section(
+        SemiSupervisedSettings, "semi-supervised model",
+        "the fourth model: encoder, decoder and head trained together on the labelled "
+        "images (cross-entropy) and on all training images (reconstruction, and "
+        "consistency between a weakly and a strongly augmented copy); it shares the "
+        "head's architecture, --features, weight decay and --patience")
     output: OutputConfig = section(OutputConfig, "output")
     resume: bool = option(
         False, action="store_true",
@@ -69,6 +88,8 @@ class ClassifyConfig:
     verbose: int = verbose_option()
 
     def __post_init__(self):
+        if not 1 <= self.label_seeds <= MAX_LABEL_SEEDS:
+            raise ValueError(f"--label-seeds {self.label_seeds}: give 1 to {MAX_LABEL_SEEDS}")
         self.settings = dataclasses.replace(self.settings, seed=self.data.seed,
                                             verbose=self.verbose)
 
