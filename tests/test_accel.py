@@ -44,6 +44,8 @@ def fingerprint():
     for cls in classes:
         for klass in cls.__mro__:
             for name, value in vars(klass).items():
+                if name == "__annotations__":  # Python creates it on first read
+                    continue
                 seen[f"{{klass.__module__}}.{{klass.__qualname__}}.{{name}}"] = id(value)
     for name in ("clear_session",):
         seen["keras.backend." + name] = id(getattr(keras.backend, name))
