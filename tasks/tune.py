@@ -63,8 +63,12 @@ class SearchConfig:
         2, type=positive_int,
         help="early stopping inside each trial: epochs without validation improvement")
     space: str = option(
-        "default", choices=("default", "small"),
-        help="search space: default, or small (tiny models, for smoke runs)")
+        "default", choices=("default", "small", "semi_supervised"),
+        help="search space: default, small (tiny models, for smoke runs), or, with "
+             "--model classifier, semi_supervised: the semi-supervised classifier's "
+             "weights of its terms (reconstruction, consistency, pseudo-label "
+             "threshold), head and AdamW, trained on 480 labels and every training "
+             "image unlabelled")
     final_epochs: int = option(
         30, type=positive_int, metavar="E",
         help="most epochs when retraining the best configuration on the full training "
@@ -265,6 +269,8 @@ def check_model_options(search: SearchConfig, inputs: ModelInputs) -> None:
                         f"(k-fold is for cae and classifier); give --folds 1")
     if inputs.encoder is not None and model != "classifier":
         raise UserError(f"--encoder is only for --model classifier, not {model}")
+    if search.space == "semi_supervised" and model != "classifier":
+        raise UserError(f"--space semi_supervised is only for --model classifier, not {model}")
 
 
 def make_hypermodel(config: TuneConfig, data, out: str):

@@ -189,3 +189,32 @@ def test_benchmark_refuses_bad_label_counts_in_one_line():
     result = subprocess.run([sys.executable, script, "--labels", "100,x"], capture_output=True,
                             text=True, cwd=ROOT, timeout=120)
     assert result.returncode == 2 and "'x' is not a whole number" in result.stderr
+
+
+@pytest.mark.slow
+def test_tune_searches_the_weights_of_its_terms(tmp_path):
+    import json
+
+    from conftest import run_main
+
+    out = tmp_path / "search"
+    result = run_main("tune", "--model", "classifier", "--space", "semi_supervised",
+                      "--dataset", "digits", "--train-size", "200", "--test-size", "60",
+                      "--max-trials", "1", "--epochs", "1", "--final-epochs", "1",
+                      "--cae-epochs", "1", "--verbose", "0", "--out", str(out))
+    assert result.returncode == 0, result.stderr[-2000:]
+    best = json.loads((out / "best_hyperparameters.json").read_text())["hyperparameters"]
+    assert {"reconstruction_weight", "consistency", "consistency_weight",
+            "pseudo_label_threshold"} <= set(best)
+    classifier = keras.saving.load_model(str(out / "best.keras"))
+    probs = classifier.predict(np.zeros((2, 28, 28, 1), "float32"), verbose=0)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.backend_independent
+def test_the_semi_supervised_space_is_the_classifiers_only():
+    from conftest import run_main
+    from test_cli import assert_one_line_error
+
+    assert_one_line_error(run_main("tune", "--model", "cae", "--space", "semi_supervised"),
+                          "--space semi_supervised is only for --model classifier, not cae")

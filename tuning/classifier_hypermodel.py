@@ -101,11 +101,18 @@ class ClassifierHyperModel(TrainableHyperModel):
         encoder.set_weights(self.encoder_weights)
         return encoder
 
+    @property
+    def semi_supervised(self) -> bool:
+        """Whether the space is a semi-supervised one (:data:`CLASSIFIER_SPACES`)."""
+        return "labels" in self.space
+
     def build(self, hp):
         from models.classifier import (build_classifier, build_head, compile_classifier,
                                        feature_model)
 
         s = self.space
+        if self.semi_supervised:
+            return self._build_semi_supervised(hp)
         extractor = feature_model(self._encoder(), hp.Choice("features", s["features"]))
         frozen = hp.Boolean("frozen", default=True) if len(s["frozen"]) > 1 \
             else hp.Fixed("frozen", s["frozen"][0])
@@ -119,10 +126,78 @@ class ClassifierHyperModel(TrainableHyperModel):
         hp.Choice("batch_size", s["batch_size"])
         return compile_classifier(model, lr, wd)
 
+    def _build_semi_supervised(self, hp):
+        """The semi-supervised classifier (``models.semi_supervised``) with the
+        trial's weights of its terms, head and AdamW."""
+        import keras
+
+        from models.semi_supervised import CONSISTENCY, build_semi_supervised
+
+        s = self.space
+        model = build_semi_supervised(
+            self._encoder(), hp.Choice("features", s["features"]),
+            hidden_units=hp.Choice("hidden_units", s["hidden_units"]),
+            dropout=hp.Float("dropout", *s["dropout"][:2], step=s["dropout"][2]),
+            num_classes=self.num_classes,
+            reconstruction_weight=hp.Float("reconstruction_weight",
+                                           *s["reconstruction_weight"], sampling="log"),
+            consistency=hp.Choice("consistency", [c for c in s["consistency"]
+                                                  if c in CONSISTENCY]),
+            consistency_weight=hp.Float("consistency_weight", *s["consistency_weight"],
+                                        sampling="log"),
+            threshold=hp.Float("pseudo_label_threshold", *s["pseudo_label_threshold"]))
+        hp.Choice("batch_size", s["batch_size"])  # labelled images per step
+        lr = hp.Float("learning_rate", *s["learning_rate"], sampling="log")
+        wd = hp.Float("weight_decay", *s["weight_decay"], sampling="log")
+        model.compile(optimizer=keras.optimizers.AdamW(lr, weight_decay=wd))
+        return model
+
+    def fit(self, hp, model, *args, **kwargs):
+        """A semi-supervised trial trains on ``space["labels"]`` seeded, class-balanced
+        labels of the training images and on all of them unlabelled; the others as
+        :class:`TrainableHyperModel` trains them."""
+        if not self.semi_supervised:
+            return super().fit(hp, model, *args, **kwargs)
+        import keras
+        import numpy as np
+
+        from accel import accelerate
+        from data.label_subsets import class_balanced_count, class_balanced_subset
+        from training.semi_supervised import EpochKeeper, LabelledUnlabelledFeed
+
+        if args and isinstance(args[0], keras.utils.PyDataset):  # the retraining's feed
+            x, y = args[0].x, args[0].y
+        else:
+            x, y = args[0], args[1] if len(args) > 1 else kwargs.pop("y")
+        kwargs.pop("batch_size", None)
+        kwargs.pop("shuffle", None)
+        labels = self.space["labels"]
+        if labels >= len(y):
+            idx = np.arange(len(y))
+        else:
+            try:
+                idx = class_balanced_count(y, labels, seed=0)
+            except ValueError:  # a class short of its share: the same fraction of each
+                idx = class_balanced_subset(y, labels / len(y), seed=0)
+        batch = hp.get("batch_size")
+        feed = LabelledUnlabelledFeed(x[idx], y[idx], x, batch,
+                                      batch * self.space["unlabelled_ratio"], seed=0)
+        callbacks = [EpochKeeper(feed), *kwargs.pop("callbacks", [])]
+        return accelerate(model).fit(feed, shuffle=False, callbacks=callbacks, **kwargs)
+
     def search_data(self, data) -> tuple:
         return data.x_train, data.y_train, (data.x_val, data.y_val)
 
+    def inference_model(self, model):
+        """The model saved as ``best.keras``: image -> class probabilities."""
+        return model.classifier() if self.semi_supervised else model
+
     def test_metrics(self, model, data) -> dict:
+        import numpy as np
+
+        if self.semi_supervised:
+            probs = self.inference_model(model).predict(data.x_test, batch_size=512, verbose=0)
+            return {"test_accuracy": float(np.mean(probs.argmax(axis=1) == data.y_test))}
         loss, accuracy = model.evaluate(data.x_test, data.y_test, batch_size=512, verbose=0)[:2]
         return {"test_accuracy": float(accuracy), "test_loss": float(loss)}
 
@@ -146,5 +221,21 @@ CLASSIFIER_SPACES = {
         "learning_rate": (1e-3, 1e-2),
         "weight_decay": (1e-5, 1e-3),
         "batch_size": [16, 32],
+    },
+    # The semi-supervised classifier: the weights of its terms with 480 labels (1% of
+    # Fashion-MNIST's training split) and every training image unlabelled.
+    "semi_supervised": {
+        "labels": 480,
+        "unlabelled_ratio": 4,
+        "features": ["conv2", "conv3", "dense1"],
+        "hidden_units": [128, 256],
+        "dropout": (0.2, 0.6, 0.1),
+        "learning_rate": (3e-4, 3e-3),
+        "weight_decay": (1e-5, 1e-3),
+        "reconstruction_weight": (0.1, 10.0),
+        "consistency": ["pseudo_label", "mean_squared"],
+        "consistency_weight": (0.3, 3.0),
+        "pseudo_label_threshold": (0.8, 0.98),
+        "batch_size": [32],
     },
 }
