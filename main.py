@@ -43,7 +43,7 @@ def main(argv=None) -> int:
         print(f"main.py: error: KERAS_BACKEND={backend!r} is not a backend; valid: "
               f"{', '.join(BACKENDS)}", file=sys.stderr)
         return 2
-    from runtime.errors import UserError
+    from cli.errors import UserError
 
     from runtime.acceleration import turn_off
     from startup import start
@@ -57,7 +57,7 @@ def main(argv=None) -> int:
         turn_off()  # for this process and every process it starts
     start(argv, backend or "tensorflow")
     from runtime.compute import ComputeConfig, configure, task_scope
-    from runtime.options import from_args
+    from cli.options import from_args
     from storage import run_folder
     try:
         if hasattr(args, "precision"):  # a training task: dtype policy, devices

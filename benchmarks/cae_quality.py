@@ -48,7 +48,7 @@ def main(argv=None) -> int:
     cae_argv = argv[argv.index("--") + 1:] if "--" in argv else []
     own_argv = argv[:argv.index("--")] if "--" in argv else argv
 
-    from runtime.args import positive_float
+    from cli.args import positive_float
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget-s", type=positive_float, default=600.0,
@@ -64,7 +64,7 @@ def main(argv=None) -> int:
     import_tensorflow_quietly()
     from data.arguments import load_data
     from runtime.backend import seed_everything
-    from runtime.options import from_args
+    from cli.options import from_args
     from storage.files import write_json
     from tasks import cae
     from training.cae import train_cae

@@ -245,7 +245,7 @@ def json_object(text: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     from data.datasets import DATASETS
-    from runtime.args import positive_float, positive_int
+    from cli.args import positive_float, positive_int
 
     class OneLineErrorParser(argparse.ArgumentParser):
         def error(self, message):  # one line, exit 2, as main.py does

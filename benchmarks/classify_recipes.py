@@ -35,7 +35,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from data.arguments import DataConfig  # noqa: E402  (after the path)
-from runtime.options import add_options  # noqa: E402
+from cli.options import add_options  # noqa: E402
 
 # The sweep's starting point (no augmentation, plateau halving, shorter phases),
 # as overrides of the task's defaults (Settings', which are the sweep's outcome):

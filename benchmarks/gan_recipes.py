@@ -78,7 +78,7 @@ BASELINE = {"epochs": 5, "batch_size": 128}
 def main(argv=None):
     from configs.gan import GANConfig
     from training.gan import GANTraining
-    from runtime.options import add_options
+    from cli.options import add_options
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train-size", type=int, default=None)
@@ -96,7 +96,7 @@ def main(argv=None):
     import_tensorflow_quietly()
     from data.arguments import load_data
     from runtime.backend import backend_name, seed_everything
-    from runtime.options import from_args
+    from cli.options import from_args
     from tasks.gan import GanTaskConfig
     from training.gan import train_gan
 

@@ -32,7 +32,7 @@ def real_images(model_name: str, n: int):
     for the VAE, padded to (n, 32, 32, 1) in [-1, 1] for the GAN."""
     sys.path.insert(0, ROOT)
     from data.datasets import load_dataset
-    from runtime.errors import UserError
+    from cli.errors import UserError
 
     try:
         x = load_dataset("fashion_mnist", train_limit=n).x_train

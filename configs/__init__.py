@@ -1,2 +1,2 @@
 """Typed configs of the models, without Keras: their fields generate the
-command-line options (``runtime.options``), so ``--help`` stays fast."""
+command-line options (``cli.options``), so ``--help`` stays fast."""

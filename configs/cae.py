@@ -6,8 +6,8 @@ import dataclasses
 import json
 
 from configs import checks
-from runtime.args import non_negative_float, positive_int, rate
-from runtime.options import option
+from cli.args import non_negative_float, positive_int, rate
+from cli.options import option
 
 IMAGE_SHAPE = (28, 28, 1)
 
@@ -15,7 +15,7 @@ IMAGE_SHAPE = (28, 28, 1)
 @dataclasses.dataclass
 class CAEConfig:
     """Hyperparameters of the CAE; each option field is also a command-line
-    option of the tasks that train one (:mod:`runtime.options`)."""
+    option of the tasks that train one (:mod:`cli.options`)."""
 
     latent_dim: int = option(10, type=positive_int, help="size of the latent code")
     conv_filters: tuple = option(

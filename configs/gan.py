@@ -6,8 +6,8 @@ from __future__ import annotations
 import dataclasses
 
 from configs import checks
-from runtime.args import positive_int
-from runtime.options import option
+from cli.args import positive_int
+from cli.options import option
 
 
 @dataclasses.dataclass

@@ -6,8 +6,8 @@ from __future__ import annotations
 import dataclasses
 
 from data.datasets import DATASETS, DEFAULT_VAL_SIZE, DIGITS_DATA_DIR
-from runtime.args import positive_int, random_seed
-from runtime.options import option
+from cli.args import positive_int, random_seed
+from cli.options import option
 
 
 @dataclasses.dataclass

@@ -21,7 +21,7 @@ import subprocess
 
 import numpy as np
 
-from runtime.errors import UserError
+from cli.errors import UserError
 
 DATASETS = ("fashion_mnist", "mnist", "digits")
 

@@ -31,7 +31,7 @@ from keras import ops
 
 from models import train_steps
 from models.phased import PhasedModel
-from runtime.errors import check_losses_finite
+from cli.errors import check_losses_finite
 
 WIDTH = 256  # units of each hidden layer
 DEPTH = 3  # hidden layers

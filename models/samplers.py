@@ -279,7 +279,7 @@ class FlowSampler(PriorSampler):
         velocity = load_keras_model(os.path.join(folder, cls.FILE), "flow velocity network")
         shapes = velocity.input_shape if isinstance(velocity.input_shape, list) else []
         if len(shapes) != 2 or tuple(shapes[1]) != (None, 1):
-            from runtime.errors import UserError
+            from cli.errors import UserError
             raise UserError(f"{cls.FILE} in {folder!r} holds no flow velocity network (inputs "
                             f"[codes, time]); refit it (--refit)")
         check_dim(int(shapes[0][-1]), dim, cls.FILE)
@@ -298,7 +298,7 @@ CLASSES = {c.name: c for c in (PriorSampler, GaussianSampler, MixtureSampler,
 
 
 def check_dim(got: int, dim: int, file: str) -> None:
-    from runtime.errors import UserError
+    from cli.errors import UserError
     if got != dim:
         raise UserError(f"the sampler {file} has dimension {got}, the decoder takes {dim}; "
                         f"refit it (--refit)")

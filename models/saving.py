@@ -19,7 +19,7 @@ import zipfile
 import keras
 
 from models.classifier import SmoothedSparseCrossentropy
-from runtime.errors import UserError
+from cli.errors import UserError
 from storage.files import _atomic
 
 

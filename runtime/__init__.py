@@ -1,3 +1,3 @@
-"""Floor 0: what every layer needs and that needs no project package: the one-line
-error (``errors``), argparse types (``args``), the backend's name and seeding
-(``backend``), precision and devices (``compute``), TensorFlow's quiet import."""
+"""Floor 1: what the process runs on: the backend's name and seeding
+(``backend``), precision, devices and distribution (``compute``), the
+acceleration switch (``acceleration``) and TensorFlow's quiet import (``quiet``)."""

@@ -28,9 +28,9 @@ import dataclasses
 import functools
 import os
 
-from runtime.args import positive_int
-from runtime.errors import UserError
-from runtime.options import option
+from cli.args import positive_int
+from cli.errors import UserError
+from cli.options import option
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 STRATEGIES = ("none", "data_parallel")

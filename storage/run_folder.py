@@ -32,8 +32,8 @@ import re
 import shutil
 import tempfile
 
-from runtime.errors import UserError
-from runtime.options import option
+from cli.errors import UserError
+from cli.options import option
 
 RUN_MARK = ".run.json"
 KINDS = ("files", "folders", "runs")  # the marker's lists; see the module's docstring

@@ -30,7 +30,7 @@ import time
 import keras
 import numpy as np
 
-from runtime.errors import UserError
+from cli.errors import UserError
 from storage.files import _atomic, read_json, write_json
 from storage.run_folder import record
 

@@ -21,7 +21,7 @@ import traceback
 
 from data.arguments import DataConfig
 from runtime.compute import ComputeConfig
-from runtime.options import add_config, from_args, option, same_option, section, to_dict
+from cli.options import add_config, from_args, option, same_option, section, to_dict
 from storage.files import write_json, write_text
 from storage.run_folder import OutputConfig
 
@@ -122,7 +122,7 @@ def step_argv(step: Step, root: str, config: AllConfig) -> list:
 
 
 def select_steps(spec: str | None) -> list:
-    from runtime.errors import UserError
+    from cli.errors import UserError
 
     if spec is None:
         return list(STEPS)
@@ -204,7 +204,7 @@ def run_study(config: AllConfig) -> str:
 
     import keras
 
-    from runtime.errors import UserError
+    from cli.errors import UserError
     from storage.run_folder import make_run_dir, task_of
     from training.phases import PhasedRun, resume_folder
 
@@ -257,7 +257,7 @@ def run_study(config: AllConfig) -> str:
 
 def run_step(step: Step, root: str, config: AllConfig, parser, failed: set) -> dict:
     """Runs one step (adding its name to ``failed`` if it fails); its summary row."""
-    from runtime.errors import UserError
+    from cli.errors import UserError
     from storage.run_folder import task_of
 
     start = time.perf_counter()

@@ -8,7 +8,7 @@ import os
 from configs.cae import CAEConfig
 from data.arguments import DataConfig
 from runtime.compute import ComputeConfig
-from runtime.options import add_config, from_args, option, section, to_dict
+from cli.options import add_config, from_args, option, section, to_dict
 from storage.run_folder import OutputConfig, verbose_option
 from training.cae import CAETraining
 

@@ -16,9 +16,9 @@ import os
 import subprocess
 import sys
 
-from runtime.args import positive_float
-from runtime.errors import UserError
-from runtime.options import add_config, from_args, option
+from cli.args import positive_float
+from cli.errors import UserError
+from cli.options import add_config, from_args, option
 
 HELP = "print the Keras backend, package versions and the devices each backend sees"
 

@@ -24,8 +24,8 @@ import shutil
 import tempfile
 import warnings
 
-from runtime.errors import UserError
-from runtime.options import add_config, from_args, option
+from cli.errors import UserError
+from cli.options import add_config, from_args, option
 from runtime.quiet import import_tensorflow_quietly
 
 HELP = "export a saved inference model (.keras) to ONNX or a TensorFlow SavedModel"

@@ -18,8 +18,8 @@ import dataclasses
 import os
 
 from data.arguments import DataConfig
-from runtime.args import positive_int
-from runtime.options import add_config, from_args, option, section
+from cli.args import positive_int
+from cli.options import add_config, from_args, option, section
 from storage.run_folder import OutputConfig
 from training.sampler_source import SamplerConfig
 
@@ -71,7 +71,7 @@ def generate(config: GenerateConfig) -> str:
     from data.arguments import load_data
     from plots.figures import image_grid
     from runtime.backend import seed_everything
-    from runtime.errors import UserError
+    from cli.errors import UserError
     from storage.run_folder import make_run_dir
     from training.sampler_source import load_sampler
 

@@ -8,8 +8,8 @@ import os
 import time
 
 from data.arguments import DataConfig
-from runtime.args import non_negative_int, positive_int
-from runtime.options import add_config, from_args, option, section, to_dict
+from cli.args import non_negative_int, positive_int
+from cli.options import add_config, from_args, option, section, to_dict
 from storage.run_folder import OutputConfig
 from training.sampler_source import SamplersConfig
 
@@ -133,7 +133,7 @@ def coverage_figure(rows: dict, class_names, path: str) -> str:
 
 def load_samplers(models: ScoredModels, config: SamplersConfig, data, seed: int = 0) -> dict:
     """{row name: image sampler} for every given model and each sampler fitting it."""
-    from runtime.errors import UserError
+    from cli.errors import UserError
     from training.sampler_source import VALID, load_sampler
 
     samplers = {}
@@ -220,7 +220,7 @@ def quality(config: QualityConfig) -> str:
     from evaluation.sample_quality import average_scores, featurize, score
     from plots.figures import image_rows
     from runtime.backend import backend_name, seed_everything
-    from runtime.errors import UserError
+    from cli.errors import UserError
     from storage.files import write_json, write_text
     from storage.run_folder import make_run_dir
 

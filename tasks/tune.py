@@ -15,9 +15,9 @@ import sys
 import time
 
 from data.arguments import DataConfig
-from runtime.args import positive_float, positive_int
+from cli.args import positive_float, positive_int
 from runtime.compute import ComputeConfig
-from runtime.options import add_config, from_args, option, section, to_dict
+from cli.options import add_config, from_args, option, section, to_dict
 from storage.run_folder import OutputConfig
 from tuning.distributed import ROLES, parse_address
 
@@ -156,7 +156,7 @@ def _check_search(out: str, settings: dict) -> bool:
     Returns:
         True when ``out`` already held this search (a resume).
     """
-    from runtime.errors import UserError
+    from cli.errors import UserError
     from storage.files import read_json, write_json
 
     path = os.path.join(out, "search.json")
@@ -256,7 +256,7 @@ def retrain_best(hypermodel, best_values: dict, data, out: str, epochs: int, pat
 
 def check_model_options(search: SearchConfig, inputs: ModelInputs) -> None:
     """One-line errors for options that do not fit ``--model`` (before any work)."""
-    from runtime.errors import UserError
+    from cli.errors import UserError
     from tuning.hypermodels import HYPERMODELS
 
     model = search.model
@@ -275,7 +275,7 @@ def check_model_options(search: SearchConfig, inputs: ModelInputs) -> None:
 
 def make_hypermodel(config: TuneConfig, data, out: str):
     """The hypermodel of ``--model``, with what it needs (an encoder, a domain classifier)."""
-    from runtime.errors import UserError
+    from cli.errors import UserError
     from tuning.hypermodels import HYPERMODELS
 
     search, inputs, seed = config.search, config.inputs, config.data.seed
@@ -299,7 +299,7 @@ def load_encoder(path: str):
     """The encoder in a CAE or encoder ``.keras`` file; one line (exit 2) if none."""
     from models.classifier import encoder_from_model
     from models.saving import load_keras_model
-    from runtime.errors import UserError
+    from cli.errors import UserError
 
     model = load_keras_model(path, "--encoder")
     try:
@@ -365,7 +365,7 @@ def _run_local_workers(config: TuneConfig, argv: list) -> str:
     """``--local-workers N``: this process starts and watches the chief and workers,
     each a ``main.py`` process given ``argv`` (this one's command line) without
     ``--local-workers`` and ``--out``."""
-    from runtime.errors import UserError
+    from cli.errors import UserError
     from storage.run_folder import make_run_dir
     from tuning.local_workers import run_local, without_option
 
@@ -415,7 +415,7 @@ def tune(config: TuneConfig, argv: list | None = None) -> str:
     from data.arguments import load_data
     from runtime.backend import backend_name, seed_everything
     from runtime.compute import describe
-    from runtime.errors import UserError
+    from cli.errors import UserError
     from storage.files import write_json
     from storage.run_folder import make_run_dir
     from tuning import dashboard, distributed, results

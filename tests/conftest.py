@@ -54,7 +54,7 @@ def _seed():
 def real_data_or_skip(name="fashion_mnist", **kwargs):
     """Loads real data; where none is installed, skips, unless CI requires it."""
     from data.datasets import load_dataset
-    from runtime.errors import UserError
+    from cli.errors import UserError
 
     try:
         return load_dataset(name, **kwargs)

@@ -86,7 +86,7 @@ def test_compute_options_reach_the_training_steps(tmp_path, monkeypatch):
 def test_ctrl_c_prints_the_command_that_continues_the_study(tmp_path, monkeypatch, capsys):
     import keras
 
-    from runtime.errors import UserError
+    from cli.errors import UserError
 
     def interrupt(args):
         raise KeyboardInterrupt

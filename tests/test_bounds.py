@@ -18,7 +18,7 @@ BACKEND = keras.backend.backend()
 @pytest.mark.backend_independent
 class TestLocalWorkers:
     def test_at_most_one_worker_per_cpu_core_without_a_gpu(self):
-        from runtime.errors import UserError
+        from cli.errors import UserError
         from tuning.local_workers import check_worker_count, cpu_cores
 
         cores = cpu_cores()
@@ -28,7 +28,7 @@ class TestLocalWorkers:
             check_worker_count(cores + 1, gpus=[])
 
     def test_at_most_one_worker_per_gpu(self):
-        from runtime.errors import UserError
+        from cli.errors import UserError
         from tuning.local_workers import check_worker_count
 
         check_worker_count(2, gpus=["0", "3"])
@@ -66,7 +66,7 @@ class TestCpuDevices:
                     reason="torch refuses --cpu-devices for its backend first")
 def test_cpu_devices_without_distribute_is_refused():
     from runtime import compute
-    from runtime.errors import UserError
+    from cli.errors import UserError
 
     with pytest.raises(UserError, match="--cpu-devices 2 simulates devices for "
                                         "--distribute data_parallel.*drop --cpu-devices"):
@@ -93,7 +93,7 @@ class TestQuality:
 def test_more_mixture_components_than_codes_is_one_line(tmp_path, tiny_images):
     from models.cae import CAEConfig, build_cae
     from models.saving import save_model
-    from runtime.errors import UserError
+    from cli.errors import UserError
     from training.sampler_source import load_sampler
 
     path = save_model(build_cae(CAEConfig(conv_filters=(2, 2, 2), dense_units=4,
@@ -114,7 +114,7 @@ def test_more_mixture_components_than_codes_is_one_line(tmp_path, tiny_images):
 @pytest.mark.backend_independent
 class TestDoctor:
     def test_fails_when_no_backend_runs(self):
-        from runtime.errors import UserError
+        from cli.errors import UserError
         from tasks.doctor import check_usable
 
         broken = {name: {"error": "ImportError"} for name in ("tensorflow", "jax", "torch")}
@@ -122,7 +122,7 @@ class TestDoctor:
             check_usable("jax", broken)
 
     def test_fails_when_the_backend_in_use_cannot_run(self):
-        from runtime.errors import UserError
+        from cli.errors import UserError
         from tasks.doctor import check_usable
 
         probes = {"tensorflow": {"error": "no module"}, "jax": {"devices": ["CPU:0"]},

@@ -41,7 +41,7 @@ class TestBadInput:
 
     def test_cpu_devices_with_a_gpu(self, monkeypatch):
         from runtime import compute
-        from runtime.errors import UserError
+        from cli.errors import UserError
 
         monkeypatch.setattr(compute, "_gpu_count", lambda backend: 1)
         with pytest.raises(UserError, match="--cpu-devices 2 simulates devices.*1 GPU"):

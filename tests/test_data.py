@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from data import datasets as data
-from runtime.errors import UserError
+from cli.errors import UserError
 
 pytestmark = pytest.mark.backend_independent  # see conftest.py
 

@@ -57,7 +57,7 @@ def test_denoise_end_to_end(tmp_path):
 @pytest.mark.backend_independent
 def test_denoise_options_reach_the_config():
     from data.noise_spec import EVAL_NOISES, parse_noise
-    from runtime.options import from_args
+    from cli.options import from_args
     from tasks.denoise import DenoiseConfig
     from tasks.registry import build_parser
 

@@ -185,7 +185,7 @@ def test_flow_settings_are_checked_by_the_configs():
 
 def test_a_fit_that_diverges_is_a_user_error():
     from models.samplers import FlowSampler
-    from runtime.errors import UserError
+    from cli.errors import UserError
 
     codes = np.random.default_rng(0).standard_normal((64, 2)).astype("float32")
     codes[5, 1] = np.nan  # e.g. a diverged encoder's codes

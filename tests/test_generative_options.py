@@ -10,7 +10,7 @@ import pytest
 from configs.gan import GANConfig
 from configs.vae import VAEConfig
 from data.arguments import DataConfig
-from runtime.options import from_args
+from cli.options import from_args
 from tasks.gan import GanTaskConfig
 from tasks.generate import GenerateConfig
 from tasks.quality import QualityConfig, ScoredModels

@@ -152,7 +152,7 @@ def test_bad_arguments(args, fragments):
 
 @pytest.mark.backend_independent
 def test_latent_options_reach_the_config():
-    from runtime.options import from_args
+    from cli.options import from_args
     from tasks.latent import LatentConfig
     from tasks.registry import build_parser
 

@@ -1,11 +1,11 @@
-"""Options generated from config dataclasses (runtime/options.py), on `classify`."""
+"""Options generated from config dataclasses (cli/options.py), on `classify`."""
 
 import argparse
 import dataclasses
 
 import pytest
 
-from runtime.options import (add_config, add_options, config_values, from_args, option,
+from cli.options import (add_config, add_options, config_values, from_args, option,
                              option_fields, section_fields)
 from tasks.classify.config import GROUPS, ClassifyConfig
 from training.cae import CAETraining

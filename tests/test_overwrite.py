@@ -124,7 +124,7 @@ class TestOverwrite:
 
     def test_refuses_a_folder_without_a_marker(self, tmp_path):
         """A user's own project folder: nothing in it is deleted, nothing written."""
-        from runtime.errors import UserError
+        from cli.errors import UserError
         from storage.run_folder import make_run_dir
 
         (tmp_path / "config.json").write_text('{"my": "project"}')
@@ -137,7 +137,7 @@ class TestOverwrite:
         assert sorted(os.listdir(tmp_path)) == ["config.json", "src"]
 
     def test_refuses_a_non_empty_folder_that_holds_no_run(self, tmp_path):
-        from runtime.errors import UserError
+        from cli.errors import UserError
         from storage.run_folder import make_run_dir
 
         (tmp_path / "notes.md").write_text("mine")
@@ -152,7 +152,7 @@ class TestOverwrite:
         assert make_run_dir("cae", str(tmp_path)) == str(tmp_path)
 
     def test_refuses_a_run_written_before_markers_listed_files(self, tmp_path):
-        from runtime.errors import UserError
+        from cli.errors import UserError
         from storage.run_folder import make_run_dir
 
         (tmp_path / ".run.json").write_text('{"task": "cae"}')

@@ -85,8 +85,8 @@ class TestStrictJson:
             "a": None, "b": [1.0, None], "c": None, "d": [2.0, None], "e": 3}
 
     def test_diverged_history_is_one_line_error(self):
-        from runtime.errors import check_losses_finite
-        from runtime.errors import UserError
+        from cli.errors import check_losses_finite
+        from cli.errors import UserError
 
         check_losses_finite({"loss": [1.0, 0.5], "val_accuracy": [float("nan")]}, "hint")
         with pytest.raises(UserError, match="val_loss became nan in epoch 2.*lower --lr"):
@@ -98,7 +98,7 @@ def test_idx_label_outside_the_classes_is_refused(tmp_path):  # item 8
     from test_data import make_idx_dir, write_idx
 
     from data.datasets import IDX_FILES, load_dataset
-    from runtime.errors import UserError
+    from cli.errors import UserError
 
     labels = make_idx_dir(tmp_path)["train_labels"]
     labels[3] = 200
@@ -111,7 +111,7 @@ def test_idx_label_outside_the_classes_is_refused(tmp_path):  # item 8
 @pytest.mark.backend_independent
 def test_text_file_named_keras_is_not_called_missing(tmp_path):
     from models.saving import load_keras_model
-    from runtime.errors import UserError
+    from cli.errors import UserError
 
     path = tmp_path / "model.keras"
     path.write_text("not a model")
@@ -122,7 +122,7 @@ def test_text_file_named_keras_is_not_called_missing(tmp_path):
 def test_quality_names_its_own_option_for_a_model_of_another_kind(tmp_path):
     from models.cae import CAEConfig, build_cae
     from models.saving import save_model
-    from runtime.errors import UserError
+    from cli.errors import UserError
     from training.sampler_source import load_sampler
 
     path = save_model(build_cae(CAEConfig(conv_filters=(2, 2, 2), dense_units=4,
@@ -178,7 +178,7 @@ def test_generate_refuses_a_grid_past_its_limit(tmp_path):  # item 14
 @pytest.mark.backend_independent
 class TestRunFolders:
     def test_another_run_is_refused_without_overwrite(self, tmp_path):
-        from runtime.errors import UserError
+        from cli.errors import UserError
         from storage.files import write_text
         from storage.run_folder import make_run_dir
 
@@ -193,7 +193,7 @@ class TestRunFolders:
         assert json.loads((tmp_path / "run" / ".run.json").read_text())["task"] == "vae"
 
     def test_run_written_before_the_mark_is_recognised(self, tmp_path):
-        from runtime.errors import UserError
+        from cli.errors import UserError
         from storage.run_folder import make_run_dir
 
         (tmp_path / "metrics.json").write_text('{"task": "gan"}')
@@ -235,7 +235,7 @@ class TestRunFolders:
 
     def test_resume_with_another_latent_dim_names_the_option(self, tmp_path):  # item 15
         from models.cae import CAEConfig
-        from runtime.errors import UserError
+        from cli.errors import UserError
         from training.cae import check_same_config
 
         (tmp_path / "config.json").write_text(CAEConfig(latent_dim=10).to_json())
@@ -573,7 +573,7 @@ class TestResumeFolder:
             capsys.readouterr().out
 
     def test_a_finished_run_is_not_resumed_nor_rerun(self, tmp_path):
-        from runtime.errors import UserError
+        from cli.errors import UserError
         from storage.run_folder import make_run_dir
         from training.resume import run_folder
 
@@ -586,7 +586,7 @@ class TestResumeFolder:
             run_folder("vae", out, resume=False, overwrite=False)
 
     def test_without_out_resume_takes_the_newest_run(self, tmp_path, monkeypatch):
-        from runtime.errors import UserError
+        from cli.errors import UserError
         from storage.training_backup import resume_folder
 
         monkeypatch.chdir(tmp_path)
@@ -597,7 +597,7 @@ class TestResumeFolder:
         assert resume_folder("vae", None) == os.path.join("runs", "vae", "20240102-000000")
 
     def test_other_settings_are_refused_naming_the_option(self, tmp_path):
-        from runtime.errors import UserError
+        from cli.errors import UserError
         from storage.training_backup import check_same_settings
 
         (tmp_path / "backup").mkdir()

@@ -111,7 +111,7 @@ def test_a_finished_phase_is_kept_and_only_its_own_backup_restored(tmp_path):
 
 @pytest.mark.backend_independent
 def test_resume_with_other_options_names_the_first_that_differs(tmp_path):
-    from runtime.errors import UserError
+    from cli.errors import UserError
     from training.phases import PhasedRun
 
     first = PhasedRun(str(tmp_path), resume=False)

@@ -157,7 +157,7 @@ class TestFeedAndOptions:
         assert np.array_equal(first[0], feed[0][0][1])  # an epoch's order is its own
 
     def test_fewer_labels_than_classes_is_refused(self):
-        from runtime.errors import UserError
+        from cli.errors import UserError
 
         with pytest.raises(UserError, match="9 labelled images of 9 classes"):
             check_labels(np.arange(9))

@@ -1,4 +1,4 @@
-"""Each command's options are generated from its typed config (runtime/options.py):
+"""Each command's options are generated from its typed config (cli/options.py):
 every default is written once, in a dataclass field, and ``--help`` states it."""
 
 import argparse
@@ -7,8 +7,8 @@ import importlib
 
 import pytest
 
-from runtime.errors import UserError
-from runtime.options import (add_config, default_text, from_args, option, option_fields,
+from cli.errors import UserError
+from cli.options import (add_config, default_text, from_args, option, option_fields,
                              same_option, section, section_fields, to_dict)
 
 pytestmark = pytest.mark.backend_independent

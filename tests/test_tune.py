@@ -136,7 +136,7 @@ def test_hyperband_caps_trials_and_continues_parent_weights(tmp_path, tiny_datas
 
 
 def test_unknown_tuner_and_bad_trials():
-    from runtime.errors import UserError
+    from cli.errors import UserError
 
     with pytest.raises(UserError, match="unknown tuner 'grid'"):
         make_tuner("grid", None, "val_mse", 1, "d", "p")

@@ -7,8 +7,8 @@ import dataclasses
 import os
 import time
 
-from runtime.args import positive_float, positive_int
-from runtime.options import option
+from cli.args import positive_float, positive_int
+from cli.options import option
 from training.resume import end_backup, start_backup
 
 EVAL_BATCH = 512  # images per validation and test batch: no gradients, so larger
@@ -149,7 +149,7 @@ def train_cae(data, config, out: str, training: CAETraining | None = None,
 def check_same_config(out: str, config) -> None:
     """UserError naming the first option that differs from the run's config.json."""
     from models.cae import CAEConfig
-    from runtime.errors import UserError
+    from cli.errors import UserError
     from storage.files import read_json
 
     try:

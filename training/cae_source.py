@@ -6,7 +6,7 @@ import dataclasses
 import os
 
 from configs.cae import CAEConfig
-from runtime.options import option, section
+from cli.options import option, section
 from training.cae import CAETraining
 
 
@@ -26,7 +26,7 @@ def load_cae(path: str):
     """(cae, encoder, decoder) from a ``.keras`` file; one-line UserError if it is no CAE."""
     from models.cae import split_cae
     from models.saving import load_keras_model
-    from runtime.errors import UserError
+    from cli.errors import UserError
 
     model = load_keras_model(path, "CAE")
     try:

@@ -18,7 +18,7 @@ from models.classifier import (build_augmentation, build_baseline, build_classif
                                build_head, compile_classifier, feature_model, trainable_parameters,
                                unfreeze_encoder)
 from runtime.backend import layer_seed
-from runtime.errors import check_losses_finite
+from cli.errors import check_losses_finite
 from training.classifier_config import Settings
 
 

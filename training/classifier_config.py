@@ -1,6 +1,6 @@
 """How the three classifiers of ``classify`` are trained: :class:`Settings`, the
 typed config whose option fields generate the task's command-line options
-(:mod:`runtime.options`), so each default is written once, here. No Keras."""
+(:mod:`cli.options`), so each default is written once, here. No Keras."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import argparse
 import dataclasses
 import math
 
-from runtime.args import non_negative_float, positive_float, positive_int, probability, rate
-from runtime.options import option
+from cli.args import non_negative_float, positive_float, positive_int, probability, rate
+from cli.options import option
 
 LR_SCHEDULES = ("plateau", "cosine")
 FEATURE_LAYERS = ("code", "dense1", "conv3", "conv2")  # models.classifier.FEATURES

@@ -9,8 +9,8 @@ import os
 import time
 
 from configs import checks
-from runtime.args import positive_float, positive_int, rate
-from runtime.options import option
+from cli.args import positive_float, positive_int, rate
+from cli.options import option
 from training.resume import end_backup, start_backup
 
 

@@ -26,7 +26,7 @@ import os
 import shutil
 
 from runtime.backend import layer_seed
-from runtime.errors import UserError
+from cli.errors import UserError
 from storage.files import read_json, write_json
 
 BACKUP = "backup"
@@ -70,7 +70,7 @@ class PhasedRun:
     # ----------------------------------------------------------- the options
 
     def check_options(self, options: dict) -> None:
-        """On resume, refuses options (``runtime.options.to_dict`` of the task's
+        """On resume, refuses options (``cli.options.to_dict`` of the task's
         config) that differ from those the run started with; they are recorded
         when the first phase starts (a run that fails before leaves no file)."""
         self.options = options

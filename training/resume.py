@@ -43,7 +43,7 @@ def end_backup(backup, seconds: float, lr: float) -> dict:
     """Adds ``fit``'s ``seconds`` to the run's wall time and returns the whole
     history (every epoch, the resumed ones too). A history that diverged is one
     line (``UserError``) and leaves no backup: nothing worth resuming."""
-    from runtime.errors import check_losses_finite
+    from cli.errors import check_losses_finite
 
     backup.add_wall_time(seconds)
     hist = backup.history

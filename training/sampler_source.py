@@ -10,8 +10,8 @@ import os
 import time
 
 from configs import checks
-from runtime.args import positive_int
-from runtime.options import option, same_option
+from cli.args import positive_int
+from cli.options import option, same_option
 
 # The latent samplers' names (models.samplers.CLASSES), here so that argparse
 # needs no Keras.
@@ -175,7 +175,7 @@ def identify(model, path: str):
     from models.cae import split_cae
     from models.gan import GAN
     from models.vae import VAE
-    from runtime.errors import UserError
+    from cli.errors import UserError
 
     if isinstance(model, VAE):
         return "vae", model.decoder
@@ -243,7 +243,7 @@ def load_sampler(path: str, gaussian: dict | None = None, sampler: str | None = 
     """
     from models import samplers
     from models.saving import load_keras_model
-    from runtime.errors import UserError
+    from cli.errors import UserError
 
     model = load_keras_model(path, "generator")
     kind, network = identify(model, path)
@@ -291,7 +291,7 @@ def load_sampler(path: str, gaussian: dict | None = None, sampler: str | None = 
 def encoder_from(codes_from: str, kind: str = "cae"):
     """The encoder in ``--codes-from`` (a whole CAE/VAE or its encoder.keras)."""
     from models.saving import load_keras_model
-    from runtime.errors import UserError
+    from cli.errors import UserError
 
     encoder = encoder_of(load_keras_model(codes_from, "--codes-from model"))
     if encoder is None:
@@ -302,7 +302,7 @@ def encoder_from(codes_from: str, kind: str = "cae"):
 
 def check_valid(name: str, kind: str) -> None:
     """UserError unless sampler ``name`` applies to a ``kind`` model."""
-    from runtime.errors import UserError
+    from cli.errors import UserError
     if name not in VALID[kind]:
         raise UserError(f"--sampler {name!r} does not fit a {kind.upper()}; valid for a "
                         f"{kind.upper()}: {', '.join(VALID[kind])}")

@@ -20,7 +20,7 @@ import numpy as np
 from accel import accelerate
 from models.semi_supervised import build_semi_supervised
 from runtime.backend import layer_seed
-from runtime.errors import UserError, check_losses_finite
+from cli.errors import UserError, check_losses_finite
 from training.classifier import EpochClock, clone_encoder, evaluate
 from training.classifier_config import Settings
 from training.semi_supervised_config import SemiSupervisedSettings

@@ -1,14 +1,14 @@
 """How the semi-supervised classifier of ``classify`` is trained:
 :class:`SemiSupervisedSettings`, whose option fields are the task's command-line
-options (:mod:`runtime.options`). No Keras, so ``--help`` stays fast."""
+options (:mod:`cli.options`). No Keras, so ``--help`` stays fast."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
 
-from runtime.args import non_negative_float, positive_float, positive_int, probability
-from runtime.options import option
+from cli.args import non_negative_float, positive_float, positive_int, probability
+from cli.options import option
 
 CONSISTENCY = ("pseudo_label", "mean_squared", "none")  # models.semi_supervised.CONSISTENCY
 STARTS = ("encoder", "scratch")

@@ -8,8 +8,8 @@ import os
 import time
 
 from configs import checks
-from runtime.args import positive_float, positive_int
-from runtime.options import option
+from cli.args import positive_float, positive_int
+from cli.options import option
 from training.resume import end_backup, start_backup
 
 EVAL_BATCH = 512  # images per validation and test batch: no gradients, so larger

@@ -15,7 +15,7 @@ import os
 import socket
 import time
 
-from runtime.errors import UserError
+from cli.errors import UserError
 
 ROLES = ("chief", "worker")
 

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 
-from runtime.errors import UserError
+from cli.errors import UserError
 from storage.run_folder import record
 
 

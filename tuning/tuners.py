@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runtime.errors import UserError
+from cli.errors import UserError
 
 TUNERS = ("random", "bayesian", "hyperband")
 

@@ -21,7 +21,7 @@ import dataclasses
 import os
 import time
 
-from runtime.options import from_args, to_dict
+from cli.options import from_args, to_dict
 from tasks.classify.config import ClassifyConfig
 from tasks.classify.config import add_arguments as add_config_arguments
 
@@ -40,7 +40,7 @@ def get_encoder(config: ClassifyConfig, data, out: str, run):
     from models.cae import CAEConfig, split_cae
     from models.classifier import encoder_from_model, feature_model
     from models.saving import load_keras_model
-    from runtime.errors import UserError
+    from cli.errors import UserError
 
     settings = config.settings
     if config.encoder is not None:

@@ -1,7 +1,7 @@
 """The ``classify`` task's config: the shared data, compute and output sections,
 its own options, and the classifiers' training
 :class:`~training.classifier_config.Settings`. The command-line options are
-generated from them (:mod:`runtime.options`)."""
+generated from them (:mod:`cli.options`)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import dataclasses
 
 from data.arguments import DataConfig
 from data.label_subsets import count_list, fraction_list
-from runtime.args import positive_int
+from cli.args import positive_int
 from runtime.compute import ComputeConfig
-from runtime.options import add_options, option, option_fields, same_option, section
+from cli.options import add_options, option, option_fields, same_option, section
 from storage.run_folder import OutputConfig, verbose_option
 from training.cae import CAETraining
 from training.classifier_config import Settings

@@ -23,7 +23,7 @@ def check_label_counts(counts: list, labels) -> list:
     """
     import numpy as np
 
-    from runtime.errors import UserError
+    from cli.errors import UserError
 
     classes = len(np.unique(labels))
     kept = []

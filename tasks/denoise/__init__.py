@@ -9,9 +9,9 @@ import zlib
 
 from data.arguments import DataConfig
 from data.noise_spec import parse_noise_list
-from runtime.args import int_list
+from cli.args import int_list
 from runtime.compute import ComputeConfig
-from runtime.options import add_config, from_args, option, section, to_dict
+from cli.options import add_config, from_args, option, section, to_dict
 from storage.run_folder import OutputConfig, verbose_option
 from training.cae_source import CAESource
 

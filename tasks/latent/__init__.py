@@ -6,8 +6,8 @@ import dataclasses
 import os
 
 from data.arguments import DataConfig
-from runtime.args import int_list, positive_int
-from runtime.options import add_config, from_args, option, section, to_dict
+from cli.args import int_list, positive_int
+from cli.options import add_config, from_args, option, section, to_dict
 from storage.run_folder import OutputConfig, verbose_option
 from training.cae_source import CAESource
 

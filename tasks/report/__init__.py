@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 import os
 
-from runtime.options import add_config, from_args, option
+from cli.options import add_config, from_args, option
 
 HELP = "one self-contained HTML page (figures inline) with every run under a folder"
 
@@ -34,7 +34,7 @@ def build_report(runs_dir: str, out: str | None = None) -> str:
     Raises:
         UserError: ``runs_dir`` is not a folder, holds no run, or ``out`` is not writable.
     """
-    from runtime.errors import UserError
+    from cli.errors import UserError
     from storage.files import write_text
     from tasks.report.discovery import discover_runs
     from tasks.report.html import render_report

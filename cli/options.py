@@ -169,8 +169,8 @@ def from_args(config_cls, args: argparse.Namespace, **overrides):
     """The config of parsed arguments: each option field from ``args``, each
     section built the same way; ``overrides`` replace fields. A value the
     config refuses (``ValueError`` in ``__post_init__``) becomes a one-line
-    :class:`~runtime.errors.UserError`."""
-    from runtime.errors import UserError
+    :class:`~cli.errors.UserError`."""
+    from cli.errors import UserError
 
     values = config_values(config_cls, args)
     for name, field in section_fields(config_cls).items():
