@@ -15,18 +15,19 @@ from tasks.registry import BACKENDS, build_parser
 
 
 def interrupted_hint(args, folders) -> str:
-    """How to continue an interrupted run, for the Ctrl-C message."""
-    if args.task == "tune":
-        return "; run the same command again to continue the search"
+    """How to continue an interrupted run, for the Ctrl-C message (called once the
+    unfinished folders are discarded): a task with ``--resume`` whose run folder
+    is still there continues with ``--resume --out`` it; otherwise nothing was
+    kept, and the same command starts again."""
     if not hasattr(args, "resume"):
         return ""
-    from storage.training_backup import has_backup
+    from storage.run_folder import task_of
 
     for folder in folders:
-        if folder and has_backup(os.path.join(folder, "backup")):
+        if folder and task_of(folder) == args.task:
             return (f"; continue it with: python3 main.py {args.task} --resume --out {folder} "
                     f"(and the same options)")
-    return "; no epoch had finished, so there is nothing to resume"
+    return "; nothing was saved: run the same command again to start over"
 
 
 def main(argv=None) -> int:
@@ -69,8 +70,9 @@ def main(argv=None) -> int:
         print(f"main.py {args.task}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        hint = interrupted_hint(args, run_folder.created_runs() or [args.out])
-        run_folder.discard_unfinished()
+        folders = run_folder.created_runs() or [getattr(args, "out", None)]
+        run_folder.discard_unfinished()  # first: a folder left holds what can be resumed
+        hint = interrupted_hint(args, folders)
         print(f"\nmain.py {args.task}: interrupted{hint}", file=sys.stderr)
         return 130
     except BaseException:

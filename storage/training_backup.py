@@ -283,14 +283,6 @@ def has_backup(folder: str) -> bool:
     return bool(_committed_epochs(folder))
 
 
-def _newest_run(task: str) -> str | None:
-    root = os.path.join("runs", task)
-    if not os.path.isdir(root):
-        return None
-    runs = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
-    return os.path.join(root, runs[-1]) if runs else None
-
-
 def _finished(folder: str) -> bool:
     """Whether ``folder``'s run wrote its metrics and then removed its backup."""
     return (os.path.isfile(os.path.join(folder, "metrics.json"))
@@ -298,20 +290,24 @@ def _finished(folder: str) -> bool:
 
 
 def resume_folder(task: str, out: str | None) -> str:
-    """The folder ``task --resume [--out out]`` trains in: ``out``, else the newest
-    run folder under ``runs/<task>``. A run with a backup continues from it; a run
-    stopped before it saved its first epoch (or a folder not made yet) trains
-    from the start. UserError for a finished run, or no run to name."""
+    """The folder ``task --resume --out out`` continues, the one rule of every
+    resumable task: ``--out`` must name an existing folder (the interrupted
+    run's). UserError otherwise."""
     if out is None:
-        out = _newest_run(task)
-        if out is None:
-            raise UserError(f"--resume found no run under runs/{task}; give the run folder "
-                            f"with --out")
+        raise UserError(f"--resume needs --out DIR, the folder of the {task} run to continue")
+    if not os.path.isdir(out):
+        raise UserError(f"--resume: {out!r} is no folder; give the folder of the interrupted "
+                        f"{task} run, or leave out --resume to start a new run")
+    return out
+
+
+def check_not_finished(task: str, out: str) -> None:
+    """A single training's finished run (its metrics written, its backup removed)
+    is not resumed: UserError saying how to train it again."""
     if _finished(out):
         raise UserError(f"--resume: {out!r} holds a finished {task} run (its metrics.json "
                         f"is written, no backup is left); give another --out, or "
                         f"--overwrite to train it again")
-    return out
 
 
 def never_saved(folder: str | None) -> bool:

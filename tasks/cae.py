@@ -26,8 +26,8 @@ class CaeTaskConfig:
     output: OutputConfig = section(OutputConfig, "output")
     resume: bool = option(
         False, action="store_true",
-        help="continue an interrupted run from its last finished epoch; give the "
-             "interrupted run's folder with --out (else the newest folder under runs/cae)")
+        help="continue the interrupted run in --out (an existing folder) from its last "
+             "finished epoch")
     verbose: int = verbose_option()
 
 

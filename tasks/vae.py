@@ -27,8 +27,8 @@ class VaeTaskConfig:
     output: OutputConfig = section(OutputConfig, "output")
     resume: bool = option(
         False, action="store_true",
-        help="continue an interrupted run from its last finished epoch; give the "
-             "interrupted run's folder with --out (else the newest folder under runs/vae)")
+        help="continue the interrupted run in --out (an existing folder) from its last "
+             "finished epoch")
 
 
 def add_arguments(parser) -> None:

@@ -244,17 +244,24 @@ class TestRunFolders:
                                             "with --latent-dim 10"):
             check_same_config(str(tmp_path), CAEConfig(latent_dim=5))
 
-    def test_ctrl_c_message_says_how_to_resume(self, tmp_path):
+    @pytest.mark.parametrize("task", ["cae", "vae", "gan", "denoise", "classify", "latent",
+                                      "tune"])
+    def test_ctrl_c_message_says_how_to_resume(self, tmp_path, task):
         import argparse
 
         from main import interrupted_hint
+        from storage.run_folder import make_run_dir
 
-        args = argparse.Namespace(task="cae", resume=False)
-        assert "nothing to resume" in interrupted_hint(args, [str(tmp_path)])
-        (tmp_path / "backup").mkdir()
-        (tmp_path / "backup" / "epoch-0002.json").write_text("{}")
-        assert (f"python3 main.py cae --resume --out {tmp_path}"
-                in interrupted_hint(args, [str(tmp_path)]))
+        args = argparse.Namespace(task=task, resume=False)
+        run = str(tmp_path / "run")
+        assert "nothing was saved: run the same command again" in interrupted_hint(args, [run])
+        make_run_dir(task, run)  # a folder the failed run's clean-up kept: it saved something
+        assert interrupted_hint(args, [run]) == (
+            f"; continue it with: python3 main.py {task} --resume --out {run} "
+            f"(and the same options)")
+        assert "nothing was saved" in interrupted_hint(
+            argparse.Namespace(task="cae" if task != "cae" else "vae", resume=False), [run])
+        assert interrupted_hint(argparse.Namespace(task="export"), [run]) == ""
 
 
 # ------------------------------------------------ fault injection (items 1, 2, 4)
@@ -585,16 +592,26 @@ class TestResumeFolder:
         with pytest.raises(UserError, match="--out .* holds an earlier vae run"):
             run_folder("vae", out, resume=False, overwrite=False)
 
-    def test_without_out_resume_takes_the_newest_run(self, tmp_path, monkeypatch):
+    @pytest.mark.parametrize("task", ["cae", "vae", "gan", "denoise", "classify", "latent",
+                                      "tune", "all"])
+    def test_resume_needs_the_folder_of_the_run(self, tmp_path, monkeypatch, task):
+        """One rule for every resumable task: --resume needs --out, an existing folder."""
         from cli.errors import UserError
-        from storage.training_backup import resume_folder
+        from training.phases import resume_folder as phases_folder
+        from training.resume import run_folder
 
         monkeypatch.chdir(tmp_path)
-        with pytest.raises(UserError, match="found no run under runs/vae; give the run"):
-            resume_folder("vae", None)
-        for stamp in ("20240101-000000", "20240102-000000"):
-            (tmp_path / "runs" / "vae" / stamp).mkdir(parents=True)
-        assert resume_folder("vae", None) == os.path.join("runs", "vae", "20240102-000000")
+        (tmp_path / "runs" / task / "20240102-000000").mkdir(parents=True)  # not guessed
+        resume = ((lambda out: run_folder(task, out, resume=True, overwrite=False))
+                  if task in ("cae", "vae", "gan") else
+                  (lambda out: phases_folder(task, out, resume=True)))
+        with pytest.raises(UserError, match=f"^--resume needs --out DIR, the folder of the "
+                                            f"{task} run to continue$"):
+            resume(None)
+        with pytest.raises(UserError, match="'missing' is no folder; give the folder of the "
+                                            "interrupted .* or leave out --resume"):
+            resume("missing")
+        assert not (tmp_path / "missing").exists()
 
     def test_other_settings_are_refused_naming_the_option(self, tmp_path):
         from cli.errors import UserError

@@ -38,14 +38,9 @@ FREE_OPTIONS = ("out", "overwrite", "resume", "verbose")
 
 def resume_folder(task: str, out: str | None, resume: bool) -> str | None:
     """``--out`` checked for ``--resume``: it must name the interrupted run's folder."""
-    if not resume:
-        return out
-    if out is None:
-        raise UserError(f"--resume needs --out DIR, the folder of the {task} run to continue")
-    if not os.path.isdir(out):
-        raise UserError(f"--resume: {out!r} is no folder; give the folder of the interrupted "
-                        f"{task} run, or leave out --resume to start a new run")
-    return out
+    from storage.training_backup import resume_folder as resumed_folder
+
+    return resumed_folder(task, out) if resume else out
 
 
 def phase_seed(seed: int, index: int) -> int:

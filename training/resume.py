@@ -57,17 +57,19 @@ def run_folder(task: str, out: str | None, resume: bool, overwrite: bool) -> str
     """The run folder of a resumable training, made by
     :func:`storage.run_folder.make_run_dir`.
 
-    With ``resume``: ``out`` (default: the newest run of ``task``), which must not
-    hold a finished run; without a saved epoch there, training starts from the
+    With ``resume``: ``out``, an existing folder (``--resume`` needs ``--out``)
+    that must not hold a finished run; without a saved epoch there, training starts from the
     beginning (one line says so). Without ``resume``, a folder where a run of
     ``task`` stopped before it saved an epoch is trained in again from the start
     (one line says so): nothing there took time to make.
     """
     from storage.run_folder import make_run_dir, task_of
-    from storage.training_backup import has_backup, never_saved, resume_folder
+    from storage.training_backup import (check_not_finished, has_backup, never_saved,
+                                         resume_folder)
 
     if resume:
         out = resume_folder(task, out)
+        check_not_finished(task, out)
         if not has_backup(os.path.join(out, "backup")):
             print(f"{out} holds no saved epoch of a {task} run: training from the start",
                   flush=True)
