@@ -182,13 +182,21 @@ class TestFeedAndOptions:
 
 
 @pytest.mark.backend_independent
-def test_benchmark_refuses_bad_label_counts_in_one_line():
+@pytest.mark.parametrize("argv, message", [
+    (["--labels", "100,x"], "'x' is not a whole number"),
+    (["--lr", "0"], "--lr"),
+    (["--reconstruction-weight", "-1"], "--reconstruction-weight"),
+    (["--unlabelled-ratio", "0"], "--unlabelled-ratio"),
+    (["--unlabelled-ratio", "65"], "--unlabelled-ratio: 65 is more than 64"),
+])
+def test_benchmark_refuses_bad_options_in_one_line(argv, message):
     from conftest import ROOT
 
     script = os.path.join(ROOT, "benchmarks", "semi_supervised_labels.py")
-    result = subprocess.run([sys.executable, script, "--labels", "100,x"], capture_output=True,
+    result = subprocess.run([sys.executable, script, *argv], capture_output=True,
                             text=True, cwd=ROOT, timeout=120)
-    assert result.returncode == 2 and "'x' is not a whole number" in result.stderr
+    assert result.returncode == 2 and message in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 @pytest.mark.slow
