@@ -55,6 +55,15 @@ class TestCpuDevices:
         with pytest.raises(ValueError, match="--cpu-devices 65: at most 64"):
             ComputeConfig(distribute="data_parallel", cpu_devices=65)
 
+    def test_without_distribute_is_refused_not_ignored(self, monkeypatch):
+        from cli.errors import UserError
+        from runtime import compute
+
+        monkeypatch.setattr(compute, "_gpu_count", lambda backend: 0)
+        with pytest.raises(UserError, match="--cpu-devices 2 simulates devices for --distribute "
+                                            "data_parallel, and without it one device trains"):
+            compute.configure(compute.ComputeConfig(precision="float32", cpu_devices=2))
+
     def test_99999_is_refused_at_once_with_or_without_distribute(self):
         for extra in ([], ["--distribute", "data_parallel"]):
             result = run_main("--backend", "jax", "gan", "--dataset", "digits",
