@@ -102,9 +102,10 @@ def vae_figures(vae, data, out: str, hist: dict, seed: int) -> None:
     from runtime.backend import backend_name
 
     latent_dim, beta = vae.latent_dim, vae.beta
-    tag = f"latent {latent_dim}, beta {beta:g}, {backend_name()}"
+    tag = f"latent {latent_dim}, beta {beta:g}, {vae.likelihood}, {backend_name()}"
+    # A Gaussian's negative log-density falls below zero: no log axis for it.
     loss_curves(hist, os.path.join(out, "loss.png"), f"VAE training ({tag})",
-                "nats per image")
+                "nats per image", log_y=vae.likelihood == "bernoulli")
     idx = np.linspace(0, len(data.x_test) - 1, 10).astype(int)
     recon = vae.predict(data.x_test[idx], verbose=0)
     image_rows([data.x_test[idx], recon], ["test image", "reconstruction"],
@@ -144,8 +145,9 @@ def train(config: VaeTaskConfig) -> str:
     _, metrics = train_vae(data, config.vae, out, config.training, resume=config.resume,
                            verbose=config.verbose, seed=seed, run_config=to_dict(config),
                            figures=lambda vae, hist: vae_figures(vae, data, out, hist, seed))
-    print(f"test ELBO {metrics['test_elbo_nats']:.2f} nats (BCE "
-          f"{metrics['test_reconstruction_bce']:.2f}, KL {metrics['test_kl']:.2f}), "
+    print(f"test ELBO {metrics['test_elbo_nats']:.2f} nats, {metrics['likelihood']} "
+          f"likelihood (KL {metrics['test_kl']:.2f}; Bernoulli ELBO "
+          f"{metrics['test_elbo_bernoulli_nats']:.2f}, test MSE {metrics['test_mse']:.4f}), "
           f"{metrics['epochs']} epochs in {metrics['wall_time_s']:.0f} s on "
           f"{metrics['backend']}")
     return out

@@ -1,5 +1,6 @@
 """VAE and DCGAN: the per-backend train steps, saving, generating, sample quality."""
 
+import json
 import os
 import subprocess
 import sys
@@ -119,12 +120,75 @@ def test_gan_with_spectral_norm_and_ema_trains_on_every_backend(gan_images):
 @pytest.mark.slow
 def test_vae_loss_falls_on_real_images():
     data = real_data_or_skip("fashion_mnist", train_limit=256, test_limit=10)
-    vae = build_vae(latent_dim=2, width=8, seed=0)
+    vae = build_vae(latent_dim=2, width=8, likelihood="bernoulli", seed=0)
     vae.compile(optimizer=keras.optimizers.Adam(2e-3))
     history = vae.fit(data.x_train, epochs=5, batch_size=16, verbose=0).history
     # BCE summed over 784 pixels starts near 543 nats (sigmoid 0.5 everywhere).
     assert history["loss"][-1] < 0.85 * history["loss"][0]
     assert history["kl_loss"][-1] > 0.0
+
+
+def test_gaussian_likelihood_is_the_density_at_each_images_optimal_variance():
+    from scipy.stats import norm
+
+    from models.vae import MIN_VARIANCE, gaussian_nll
+
+    rng = np.random.default_rng(0)
+    images = rng.random((3, 28, 28, 1)).astype("float32")
+    means = np.clip(images + rng.normal(0, [[[[0.05]]], [[[0.1]]], [[[0.2]]]],
+                                        images.shape), 0, 1).astype("float32")
+    got = keras.ops.convert_to_numpy(gaussian_nll(keras.ops.convert_to_tensor(images),
+                                                  keras.ops.convert_to_tensor(means)))
+    for image, mean, nll in zip(images, means, got):
+        sigma = np.sqrt(np.mean((image - mean) ** 2) + MIN_VARIANCE)
+        expected = -norm.logpdf(image, mean, sigma).sum()
+        assert nll == pytest.approx(expected, rel=1e-4)
+    # No other variance gives the images a higher density than the optimal one.
+    for scale in (0.5, 2.0):
+        sigma = np.sqrt(np.mean((images[0] - means[0]) ** 2)) * scale
+        assert -norm.logpdf(images[0], means[0], sigma).sum() > got[0]
+
+
+def test_vae_files_saved_before_the_likelihood_load_as_bernoulli():
+    import copy
+
+    saved = keras.saving.serialize_keras_object(
+        build_vae(latent_dim=2, width=4, likelihood="gaussian", seed=1))
+    assert keras.saving.deserialize_keras_object(copy.deepcopy(saved)).likelihood == \
+        "gaussian"
+    del saved["config"]["likelihood"]
+    assert keras.saving.deserialize_keras_object(saved).likelihood == "bernoulli"
+
+
+def test_gaussian_vae_trains_and_its_files_load_with_plain_keras(tmp_path):
+    from configs.vae import VAEConfig
+    from data.arguments import DataConfig, load_data
+    from training.vae import VAETraining, train_vae
+
+    tiny = DataConfig(dataset="digits", train_size=256, test_size=32)
+    data = load_data(tiny)
+    vae, metrics = train_vae(data, VAEConfig(latent_dim=4, width=4, likelihood="gaussian"),
+                             str(tmp_path), VAETraining(epochs=3, batch_size=32, lr=3e-3),
+                             verbose=0)
+    history = json.loads((tmp_path / "history.json").read_text())
+    # The Gaussian's negative log-density falls as the reconstructions sharpen.
+    assert history["reconstruction_loss"][-1] < history["reconstruction_loss"][0]
+    assert metrics["likelihood"] == "gaussian"
+    # The trained likelihood's ELBO is named for it, not reported as a BCE.
+    assert "test_reconstruction_bce" not in metrics
+    assert metrics["test_elbo_nats"] == pytest.approx(
+        -(metrics["test_reconstruction_gaussian_nll"] + metrics["test_kl"]))
+    assert metrics["test_elbo_bernoulli_nats"] < 0 and np.isfinite(
+        metrics["test_elbo_gaussian_nats"])
+    z = np.random.default_rng(0).standard_normal((5, 4)).astype("float32")
+    decoder = keras.saving.load_model(str(tmp_path / "decoder.keras"))
+    encoder = keras.saving.load_model(str(tmp_path / "encoder.keras"))
+    np.testing.assert_allclose(decoder.predict(z, verbose=0),
+                               vae.decoder.predict(z, verbose=0), atol=1e-5)
+    np.testing.assert_allclose(encoder.predict(data.x_test[:4], verbose=0)[0],
+                               vae.encoder.predict(data.x_test[:4], verbose=0)[0], atol=1e-5)
+    loaded = keras.saving.load_model(str(tmp_path / "vae.keras"))
+    assert loaded.likelihood == "gaussian" and loaded.latent_dim == 4
 
 
 # --------------------------------------------------------- save and generate

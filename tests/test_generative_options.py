@@ -47,8 +47,8 @@ def test_options_reach_the_config():
     assert (config.data.seed, config.verbose) == (5, 0)
 
     config = from_args(VaeTaskConfig, parse("vae", "--latent-dim", "4", "--beta", "0.5",
-                                            "--lr", "3e-3"))
-    assert config.vae == VAEConfig(latent_dim=4, beta=0.5)
+                                            "--lr", "3e-3", "--likelihood", "bernoulli"))
+    assert config.vae == VAEConfig(latent_dim=4, beta=0.5, likelihood="bernoulli")
     assert config.training == VAETraining(lr=3e-3)
 
     config = from_args(QualityConfig, parse(
@@ -74,6 +74,7 @@ def test_generate_still_requires_a_model(capsys):
 @pytest.mark.parametrize("make, message", [
     (lambda: VAEConfig(beta=0.0), "beta must be a finite number > 0. Received: beta=0.0"),
     (lambda: VAEConfig(latent_dim=0), "latent_dim must be a positive integer"),
+    (lambda: VAEConfig(likelihood="poisson"), "Received: likelihood=poisson"),
     (lambda: VAETraining(batch_size=2.5), "Received: batch_size=2.5"),
     (lambda: GANConfig(width=0), "width must be a positive integer. Received: width=0"),
     (lambda: GANTraining(ema=1.0), "ema must be in [0, 1)"),
@@ -98,7 +99,7 @@ def test_model_builders_take_their_defaults_from_the_configs():
     from models.vae import build_vae
 
     vae = inspect.signature(build_vae).parameters
-    assert {k: vae[k].default for k in ("latent_dim", "width", "beta")} == \
+    assert {k: vae[k].default for k in ("latent_dim", "width", "beta", "likelihood")} == \
         dataclasses.asdict(VAEConfig())
     gan = inspect.signature(build_gan).parameters
     assert {k: gan[k].default for k in ("latent_dim", "width", "spectral_norm")} == \

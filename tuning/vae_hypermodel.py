@@ -67,7 +67,9 @@ class VAEHyperModel(TrainableHyperModel):
         s = self.space
         vae = build_vae(latent_dim=hp.Choice("latent_dim", s["latent_dim"]),
                         width=hp.Choice("width", s["width"]),
-                        beta=hp.Float("beta", *s["beta"], sampling="log"), seed=self.seed)
+                        beta=hp.Float("beta", *s["beta"], sampling="log"),
+                        # The space and its reported BCE are Bernoulli's.
+                        likelihood="bernoulli", seed=self.seed)
         lr = hp.Float("learning_rate", *s["learning_rate"], sampling="log")
         hp.Choice("batch_size", s["batch_size"])
         vae.compile(optimizer=keras.optimizers.Adam(lr))
