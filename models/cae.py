@@ -46,11 +46,11 @@ def build_decoder(config: CAEConfig) -> keras.Model:
     k = config.kernel_size
     inputs = keras.Input((config.latent_dim,), name="code")
     x = keras.layers.Dense(config.dense_units, activation="relu",
-                           kernel_regularizer=reg, name="dense1")(inputs)
+                           kernel_regularizer=reg, name="decoder_dense1")(inputs)
     if config.dropout > 0:
         x = keras.layers.Dropout(config.dropout, name="dropout")(x)
     x = keras.layers.Dense(3 * 3 * f3, activation="relu", kernel_regularizer=reg,
-                           name="dense2")(x)
+                           name="decoder_dense2")(x)
     x = keras.layers.Reshape((3, 3, f3), name="reshape")(x)
     x = keras.layers.Conv2DTranspose(f2, 3, strides=2, padding="valid", activation="relu",
                                      kernel_regularizer=reg, name="deconv1")(x)  # 7x7

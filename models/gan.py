@@ -74,7 +74,7 @@ def build_discriminator(width: int = _DEFAULT.width,
                                    use_bias=i == 1 or spectral_norm,
                                    kernel_initializer=_init(), name=f"conv{i}"))(x)
         if i > 1 and not spectral_norm:  # DCGAN: no batch norm on the input layer
-            x = _batch_norm(f"bn{i}")(x)
+            x = _batch_norm(f"d_bn{i}")(x)
         x = keras.layers.LeakyReLU(0.2, name=f"lrelu{i}")(x)
     x = keras.layers.Flatten(name="flatten")(x)
     logit = sn(keras.layers.Dense(1, kernel_initializer=_init(), name="logit"))(x)

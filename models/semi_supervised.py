@@ -79,7 +79,7 @@ def build_strong_augmentation(seed: int | None = None) -> keras.Sequential:
 def build_code_decoder(code_dim: int, width: int = 32) -> keras.Model:
     """Code -> 28x28x1 image in [0, 1]: a decoder for an encoder that came without one."""
     inputs = keras.Input((int(code_dim),), name="code")
-    x = keras.layers.Dense(7 * 7 * 2 * width, activation="relu", name="dense")(inputs)
+    x = keras.layers.Dense(7 * 7 * 2 * width, activation="relu", name="decoder_dense")(inputs)
     x = keras.layers.Reshape((7, 7, 2 * width), name="reshape")(x)
     x = keras.layers.Conv2DTranspose(2 * width, 3, strides=2, padding="same",
                                      activation="relu", name="deconv1")(x)  # 14x14

@@ -32,8 +32,8 @@ def build_code_encoder(code_dim: int, hidden: int = 256) -> keras.Model:
 
 def build_code_decoder(code_dim: int, hidden: int = 256) -> keras.Model:
     inputs = keras.Input((code_dim,), name="u")
-    x = keras.layers.Dense(hidden, activation="relu", name="dense1")(inputs)
-    x = keras.layers.Dense(hidden, activation="relu", name="dense2")(x)
+    x = keras.layers.Dense(hidden, activation="relu", name="decoder_dense1")(inputs)
+    x = keras.layers.Dense(hidden, activation="relu", name="decoder_dense2")(x)
     code = keras.layers.Dense(code_dim, name="code")(x)
     return keras.Model(inputs, code, name="code_decoder")
 

@@ -50,7 +50,7 @@ def build_vae_decoder(latent_dim: int = _DEFAULT.latent_dim,
                       width: int = _DEFAULT.width) -> keras.Model:
     """Latent point -> 28x28x1 image in [0, 1] (sigmoid)."""
     inputs = keras.Input((latent_dim,), name="z")
-    x = keras.layers.Dense(7 * 7 * 2 * width, activation="relu", name="dense")(inputs)
+    x = keras.layers.Dense(7 * 7 * 2 * width, activation="relu", name="decoder_dense")(inputs)
     x = keras.layers.Reshape((7, 7, 2 * width), name="reshape")(x)
     x = keras.layers.Conv2DTranspose(2 * width, 3, strides=2, padding="same",
                                      activation="relu", name="deconv1")(x)  # 14x14
