@@ -21,29 +21,12 @@ from accel import accelerate
 from models.semi_supervised import build_semi_supervised
 from runtime.backend import layer_seed
 from cli.errors import UserError, check_losses_finite
-from training.classifier import EpochClock, clone_encoder, evaluate
+from training.classifier import EpochClock, EpochOrder, clone_encoder, evaluate
 from training.classifier_config import Settings
 from training.semi_supervised_config import SemiSupervisedSettings
 
 # Seeds of this model's draws, apart from the other classifiers' (offsets 0-2).
 SEED_OFFSET = 3
-
-
-class EpochKeeper(keras.callbacks.Callback):
-    """Without a backup: gives the feed its epoch and keeps the history, as
-    :class:`storage.training_backup.TrainingBackup` does with one."""
-
-    def __init__(self, feed):
-        super().__init__()
-        self.feed = feed
-        self.history: dict = {}
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.feed.set_epoch(epoch)
-
-    def on_epoch_end(self, epoch, logs=None):
-        for key, value in (logs or {}).items():
-            self.history.setdefault(key, []).append(float(value))
 
 
 class LabelledUnlabelledFeed(keras.utils.PyDataset):
@@ -165,7 +148,7 @@ def train_semi_supervised(encoder, x, y, x_unlabelled, x_val, y_val, x_test, y_t
     callbacks = [early_stopping, keras.callbacks.TerminateOnNaN(), clock]
     initial_epoch, finished = 0, False
     if backup_dir is None:
-        keeper = EpochKeeper(feed)
+        keeper = EpochOrder(feed)
     else:
         keeper = TrainingBackup(backup_dir, feed, watched=[early_stopping])
         initial_epoch = keeper.restore(model)

@@ -163,7 +163,8 @@ class ClassifierHyperModel(TrainableHyperModel):
 
         from accel import accelerate
         from data.label_subsets import class_balanced_count, class_balanced_subset
-        from training.semi_supervised import EpochKeeper, LabelledUnlabelledFeed
+        from training.classifier import EpochOrder
+        from training.semi_supervised import LabelledUnlabelledFeed
 
         if args and isinstance(args[0], keras.utils.PyDataset):  # the retraining's feed
             x, y = args[0].x, args[0].y
@@ -182,7 +183,7 @@ class ClassifierHyperModel(TrainableHyperModel):
         batch = hp.get("batch_size")
         feed = LabelledUnlabelledFeed(x[idx], y[idx], x, batch,
                                       batch * self.space["unlabelled_ratio"], seed=0)
-        callbacks = [EpochKeeper(feed), *kwargs.pop("callbacks", [])]
+        callbacks = [EpochOrder(feed), *kwargs.pop("callbacks", [])]
         return accelerate(model).fit(feed, shuffle=False, callbacks=callbacks, **kwargs)
 
     def search_data(self, data) -> tuple:
