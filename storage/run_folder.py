@@ -271,6 +271,55 @@ def remove_written(folder: str) -> list:
     return [n for n in _entries(folder) if n != RUN_MARK]
 
 
+def remove_written_folder(path: str, strict: bool = True) -> None:
+    """Deletes the folder ``path`` (a training backup, a trial's logs) if the
+    toolkit wrote it: its run folder's marker lists it, a folder above it, or
+    every file in it; then unlists it, so a folder a user puts there later is
+    not taken for the toolkit's. Anything else there raises UserError naming it
+    (``strict``) or is left as it is: nothing the toolkit did not write is
+    deleted."""
+    if not os.path.isdir(path) or os.path.islink(path):
+        if strict and os.path.lexists(path):
+            raise UserError(f"{path!r} is in the way of a folder this toolkit writes and "
+                            f"was not written by it; move it away or give another --out")
+        return
+    run = _enclosing_run(path)
+    marker = read_marker(run) if run else None
+    if marker is not None:
+        rel = os.path.relpath(os.path.abspath(path), run)
+        if _covered(marker, rel, "folders") or _all_files_listed(path, run, marker):
+            shutil.rmtree(path)
+            _unlist(run, rel)
+            return
+    if strict:
+        raise UserError(f"{path!r} holds files this toolkit did not write; move them away "
+                        f"or give another --out")
+
+
+def _unlist(run: str, rel: str) -> None:
+    """Takes ``rel`` (a folder just deleted) and what lay in it off ``run``'s marker."""
+    with _locked(run):
+        marker = read_marker(run)
+        if marker is None:
+            return
+        inside = rel + os.sep
+        for kind in ("files", "folders"):
+            marker[kind] = [r for r in marker.get(kind, [])
+                            if r != rel and not r.startswith(inside)]
+        _write_marker(run, marker)
+
+
+def _all_files_listed(path: str, run: str, marker: dict) -> bool:
+    """Whether every file under ``path`` is one the marker of ``run`` lists
+    (an empty folder: yes)."""
+    for root, _, names in os.walk(path):
+        for name in names:
+            rel = os.path.relpath(os.path.join(root, name), run)
+            if not (_covered(marker, rel, "files") or _TEMPORARY.match(name)):
+                return False
+    return True
+
+
 def _remove_empty_folders(folder: str, candidates: set) -> None:
     """Removes each candidate folder below ``folder`` (and its parents below
     ``folder``) that is empty, deepest first."""

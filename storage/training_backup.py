@@ -22,9 +22,9 @@ a different model. :class:`TrainingBackup` keeps all of them, atomically:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
-import shutil
 import time
 
 import keras
@@ -32,7 +32,7 @@ import numpy as np
 
 from cli.errors import UserError
 from storage.files import _atomic, read_json, write_json
-from storage.run_folder import record
+from storage.run_folder import record, remove_stale_temporaries, remove_written_folder
 
 # The counters of the callbacks a resumed run must continue (None: still unset).
 # A callback of the toolkit's own names its attributes in ``BACKUP_STATE`` instead.
@@ -182,8 +182,15 @@ class TrainingBackup(keras.callbacks.Callback):
 
     def discard(self) -> None:
         """Deletes the backup: once every final file is written, or when the
-        run diverged (nothing worth resuming)."""
-        shutil.rmtree(self.folder, ignore_errors=True)
+        run diverged (nothing worth resuming). Its own files go, and the folder
+        with them where the run folder lists it (or it is left empty)."""
+        for epoch in _committed_epochs(self.folder):
+            remove_state(self.folder, epoch)
+        remove_written_folder(self.folder, strict=False)
+        if os.path.isdir(self.folder):
+            remove_stale_temporaries(self.folder)
+            with contextlib.suppress(OSError):
+                os.rmdir(self.folder)  # only an empty folder goes
 
     def _wall_so_far(self) -> float:
         """Training time up to now: a resumed run adds the killed run's saved epochs'."""

@@ -210,3 +210,83 @@ class TestFailedRun:
         assert not os.path.exists(failed)
         assert os.listdir(foreign) == ["config.json"]
         assert existing.is_dir() and os.listdir(existing) == []  # not made here: kept
+
+
+class TestWrittenFolders:
+    """A training backup or a trial's logs is replaced only where the toolkit
+    wrote it: a folder of the same name that a user put in a run folder stays."""
+
+    def _users_backup(self, tmp_path):
+        from storage.run_folder import make_run_dir, remove_written_folder
+
+        out = _finished_run(tmp_path / "run")
+        remove_written_folder(os.path.join(out, "backup"))  # as a finished training does
+        make_run_dir("cae", out, overwrite=True)  # the user's next run in the folder
+        mine = tmp_path / "run" / "backup"
+        mine.mkdir()
+        (mine / "thesis.tex").write_text("mine")
+        return out, mine
+
+    def test_a_listed_folder_is_removed_and_unlisted(self, tmp_path):
+        from storage.run_folder import remove_written_folder
+
+        out = _finished_run(tmp_path / "run")
+        remove_written_folder(os.path.join(out, "backup"))
+        assert not (tmp_path / "run" / "backup").exists()
+        assert _marker(tmp_path / "run")["folders"] == []
+        assert (tmp_path / "run" / "metrics.json").exists()
+
+    def test_overwrite_keeps_a_users_folder_where_a_finished_backup_was(self, tmp_path):
+        from storage.training_backup import TrainingBackup
+
+        out = _finished_run(tmp_path / "run")
+        TrainingBackup(os.path.join(out, "backup"), None).discard()
+        assert not (tmp_path / "run" / "backup").exists()
+        (tmp_path / "run" / "backup").mkdir()
+        (tmp_path / "run" / "backup" / "thesis.tex").write_text("mine")
+        result = run_main("cae", "--dataset", "digits", "--epochs", "1", "--train-size",
+                          "200", "--test-size", "100", "--verbose", "0", "--out", out,
+                          "--overwrite")
+        assert result.returncode == 2, result.stderr
+        assert "Traceback" not in result.stderr and "backup" in result.stderr
+        assert (tmp_path / "run" / "backup" / "thesis.tex").read_text() == "mine"
+
+    def test_a_folder_of_listed_files_is_removed(self, tmp_path):
+        from storage.files import write_json
+        from storage.run_folder import make_run_dir, remove_written_folder
+
+        out = make_run_dir("classify", str(tmp_path / "run"))
+        os.makedirs(os.path.join(out, "backup"))
+        write_json(os.path.join(out, "backup", "owner.json"), {"phase": "cae"})
+        remove_written_folder(os.path.join(out, "backup"))
+        assert not (tmp_path / "run" / "backup").exists()
+
+    def test_a_users_folder_is_refused_and_kept(self, tmp_path):
+        from cli.errors import UserError
+        from storage.run_folder import remove_written_folder
+
+        out, mine = self._users_backup(tmp_path)
+        with pytest.raises(UserError, match="did not write"):
+            remove_written_folder(str(mine))
+        assert (mine / "thesis.tex").read_text() == "mine"
+        (mine / "thesis.tex").unlink()
+        with pytest.raises(UserError):  # outside any run folder: never the toolkit's
+            remove_written_folder(str(tmp_path))
+
+    def test_a_fresh_training_keeps_a_users_backup_folder(self, tmp_path):
+        from cli.errors import UserError
+        from training.resume import start_backup
+
+        out, mine = self._users_backup(tmp_path)
+        with pytest.raises(UserError, match="backup"):
+            start_backup(None, None, out, resume=False, epochs=1, settings={})
+        assert (mine / "thesis.tex").read_text() == "mine"
+
+    def test_a_phase_keeps_a_users_backup_folder(self, tmp_path):
+        from cli.errors import UserError
+        from training.phases import PhasedRun
+
+        out, mine = self._users_backup(tmp_path)
+        with pytest.raises(UserError, match="backup"):
+            PhasedRun(out, resume=False).start("cae")
+        assert (mine / "thesis.tex").read_text() == "mine"

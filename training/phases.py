@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 
 from runtime.backend import layer_seed
 from cli.errors import UserError
 from storage.files import read_json, write_json
+from storage.run_folder import remove_written_folder
 
 BACKUP = "backup"
 RECORDS = "phases"
@@ -126,8 +126,8 @@ class PhasedRun:
         without ``resume`` this phase's too. Returns the folder, to be restored
         from (an empty or missing one restores nothing: the phase starts afresh)."""
         self.record_options()
-        if os.path.isdir(self.backup_dir) and not (self.resume and self._owns_backup(phase, tag)):
-            shutil.rmtree(self.backup_dir)
+        if not (self.resume and self._owns_backup(phase, tag)):
+            remove_written_folder(self.backup_dir)
         if self.owner() is None:
             os.makedirs(self.backup_dir, exist_ok=True)
             write_json(os.path.join(self.backup_dir, OWNER), {"phase": phase, "tag": tag})
@@ -147,7 +147,7 @@ class PhasedRun:
         if record is not None:
             write_json(self.file(_file_name(phase) + ".json"), {**record, "tag": tag})
         if self._owns_backup(phase, tag):
-            shutil.rmtree(self.backup_dir, ignore_errors=True)
+            remove_written_folder(self.backup_dir)
 
 
 def _file_name(phase: str) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 
 
 def start_backup(model, feed, out: str, resume: bool, epochs: int, settings: dict,
@@ -19,11 +18,12 @@ def start_backup(model, feed, out: str, resume: bool, epochs: int, settings: dic
     other ``settings`` is refused in one line. Give ``fit`` the backup's
     ``initial_epoch``, and skip ``fit`` when it is ``finished``.
     """
+    from storage.run_folder import remove_written_folder
     from storage.training_backup import TrainingBackup, check_same_settings
 
     backup_dir = backup_dir or os.path.join(out, "backup")
-    if not resume and os.path.isdir(backup_dir):
-        shutil.rmtree(backup_dir)  # stale state of another run
+    if not resume:
+        remove_written_folder(backup_dir)  # stale state of another run
     backup = TrainingBackup(backup_dir, feed, watched=watched, settings=settings)
     if resume:
         check_same_settings(backup_dir, settings)

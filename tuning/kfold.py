@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import gc
 import os
-import shutil
 import time
 
 import numpy as np
@@ -98,7 +97,8 @@ class KFoldTrialMixin:
         log_root = None
         if self.tensorboard_dir:
             log_root = os.path.join(self.tensorboard_dir, str(trial.trial_id))
-            shutil.rmtree(log_root, ignore_errors=True)  # a retried trial starts clean
+            from storage.run_folder import remove_written_folder
+            remove_written_folder(log_root)  # a retried trial starts clean
 
         if self.folds == 1:
             splits = [(x, y, validation_data)]
