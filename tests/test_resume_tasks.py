@@ -71,9 +71,13 @@ def metrics(out):
 
 @pytest.mark.backend_independent
 def test_a_finished_phase_is_kept_and_only_its_own_backup_restored(tmp_path):
+    from storage.run_folder import make_run_dir, record
     from training.phases import PhasedRun
 
+    make_run_dir("classify", str(tmp_path))
+
     def backup_of(phase, epoch):
+        record(str(tmp_path / "backup"), "folders")  # as TrainingBackup does before it writes
         os.makedirs(tmp_path / "backup", exist_ok=True)
         (tmp_path / "backup" / "phase.json").write_text(json.dumps({"phase": phase,
                                                                     "tag": None}))
