@@ -61,6 +61,10 @@ def main() -> int:
     if args.start == "encoder" and args.encoder is None:
         parser.error("--start encoder needs --encoder PATH (a cae.keras)")
 
+    from startup import start
+    # As main.py: the process-wide settings (glibc's heap padding spares this long
+    # run most of its page faults; none with UNSUPERVISED28_ACCEL=0).
+    start([], os.environ.get("KERAS_BACKEND", "tensorflow"))
     import keras
 
     from data.datasets import load_dataset
