@@ -8,9 +8,13 @@ evaluation, saving), so that is what is timed here, not only the fit loop:
   ``benchmarks/plain_torch_cae.py --whole-process`` (the same CAE, batch 128,
   Adam 2e-3, MSE, the same training and validation images per epoch, test MSE at
   the end).
-- ``vae``, ``gan``: a process that runs ``--steps`` training steps of the model's
-  custom ``train_step`` on real images (``train_step_speed.py``'s child, no
-  warm-up: compilation counts) against the plain PyTorch loop of the same networks.
+- ``vae``: ``main.py vae --epochs E --verbose 0`` (its defaults: latent 16, the
+  calibrated Gaussian likelihood, beta 0.25) against ``benchmarks/plain_torch_vae.py``
+  (the same networks and loss, batch 128, Adam 1e-3, a validation pass per epoch,
+  the test ELBO, the model saved and the same four figures drawn).
+- ``gan``: a process that runs ``--steps`` training steps of the GAN's custom
+  ``train_step`` on real images (``train_step_speed.py``'s child, no warm-up:
+  compilation counts) against the plain PyTorch loop of the same networks.
 
 The plain loop is the peer a user would write: it runs on PyTorch's defaults.
 Both sides start without the caller's OpenMP wait settings (``OMP_WAIT_POLICY``,
@@ -65,23 +69,27 @@ TABLE_END = "<!-- end of table -->"
 def commands(model: str, backend: str, args, out: str, accel: bool = True) -> tuple:
     """The Keras command and its plain-PyTorch peer, as argument lists."""
     py = sys.executable
-    if model == "cae":
+    if model in ("cae", "vae"):
+        epochs = str(args.epochs if model == "cae" else args.vae_epochs)
         keras_cmd = [py, os.path.join(ROOT, "main.py"), "--backend", backend,
-                     *([] if accel else ["--no-accel"]), "cae",
-                     "--epochs", str(args.epochs), "--patience", "10", "--verbose", "0",
-                     "--out", out]
-        torch_cmd = [py, os.path.join(ROOT, "benchmarks", "plain_torch_cae.py"),
-                     "--whole-process", "--epochs", str(args.epochs), "--batch-size", "128",
-                     "--lr", "2e-3"]
+                     *([] if accel else ["--no-accel"]), model, "--epochs", epochs,
+                     *(["--patience", "10"] if model == "cae" else []),
+                     "--verbose", "0", "--out", out]
+        if model == "cae":
+            torch_cmd = [py, os.path.join(ROOT, "benchmarks", "plain_torch_cae.py"),
+                         "--whole-process", "--epochs", epochs, "--batch-size", "128",
+                         "--lr", "2e-3"]
+        else:  # main.py vae's defaults are the script's
+            torch_cmd = [py, os.path.join(ROOT, "benchmarks", "plain_torch_vae.py"),
+                         "--epochs", epochs, "--out", out]
         for option, value in (("--train-size", args.train_size), ("--dataset", args.dataset)):
             if value:
                 keras_cmd += [option, str(value)]
                 torch_cmd += [option, str(value)]
         return keras_cmd, torch_cmd
-    width = args.gan_width if model == "gan" else args.vae_width
     step = [py, os.path.join(ROOT, "benchmarks", "train_step_speed.py"), "--model", model,
             "--steps", str(args.steps), "--warmup", "0", "--batch-size", "128",
-            "--width", str(width), "--child"]
+            "--width", str(args.gan_width), "--child"]
     return step + [backend], step + ["pytorch"]
 
 
@@ -256,14 +264,15 @@ def parse(argv: list):
                         help="alternating runs of each side per cell; the figures are "
                              "their medians (default 3, at most 50)")
     parser.add_argument("--epochs", type=int, default=3, help="CAE epochs (default 3)")
+    parser.add_argument("--vae-epochs", type=int, default=2, help="VAE epochs (default 2)")
     parser.add_argument("--train-size", type=int, default=None,
-                        help="CAE training images (default: the full 48 000)")
+                        help="CAE and VAE training images (default: the full 48 000)")
     parser.add_argument("--dataset", default="fashion_mnist",
-                        help="the CAE's data set (digits for a smoke run)")
+                        help="the CAE's and VAE's data set (digits for a smoke run)")
     parser.add_argument("--steps", type=int, default=200,
-                        help="VAE and GAN training steps per process (default 200)")
-    parser.add_argument("--gan-width", type=int, default=16)
-    parser.add_argument("--vae-width", type=int, default=32)
+                        help="GAN training steps per process (default 200)")
+    parser.add_argument("--gan-width", type=int, default=16,
+                        help="filters of the GAN's first layer (default 16, main.py gan's)")
     parser.add_argument("--merge", action="store_true",
                         help="keep the cells of OUT.json not measured in this run "
                              "(default: OUT.json holds this run's cells only)")
@@ -277,7 +286,7 @@ def parse(argv: list):
            + [b for b in args.backends if b not in BACKENDS])
     counts = {"--rounds": (args.rounds, 50), "--epochs": (args.epochs, 1000),
               "--steps": (args.steps, 100_000), "--gan-width": (args.gan_width, 256),
-              "--vae-width": (args.vae_width, 256)}
+              "--vae-epochs": (args.vae_epochs, 1000)}
     bad += [f"{name} {value} (1 to {top})" for name, (value, top) in counts.items()
             if not 1 <= value <= top]
     if bad:
@@ -298,7 +307,8 @@ def main(argv=None) -> int:
             rows.append(dict(measure(model, backend, args), command=command, machine=host,
                              peer="plain PyTorch on its defaults"))
     settings = {"rounds": args.rounds, "accel": args.accel, "epochs": args.epochs,
-                "train_size": args.train_size, "dataset": args.dataset, "steps": args.steps,
+                "vae_epochs": args.vae_epochs, "train_size": args.train_size,
+                "dataset": args.dataset, "steps": args.steps,
                 "cpu_count": os.cpu_count(), "argv": " ".join(argv)}
     old = read(args.out + ".json") if args.merge else None
     if old:

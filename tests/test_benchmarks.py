@@ -126,8 +126,9 @@ def test_whole_process_benchmark_times_both_processes(tmp_path):
 def test_whole_process_benchmark_times_keras_with_acceleration_off_too(tmp_path):
     backend = keras.backend.backend()
     result = subprocess.run(
-        [sys.executable, WHOLE, "--models", "vae", "--backends", backend, "--steps", "2",
-         "--rounds", "1", "--accel", "both", "--out", str(tmp_path / "wp")],
+        [sys.executable, WHOLE, "--models", "cae", "--backends", backend, "--dataset", "digits",
+         "--train-size", "200", "--epochs", "1", "--rounds", "1", "--accel", "both",
+         "--out", str(tmp_path / "wp")],
         capture_output=True, text=True, cwd=ROOT, timeout=400)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     (row,) = json.loads((tmp_path / "wp.json").read_text())["results"]
@@ -136,7 +137,7 @@ def test_whole_process_benchmark_times_keras_with_acceleration_off_too(tmp_path)
     assert row["accel_off_wall_ratio"] == pytest.approx(
         times["keras_accel_off"]["wall_s"] / times["pytorch"]["wall_s"])
     line = next(r for r in (tmp_path / "wp.md").read_text().splitlines()
-                if r.startswith(f"| vae | {backend} |"))
+                if r.startswith(f"| cae | {backend} |"))
     assert "| - |" not in line  # every column measured, the "accel off" ones too
 
 
@@ -178,6 +179,37 @@ def test_whole_process_turns_acceleration_off_on_main_py_command_line(tmp_path):
     # A global option of main.py: before the task's name.
     assert off.index("--no-accel") < off.index("cae")
     assert [a for a in off if a != "--no-accel"] == on
+
+
+@pytest.mark.backend_independent
+def test_whole_process_times_a_whole_vae_run_against_a_plain_script_of_as_many_epochs(tmp_path):
+    from benchmarks import whole_process as wp
+
+    args = wp.parse(["--models", "vae", "--vae-epochs", "4", "--dataset", "digits",
+                     "--train-size", "300"])
+    keras_cmd, _ = wp.commands("vae", "torch", args, str(tmp_path / "k"))
+    _, peer = wp.commands("vae", "torch", args, str(tmp_path / "p"))
+    assert keras_cmd[1].endswith("main.py") and keras_cmd[2:4] == ["--backend", "torch"]
+    assert keras_cmd[keras_cmd.index("vae"):keras_cmd.index("vae") + 3] == ["vae", "--epochs", "4"]
+    assert peer[1].endswith("plain_torch_vae.py") and peer[peer.index("--epochs") + 1] == "4"
+    for cmd in (keras_cmd, peer):  # the same images on both sides
+        assert cmd[cmd.index("--dataset") + 1] == "digits"
+        assert cmd[cmd.index("--train-size") + 1] == "300"
+    # Each side writes its files into a folder of its own.
+    assert peer[peer.index("--out") + 1] != keras_cmd[keras_cmd.index("--out") + 1]
+
+
+@pytest.mark.backend_independent
+def test_plain_torch_vae_is_the_default_vae_network():
+    from benchmarks.plain_torch_vae import build_plain_vae
+    from configs.vae import VAEConfig
+    from models.vae import build_vae_decoder, build_vae_encoder
+
+    config = VAEConfig()
+    encoder, decoder = build_plain_vae(config.latent_dim, config.width)
+    for plain, keras_model in ((encoder, build_vae_encoder(config.latent_dim, config.width)),
+                               (decoder, build_vae_decoder(config.latent_dim, config.width))):
+        assert sum(p.numel() for p in plain.parameters()) == keras_model.count_params()
 
 
 @pytest.mark.backend_independent
