@@ -195,13 +195,18 @@ def markdown(rows: list) -> str:
             f"{cell(get('keras_wall_s'), '{:.1f}')} | {cell(get('wall_ratio'), '{:.2f}x')} | "
             f"{cell(get('cpu_ratio'), '{:.2f}x')} | {cell(get('accel_off_keras_wall_s'), '{:.1f}')} | "
             f"{cell(get('accel_off_wall_ratio'), '{:.2f}x')} | "
-            f"{cell(get('accel_off_cpu_ratio'), '{:.2f}x')} | {len(r['rounds'])} |")
+            f"{cell(get('accel_off_cpu_ratio'), '{:.2f}x')} | {len(r['rounds'])}"
+            + (f" (off: {len(r['accel_off_rounds'])})" if "accel_off_rounds" in r else "")
+            + " |")
     lines.append("")
     runs = {}
     for r in rows:
-        key = (r.get("command", "?"), json.dumps(r.get("machine"), sort_keys=True),
-               r.get("peer", ""))
-        runs.setdefault(key, []).append(f"{r['model']} {r['backend']}")
+        for prefix, label in (("", ""), ("accel_off_", " (accel off)")):
+            if prefix and f"{prefix}command" not in r:
+                continue
+            key = (r.get(f"{prefix}command", "?"),
+                   json.dumps(r.get(f"{prefix}machine"), sort_keys=True), r.get("peer", ""))
+            runs.setdefault(key, []).append(f"{r['model']} {r['backend']}{label}")
     for (command, machine_json, peer), cells in runs.items():
         m = json.loads(machine_json) or {}
         where = ", ".join(str(x) for x in (
@@ -225,10 +230,30 @@ def with_table(old: str | None, table: str) -> str:
 
 
 def merged(old_rows: list, new_rows: list) -> list:
-    """``old_rows`` with each cell measured again replaced, in place; new cells last."""
+    """``old_rows`` with each cell measured again replaced, in place; new cells last.
+    A cell measured again on one side only (``--accel on`` or ``off``) keeps the
+    other side's figures, their rounds and their command from the old row."""
     new = {(r["model"], r["backend"]): r for r in new_rows}
-    rows = [new.pop((r["model"], r["backend"]), r) for r in old_rows]
+    rows = []
+    for r in old_rows:
+        n = new.pop((r["model"], r["backend"]), None)
+        rows.append(r if n is None else with_other_side(r, n))
     return rows + list(new.values())
+
+
+def with_other_side(old: dict, new: dict) -> dict:
+    """``new``, plus the side of ``old`` that ``new`` did not measure."""
+    def side(row, off):
+        keys = {k: v for k, v in row.items() if k.startswith("accel_off_") == off}
+        if off and "accel_off_rounds" not in keys and "accel_off_keras_wall_s" in keys:
+            keys.update(accel_off_rounds=row["rounds"], accel_off_command=row["command"],
+                        accel_off_machine=row.get("machine"))
+        return keys
+    if "keras_wall_s" not in new and "keras_wall_s" in old:  # off only: old's "on"
+        return {**side(old, off=False), **side(new, off=True)}
+    if "accel_off_keras_wall_s" not in new and "accel_off_keras_wall_s" in old:
+        return {**new, **side(old, off=True)}
+    return new
 
 
 def write_atomic(path: str, text: str) -> None:

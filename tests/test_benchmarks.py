@@ -245,6 +245,34 @@ def test_whole_process_merge_replaces_the_measured_cells_and_keeps_the_rest():
 
 
 @pytest.mark.backend_independent
+def test_whole_process_merge_of_one_side_keeps_the_other_sides_figures_and_command():
+    from benchmarks import whole_process as wp
+
+    on = {"model": "vae", "backend": "jax", "rounds": [{}, {}, {}], "pytorch_wall_s": 100.0,
+          "keras_wall_s": 99.0, "wall_ratio": 0.99, "cpu_ratio": 0.85, "command": "on-cmd",
+          "machine": {"cpu_count": 2}}
+    off = {"model": "vae", "backend": "jax", "rounds": [{}], "pytorch_wall_s": 110.0,
+           "accel_off_keras_wall_s": 700.0, "accel_off_wall_ratio": 6.4,
+           "accel_off_cpu_ratio": 5.0, "command": "off-cmd", "machine": {"cpu_count": 2}}
+    (row,) = wp.merged([on], [off])
+    assert (row["wall_ratio"], row["pytorch_wall_s"], row["command"]) == (0.99, 100.0, "on-cmd")
+    assert (row["accel_off_wall_ratio"], row["accel_off_command"]) == (6.4, "off-cmd")
+    assert len(row["rounds"]) == 3 and len(row["accel_off_rounds"]) == 1
+    table = wp.markdown([row])
+    assert "| vae | jax | 100.0 | 99.0 | 0.99x | 0.85x | 700.0 | 6.40x | 5.00x | 3 (off: 1) |" in table
+    assert "- vae jax: `on-cmd`" in table and "- vae jax (accel off): `off-cmd`" in table
+    # Measuring "on" again keeps that "off" side, with its own command still.
+    (again,) = wp.merged([row], [dict(on, wall_ratio=1.01, command="on-again")])
+    assert (again["wall_ratio"], again["command"]) == (1.01, "on-again")
+    assert (again["accel_off_wall_ratio"], again["accel_off_command"]) == (6.4, "off-cmd")
+    # Both sides measured: the new row as it is.
+    both = dict(on, **{k: v for k, v in off.items() if k.startswith("accel_off_")},
+                command="both-cmd")
+    (fresh,) = wp.merged([row], [both])
+    assert fresh == both
+
+
+@pytest.mark.backend_independent
 def test_whole_process_result_file_is_one_table_with_its_commands():
     """The committed result: one row per cell, each with the command that measured
     it, and the Markdown's table is the one the JSON gives."""
