@@ -2,9 +2,9 @@
 would write, that ``benchmarks/whole_process.py`` times a whole ``main.py vae``
 process against.
 
-Same networks as ``build_vae(**VAEConfig())`` (latent 16, width 32): two stride-2
-convolutions (28 -> 14 -> 7), dense 32, the code's mean and log-variance; dense
-7*7*64, two stride-2 transposed convolutions (7 -> 14 -> 28) and a 3x3 sigmoid
+Same networks as ``build_vae(**VAEConfig())`` (latent 16, width 32, dense 256):
+two stride-2 convolutions (28 -> 14 -> 7), dense 256, the code's mean and
+log-variance; dense 256, dense 7*7*64, two stride-2 transposed convolutions (7 -> 14 -> 28) and a 3x3 sigmoid
 convolution; Glorot-uniform kernels and zero biases as Keras initialises them.
 The same loss: the calibrated Gaussian likelihood (each image's variance its
 mean squared error) plus 0.25 x KL, Adam 1e-3, batch 128, shuffled each epoch.
@@ -32,20 +32,21 @@ import numpy as np
 MIN_VARIANCE = 1e-6  # as models/vae.py
 
 
-def build_plain_vae(latent_dim: int = 16, width: int = 32):
+def build_plain_vae(latent_dim: int = 16, width: int = 32, dense_units: int = 256):
     """``(encoder, decoder)``, ``torch.nn.Sequential`` models on NCHW images; the
     encoder outputs the code's mean and log-variance side by side."""
     import torch
     from torch import nn
 
-    w, hidden = width, 16 * max(1, width // 16)
+    w, hidden = width, dense_units
     encoder = nn.Sequential(
         nn.Conv2d(1, w, 3, 2, 1), nn.ReLU(),           # 28 -> 14
         nn.Conv2d(w, 2 * w, 3, 2, 1), nn.ReLU(),       # 14 -> 7
         nn.Flatten(), nn.Linear(49 * 2 * w, hidden), nn.ReLU(),
         nn.Linear(hidden, 2 * latent_dim))
     decoder = nn.Sequential(
-        nn.Linear(latent_dim, 49 * 2 * w), nn.ReLU(), nn.Unflatten(1, (2 * w, 7, 7)),
+        nn.Linear(latent_dim, hidden), nn.ReLU(),
+        nn.Linear(hidden, 49 * 2 * w), nn.ReLU(), nn.Unflatten(1, (2 * w, 7, 7)),
         nn.ConvTranspose2d(2 * w, 2 * w, 3, 2, 1, 1), nn.ReLU(),   # 7 -> 14
         nn.ConvTranspose2d(2 * w, w, 3, 2, 1, 1), nn.ReLU(),       # 14 -> 28
         nn.Conv2d(w, 1, 3, 1, 1), nn.Sigmoid())

@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 def main() -> int:
     from data.label_subsets import count_list
-    from cli.args import non_negative_float, positive_float, positive_int
+    from cli.args import non_negative_float, positive_float, positive_int, probability
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--labels", type=count_list, default=[100, 480],
@@ -43,6 +43,8 @@ def main() -> int:
                         help="--unlabelled-ratio (default: classify's)")
     parser.add_argument("--reconstruction-weight", type=non_negative_float, default=None,
                         help="--reconstruction-weight (default: classify's)")
+    parser.add_argument("--threshold", type=probability, default=None,
+                        help="the pseudo-labels' least confidence (default: classify's)")
     parser.add_argument("--lr", type=positive_float, default=None,
                         help="--semi-supervised-lr (default: classify's)")
     parser.add_argument("--supervised", action=argparse.BooleanOptionalAction, default=True,
@@ -87,7 +89,8 @@ def main() -> int:
     overrides = {name: value for name, value in (
         ("unlabelled_ratio", args.unlabelled_ratio),
         ("reconstruction_weight", args.reconstruction_weight),
-        ("semi_supervised_lr", args.lr)) if value is not None}
+        ("semi_supervised_lr", args.lr),
+        ("pseudo_label_threshold", args.threshold)) if value is not None}
     semi = SemiSupervisedSettings(semi_supervised_epochs=args.epochs,
                                   semi_supervised_start=args.start,
                                   consistency=args.consistency, **overrides)

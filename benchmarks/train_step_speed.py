@@ -111,11 +111,15 @@ def torch_speed(model_name: str, steps: int, warmup: int, batch: int, width: int
             g_loss.backward()
             g_opt.step()
     else:
-        latent, hidden = 2, 16 * max(1, w // 16)
+        sys.path.insert(0, ROOT)
+        from configs.vae import VAEConfig
+
+        latent, hidden = 2, VAEConfig().dense_units  # the Keras model's default
         enc = nn.Sequential(nn.Conv2d(1, w, 3, 2, 1), nn.ReLU(), nn.Conv2d(w, 2 * w, 3, 2, 1),
                             nn.ReLU(), nn.Flatten(), nn.Linear(49 * 2 * w, hidden), nn.ReLU(),
                             nn.Linear(hidden, 2 * latent))
-        dec = nn.Sequential(nn.Linear(latent, 49 * 2 * w), nn.ReLU(),
+        dec = nn.Sequential(nn.Linear(latent, hidden), nn.ReLU(),
+                            nn.Linear(hidden, 49 * 2 * w), nn.ReLU(),
                             nn.Unflatten(1, (2 * w, 7, 7)),
                             nn.ConvTranspose2d(2 * w, 2 * w, 3, 2, 1, 1), nn.ReLU(),
                             nn.ConvTranspose2d(2 * w, w, 3, 2, 1, 1), nn.ReLU(),

@@ -31,8 +31,8 @@ IMAGE_SHAPE = (28, 28, 1)
 _DEFAULT = VAEConfig()  # the defaults, written once there
 
 
-def build_vae_encoder(latent_dim: int = _DEFAULT.latent_dim,
-                      width: int = _DEFAULT.width) -> keras.Model:
+def build_vae_encoder(latent_dim: int = _DEFAULT.latent_dim, width: int = _DEFAULT.width,
+                      dense_units: int = _DEFAULT.dense_units) -> keras.Model:
     """Image -> ``[z_mean, z_log_var]``, each of size ``latent_dim``."""
     inputs = keras.Input(IMAGE_SHAPE, name="image")
     x = keras.layers.Conv2D(width, 3, strides=2, padding="same", activation="relu",
@@ -40,17 +40,18 @@ def build_vae_encoder(latent_dim: int = _DEFAULT.latent_dim,
     x = keras.layers.Conv2D(2 * width, 3, strides=2, padding="same", activation="relu",
                             name="conv2")(x)  # 7x7
     x = keras.layers.Flatten(name="flatten")(x)
-    x = keras.layers.Dense(16 * max(1, width // 16), activation="relu", name="dense")(x)
+    x = keras.layers.Dense(dense_units, activation="relu", name="dense")(x)
     z_mean = keras.layers.Dense(latent_dim, name="z_mean")(x)
     z_log_var = keras.layers.Dense(latent_dim, name="z_log_var")(x)
     return keras.Model(inputs, [z_mean, z_log_var], name="vae_encoder")
 
 
-def build_vae_decoder(latent_dim: int = _DEFAULT.latent_dim,
-                      width: int = _DEFAULT.width) -> keras.Model:
+def build_vae_decoder(latent_dim: int = _DEFAULT.latent_dim, width: int = _DEFAULT.width,
+                      dense_units: int = _DEFAULT.dense_units) -> keras.Model:
     """Latent point -> 28x28x1 image in [0, 1] (sigmoid)."""
     inputs = keras.Input((latent_dim,), name="z")
-    x = keras.layers.Dense(7 * 7 * 2 * width, activation="relu", name="decoder_dense")(inputs)
+    x = keras.layers.Dense(dense_units, activation="relu", name="decoder_hidden")(inputs)
+    x = keras.layers.Dense(7 * 7 * 2 * width, activation="relu", name="decoder_dense")(x)
     x = keras.layers.Reshape((7, 7, 2 * width), name="reshape")(x)
     x = keras.layers.Conv2DTranspose(2 * width, 3, strides=2, padding="same",
                                      activation="relu", name="deconv1")(x)  # 14x14
@@ -160,7 +161,8 @@ class VAE(PhasedModel):
 
 def build_vae(latent_dim: int = _DEFAULT.latent_dim, width: int = _DEFAULT.width,
               beta: float = _DEFAULT.beta, likelihood: str = _DEFAULT.likelihood,
-              seed: int | None = None) -> VAE:
+              seed: int | None = None, dense_units: int = _DEFAULT.dense_units) -> VAE:
     """A VAE whose encoder and decoder are built and named."""
-    return VAE(build_vae_encoder(latent_dim, width), build_vae_decoder(latent_dim, width),
+    return VAE(build_vae_encoder(latent_dim, width, dense_units),
+               build_vae_decoder(latent_dim, width, dense_units),
                beta=beta, seed=seed, likelihood=likelihood, name="vae")

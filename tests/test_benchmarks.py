@@ -206,9 +206,10 @@ def test_plain_torch_vae_is_the_default_vae_network():
     from models.vae import build_vae_decoder, build_vae_encoder
 
     config = VAEConfig()
-    encoder, decoder = build_plain_vae(config.latent_dim, config.width)
-    for plain, keras_model in ((encoder, build_vae_encoder(config.latent_dim, config.width)),
-                               (decoder, build_vae_decoder(config.latent_dim, config.width))):
+    sizes = (config.latent_dim, config.width, config.dense_units)
+    encoder, decoder = build_plain_vae(*sizes)
+    for plain, keras_model in ((encoder, build_vae_encoder(*sizes)),
+                               (decoder, build_vae_decoder(*sizes))):
         assert sum(p.numel() for p in plain.parameters()) == keras_model.count_params()
 
 

@@ -47,9 +47,11 @@ def test_options_reach_the_config():
     assert (config.data.seed, config.verbose) == (5, 0)
 
     config = from_args(VaeTaskConfig, parse("vae", "--latent-dim", "4", "--beta", "0.5",
-                                            "--lr", "3e-3", "--likelihood", "bernoulli"))
-    assert config.vae == VAEConfig(latent_dim=4, beta=0.5, likelihood="bernoulli")
-    assert config.training == VAETraining(lr=3e-3)
+                                            "--lr", "3e-3", "--likelihood", "bernoulli",
+                                            "--dense-units", "64", "--lr-schedule", "cosine"))
+    assert config.vae == VAEConfig(latent_dim=4, beta=0.5, likelihood="bernoulli",
+                                   dense_units=64)
+    assert config.training == VAETraining(lr=3e-3, lr_schedule="cosine")
 
     config = from_args(QualityConfig, parse(
         "quality", "--gan", "g.keras", "--samplers", "prior,gmm", "--components", "4",
@@ -76,6 +78,8 @@ def test_generate_still_requires_a_model(capsys):
     (lambda: VAEConfig(latent_dim=0), "latent_dim must be a positive integer"),
     (lambda: VAEConfig(likelihood="poisson"), "Received: likelihood=poisson"),
     (lambda: VAETraining(batch_size=2.5), "Received: batch_size=2.5"),
+    (lambda: VAETraining(lr_schedule="step"), "Received: lr_schedule=step"),
+    (lambda: VAEConfig(dense_units=0), "dense_units must be a positive integer"),
     (lambda: GANConfig(width=0), "width must be a positive integer. Received: width=0"),
     (lambda: GANTraining(ema=1.0), "ema must be in [0, 1)"),
     (lambda: GANTraining(d_lr=-1.0), "Received: d_lr=-1.0"),
@@ -99,7 +103,8 @@ def test_model_builders_take_their_defaults_from_the_configs():
     from models.vae import build_vae
 
     vae = inspect.signature(build_vae).parameters
-    assert {k: vae[k].default for k in ("latent_dim", "width", "beta", "likelihood")} == \
+    assert {k: vae[k].default for k in ("latent_dim", "width", "dense_units", "beta",
+                                        "likelihood")} == \
         dataclasses.asdict(VAEConfig())
     gan = inspect.signature(build_gan).parameters
     assert {k: gan[k].default for k in ("latent_dim", "width", "spectral_norm")} == \
@@ -129,6 +134,23 @@ def test_training_records_its_config_in_metrics(task, tmp_path):
     assert written["config"] == json.loads(json.dumps(dataclasses.asdict(config)))
     assert written["epochs"] == metrics["epochs"] == 1
     assert written["batch_size"] == 16 and written["latent_dim"] == getattr(config, task).latent_dim
+
+
+def test_vae_cosine_schedule_ends_at_zero_and_sizes_the_hidden_layers(tmp_path):
+    from data.arguments import load_data
+    from training.vae import train_vae
+
+    tiny = DataConfig(dataset="digits", train_size=32, test_size=16)
+    rates = {}
+    for schedule in ("constant", "cosine"):
+        vae, _ = train_vae(load_data(tiny), VAEConfig(latent_dim=3, width=4, dense_units=8),
+                           str(tmp_path / schedule),
+                           VAETraining(epochs=2, batch_size=16, lr=3e-3, lr_schedule=schedule),
+                           verbose=0)
+        rates[schedule] = float(vae.optimizer.learning_rate)
+    assert rates["constant"] == pytest.approx(3e-3)
+    assert rates["cosine"] == pytest.approx(0.0, abs=1e-9)  # after all 2 x 2 steps
+    assert vae.encoder.get_layer("dense").units == vae.decoder.get_layer("decoder_hidden").units == 8
 
 
 @pytest.mark.backend_independent
