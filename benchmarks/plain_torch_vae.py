@@ -2,9 +2,9 @@
 would write, that ``benchmarks/whole_process.py`` times a whole ``main.py vae``
 process against.
 
-Same networks as ``build_vae(**VAEConfig())`` (latent 16, width 32, dense 256):
-two stride-2 convolutions (28 -> 14 -> 7), dense 256, the code's mean and
-log-variance; dense 256, dense 7*7*64, two stride-2 transposed convolutions (7 -> 14 -> 28) and a 3x3 sigmoid
+Same networks as ``build_vae(**VAEConfig())`` (latent 16, width 32, dense 512):
+two stride-2 convolutions (28 -> 14 -> 7), dense 512, the code's mean and
+log-variance; dense 512, dense 7*7*64, two stride-2 transposed convolutions (7 -> 14 -> 28) and a 3x3 sigmoid
 convolution; Glorot-uniform kernels and zero biases as Keras initialises them.
 The same loss: the calibrated Gaussian likelihood (each image's variance its
 mean squared error) plus 0.25 x KL, Adam 1e-3, batch 128, shuffled each epoch.
@@ -32,7 +32,7 @@ import numpy as np
 MIN_VARIANCE = 1e-6  # as models/vae.py
 
 
-def build_plain_vae(latent_dim: int = 16, width: int = 32, dense_units: int = 256):
+def build_plain_vae(latent_dim: int = 16, width: int = 32, dense_units: int = 512):
     """``(encoder, decoder)``, ``torch.nn.Sequential`` models on NCHW images; the
     encoder outputs the code's mean and log-variance side by side."""
     import torch

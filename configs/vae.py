@@ -21,18 +21,19 @@ class VAEConfig:
                              help="size of the latent space; 2 draws the manifold figure")
     width: int = option(32, type=positive_int,
                         help="filters of the first convolution; the second has twice as many")
-    # 256, not keras-io's 16 (and no decoder layer): about 6% more arithmetic a
-    # step, and the decoder learns twice as fast (its validation reconstruction
-    # after 3 epochs is the narrow one's after 6); the reconstructions' FID falls
-    # from 28.1 to 18.0 in 10 epochs (benchmarks/results/sample_quality_fashion_mnist.md).
-    dense_units: int = option(256, type=positive_int,
+    # 512, not keras-io's 16 (and no decoder layer): a step takes about 1.5x as
+    # long on 2 CPU cores, and the reconstructions' FID after 10 epochs falls from
+    # 28.1 to 15.8 (18.0 at 256; 17.4 after the default 8 epochs);
+    # benchmarks/results/sample_quality_fashion_mnist.md.
+    dense_units: int = option(512, type=positive_int,
                               help="width of the hidden dense layer on each side: the "
                                    "encoder's before the mean and log-variance, the "
                                    "decoder's before its 7x7 feature map")
     # 0.25, not the ELBO's 1: the codes carry more of each image (KL about 68 nats
     # against 35), so the decoder's reconstructions, the floor of every sampler
-    # fitted to the codes (gmm, flow), are much sharper: FID 28.1 against 42.0 in
-    # benchmarks/results/sample_quality_fashion_mnist.md, at the same training cost.
+    # fitted to the codes (gmm, flow), are much sharper: FID 28.1 against 42.0 with
+    # the earlier narrow decoder, at the same training cost
+    # (benchmarks/results/sample_quality_fashion_mnist.md).
     beta: float = option(0.25, type=positive_float,
                          help="weight of the KL term; 1 trains on the ELBO, less keeps "
                               "more of each image in the codes (sharper reconstructions, "
