@@ -4,8 +4,9 @@ process against.
 
 Same networks as ``build_vae(**VAEConfig())`` (latent 16, width 32, dense 512):
 two stride-2 convolutions (28 -> 14 -> 7), dense 512, the code's mean and
-log-variance; dense 512, dense 7*7*64, two stride-2 transposed convolutions (7 -> 14 -> 28) and a 3x3 sigmoid
-convolution; Glorot-uniform kernels and zero biases as Keras initialises them.
+log-variance; dense 512, dense 7*7*64, two stride-2 transposed convolutions
+(7 -> 14 -> 28) and a 3x3 sigmoid convolution; Glorot-uniform kernels and zero
+biases as Keras initialises them.
 The same loss: the calibrated Gaussian likelihood (each image's variance its
 mean squared error) plus 0.25 x KL, Adam 1e-3, batch 128, shuffled each epoch.
 

@@ -3,8 +3,9 @@
 After keras-io examples/generative/vae.py: a convolutional encoder to the mean
 and log-variance of q(z|x), a convolutional decoder to a sigmoid image, and a
 small subclassed model holding both; unlike the example, a wide dense layer on
-each side (``dense_units``), which makes the decoder much sharper. The reparameterisation draws its noise
-from the model's SeedGenerator so training is seeded (and stateless on JAX).
+each side (``dense_units``), which makes the decoder much sharper. The
+reparameterisation draws its noise from the model's SeedGenerator so training
+is seeded (and stateless on JAX).
 Loss: the decoder's negative log-likelihood plus ``beta`` times the KL
 divergence to N(0, I), averaged over the batch. The likelihood is either
 Bernoulli (binary cross-entropy summed over pixels) or a calibrated Gaussian

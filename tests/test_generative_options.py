@@ -150,7 +150,8 @@ def test_vae_cosine_schedule_ends_at_zero_and_sizes_the_hidden_layers(tmp_path):
         rates[schedule] = float(vae.optimizer.learning_rate)
     assert rates["constant"] == pytest.approx(3e-3)
     assert rates["cosine"] == pytest.approx(0.0, abs=1e-9)  # after all 2 x 2 steps
-    assert vae.encoder.get_layer("dense").units == vae.decoder.get_layer("decoder_hidden").units == 8
+    assert (vae.encoder.get_layer("dense").units
+            == vae.decoder.get_layer("decoder_hidden").units == 8)
 
 
 @pytest.mark.backend_independent

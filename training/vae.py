@@ -159,7 +159,8 @@ def write_vae_outputs(vae, data, out: str, hist: dict, wall: float, training: VA
         **elbo_under_each_likelihood(vae, data.x_test),
         "epochs": len(hist["loss"]), "wall_time_s": wall, "train_images": int(len(data.x_train)),
         "test_images": int(len(data.x_test)), "batch_size": training.batch_size,
-        "learning_rate": training.lr, "lr_schedule": training.lr_schedule, "parameters": int(vae.count_params()),
+        "learning_rate": training.lr, "lr_schedule": training.lr_schedule,
+        "parameters": int(vae.count_params()),
         **({"config": run_config} if run_config is not None else {}),
     }
     write_json(os.path.join(out, "metrics.json"), metrics)
