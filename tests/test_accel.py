@@ -192,7 +192,8 @@ def test_cae_gives_the_same_test_mse_with_acceleration_on_and_off(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("task,options,headline", [
-    ("vae", ["--epochs", "1", "--latent-dim", "2", "--width", "4"], "test_elbo_nats"),
+    ("vae", ["--epochs", "1", "--latent-dim", "2", "--width", "4", "--dense-units", "16"],
+     "test_elbo_nats"),
     ("gan", ["--epochs", "1", "--width", "4"], "final_epoch"),
 ])
 def test_generative_tasks_train_on_stock_keras(task, options, headline, tmp_path):

@@ -13,7 +13,7 @@ def test_failed_step_skips_dependents_and_not_the_others(tmp_path, monkeypatch, 
     import main as cli
 
     tiny_vae = ["--out", "{root}/vae", "--train-size", "64", "--test-size", "32",
-                "--epochs", "1", "--latent-dim", "2", "--verbose", "0"]
+                "--epochs", "1", "--latent-dim", "2", "--dense-units", "16", "--verbose", "0"]
     monkeypatch.setattr(study, "STEPS", [
         Step("cae", ["--out", "{root}/cae", "--epochs", "0"], []),  # argparse rejects it
         Step("latent", ["--out", "{root}/latent", "--model", "{root}/cae/cae.keras"], [],

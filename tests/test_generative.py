@@ -168,7 +168,8 @@ def test_gaussian_vae_trains_and_its_files_load_with_plain_keras(tmp_path):
 
     tiny = DataConfig(dataset="digits", train_size=256, test_size=32)
     data = load_data(tiny)
-    vae, metrics = train_vae(data, VAEConfig(latent_dim=4, width=4, likelihood="gaussian"),
+    vae, metrics = train_vae(data, VAEConfig(latent_dim=4, width=4, dense_units=16,
+                                             likelihood="gaussian"),
                              str(tmp_path), VAETraining(epochs=3, batch_size=32, lr=3e-3),
                              verbose=0)
     history = json.loads((tmp_path / "history.json").read_text())

@@ -34,7 +34,8 @@ STUDY = {
                  "--baseline-epochs", "1", "--semi-supervised-epochs", "1",
                  "--min-steps", "1", "--batch-size", "32",
                  "--skip-label-efficiency"],  # label smoothing and augmentation on (defaults)
-    "vae": ["--epochs", "1", "--latent-dim", "3", "--width", "4"],  # 3: no manifold figure
+    # latent 3: no manifold figure
+    "vae": ["--epochs", "1", "--latent-dim", "3", "--width", "4", "--dense-units", "16"],
     "gan": ["--epochs", "1", "--latent-dim", "4", "--width", "2"],
     "quality": ["--gan", "{root}/gan/generator.keras", "--vae", "{root}/vae/vae.keras",
                 "--cae", "{root}/cae/cae.keras", "--n", "64", "--classifier-epochs", "1",

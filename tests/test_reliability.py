@@ -456,7 +456,8 @@ def _train_generative(task, out, resume=False):
     seed_everything(0)
     data = load_dataset("digits", val_size=64, train_limit=128, test_limit=100)
     if task == "vae":
-        model, metrics = train_vae(data, VAEConfig(latent_dim=2, width=4), str(out),
+        model, metrics = train_vae(data, VAEConfig(latent_dim=2, width=4, dense_units=16),
+                                   str(out),
                                    VAETraining(epochs=GENERATIVE_EPOCHS, batch_size=32),
                                    resume=resume, verbose=0, seed=0)
     else:

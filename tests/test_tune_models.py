@@ -165,6 +165,8 @@ def test_vae_search_end_to_end(tmp_path):
     import models  # noqa: F401  registers the VAE class
     vae = keras.saving.load_model(out / "best.keras")
     assert vae.latent_dim == metrics["best_hyperparameters"]["latent_dim"]
+    assert (vae.encoder.get_layer("dense").units == vae.decoder.get_layer("decoder_hidden").units
+            == metrics["best_hyperparameters"]["dense_units"])
 
 
 @pytest.mark.slow

@@ -1,5 +1,5 @@
-"""The VAE (``models.vae``) as a KerasTuner hypermodel: latent size, width, beta,
-learning rate and batch size.
+"""The VAE (``models.vae``) as a KerasTuner hypermodel: latent size, width, width
+of the dense layers, beta, learning rate and batch size.
 
 The objective is the validation negative ELBO in nats (``val_neg_elbo``: the
 reconstruction BCE plus the KL, lower is better). It is not ``val_loss``: that
@@ -18,6 +18,7 @@ SPACES = {
     "default": {
         "latent_dim": [2, 8, 16, 32],
         "width": [16, 32, 64],
+        "dense_units": [128, 256, 512],
         "beta": (0.25, 4.0),  # log-uniform
         "learning_rate": (1e-4, 3e-3),  # log-uniform
         "batch_size": [32, 64, 128, 256],
@@ -25,6 +26,7 @@ SPACES = {
     "small": {
         "latent_dim": [2, 4],
         "width": [4, 8],
+        "dense_units": [8, 16],
         "beta": (0.5, 2.0),
         "learning_rate": (1e-3, 1e-2),
         "batch_size": [16, 32],
@@ -67,6 +69,7 @@ class VAEHyperModel(TrainableHyperModel):
         s = self.space
         vae = build_vae(latent_dim=hp.Choice("latent_dim", s["latent_dim"]),
                         width=hp.Choice("width", s["width"]),
+                        dense_units=hp.Choice("dense_units", s["dense_units"]),
                         beta=hp.Float("beta", *s["beta"], sampling="log"),
                         # The space and its reported BCE are Bernoulli's.
                         likelihood="bernoulli", seed=self.seed)
