@@ -8,8 +8,9 @@ evaluation, saving), so that is what is timed here, not only the fit loop:
   ``benchmarks/plain_torch_cae.py --whole-process`` (the same CAE, batch 128,
   Adam 2e-3, MSE, the same training and validation images per epoch, test MSE at
   the end).
-- ``vae``: ``main.py vae --epochs E --verbose 0`` (its defaults: latent 16, the
-  calibrated Gaussian likelihood, beta 0.25) against ``benchmarks/plain_torch_vae.py``
+- ``vae``: ``main.py vae --epochs E --batch-size 128 --verbose 0`` (its other
+  defaults: latent 16, dense layers of 512, the calibrated Gaussian likelihood, beta
+  0.25) against ``benchmarks/plain_torch_vae.py``
   (the same networks and loss, batch 128, Adam 1e-3, a validation pass per epoch,
   the test ELBO, the model saved and the same four figures drawn).
 - ``gan``: a process that runs ``--steps`` training steps of the GAN's custom
@@ -74,6 +75,8 @@ def commands(model: str, backend: str, args, out: str, accel: bool = True) -> tu
         keras_cmd = [py, os.path.join(ROOT, "main.py"), "--backend", backend,
                      *([] if accel else ["--no-accel"]), model, "--epochs", epochs,
                      *(["--patience", "10"] if model == "cae" else []),
+                     # the peers' batch (the VAE's default is 64)
+                     *(["--batch-size", "128"] if model == "vae" else []),
                      "--verbose", "0", "--out", out]
         if model == "cae":
             torch_cmd = [py, os.path.join(ROOT, "benchmarks", "plain_torch_cae.py"),

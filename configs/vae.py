@@ -22,9 +22,9 @@ class VAEConfig:
     width: int = option(32, type=positive_int,
                         help="filters of the first convolution; the second has twice as many")
     # 512, not keras-io's 16 (and no decoder layer): a step takes about 1.5x as
-    # long on 2 CPU cores, and the reconstructions' FID after 10 epochs falls from
-    # 28.1 to 15.8 (18.0 at 256; 17.4 after the default 8 epochs);
-    # benchmarks/results/sample_quality_fashion_mnist.md.
+    # long on 2 CPU cores, and the reconstructions' FID after 10 epochs of batch
+    # 128 falls from 28.1 to 15.8 (18.0 at 256; 15.5 after the default 8 epochs of
+    # batch 64); benchmarks/results/sample_quality_fashion_mnist.md.
     dense_units: int = option(512, type=positive_int,
                               help="width of the hidden dense layer on each side: the "
                                    "encoder's before the mean and log-variance, the "

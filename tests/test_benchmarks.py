@@ -192,6 +192,11 @@ def test_whole_process_times_a_whole_vae_run_against_a_plain_script_of_as_many_e
     assert keras_cmd[1].endswith("main.py") and keras_cmd[2:4] == ["--backend", "torch"]
     assert keras_cmd[keras_cmd.index("vae"):keras_cmd.index("vae") + 3] == ["vae", "--epochs", "4"]
     assert peer[1].endswith("plain_torch_vae.py") and peer[peer.index("--epochs") + 1] == "4"
+    # The same batch on both sides, whatever main.py vae's default.
+    import inspect
+    from benchmarks import plain_torch_vae
+    peer_batch = inspect.signature(plain_torch_vae.whole_process).parameters["batch_size"].default
+    assert keras_cmd[keras_cmd.index("--batch-size") + 1] == str(peer_batch)
     for cmd in (keras_cmd, peer):  # the same images on both sides
         assert cmd[cmd.index("--dataset") + 1] == "digits"
         assert cmd[cmd.index("--train-size") + 1] == "300"
