@@ -45,6 +45,8 @@ def main() -> int:
                         help="--reconstruction-weight (default: classify's)")
     parser.add_argument("--threshold", type=probability, default=None,
                         help="the pseudo-labels' least confidence (default: classify's)")
+    parser.add_argument("--distribution-alignment", action=argparse.BooleanOptionalAction,
+                        default=None, help="--distribution-alignment (default: classify's)")
     parser.add_argument("--lr", type=positive_float, default=None,
                         help="--semi-supervised-lr (default: classify's)")
     parser.add_argument("--supervised", action=argparse.BooleanOptionalAction, default=True,
@@ -90,7 +92,8 @@ def main() -> int:
         ("unlabelled_ratio", args.unlabelled_ratio),
         ("reconstruction_weight", args.reconstruction_weight),
         ("semi_supervised_lr", args.lr),
-        ("pseudo_label_threshold", args.threshold)) if value is not None}
+        ("pseudo_label_threshold", args.threshold),
+        ("distribution_alignment", args.distribution_alignment)) if value is not None}
     semi = SemiSupervisedSettings(semi_supervised_epochs=args.epochs,
                                   semi_supervised_start=args.start,
                                   consistency=args.consistency, **overrides)

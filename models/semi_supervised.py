@@ -16,7 +16,11 @@ backend) sums the terms of one loss:
   augmented copy, where its confidence reaches ``threshold``, is the hard label
   of a strongly augmented copy), ``mean_squared`` (the squared distance between
   the two copies' predicted probabilities, the Pi-model of Laine & Aila 2017)
-  or ``none``.
+  or ``none``. With ``distribution_alignment``, the weak copies' predictions are
+  first divided by their mean over the batch and renormalised (ReMixMatch's
+  distribution alignment, Berthelot et al. 2020, towards equal classes, with the
+  batch's mean as the model's running marginal): the classes the model rarely
+  predicts gain the confidence a pseudo-label needs.
 
 Sub-models: ``encoder`` (image -> ``[features, code]``: the layer the head reads,
 and the code the decoder reads), ``decoder`` (code -> image), ``head`` (features
@@ -115,6 +119,8 @@ class SemiSupervisedClassifier(PhasedModel):
         threshold: with ``pseudo_label``, the least confidence of a pseudo-label
             in [0, 1].
         label_smoothing: of the supervised cross-entropy, in [0, 1).
+        distribution_alignment: align the weak copies' predictions to equal
+            classes before they become targets (module docstring).
         seed: seeds the model's own noise (none drawn at present; kept for the base).
     """
 
@@ -127,7 +133,8 @@ class SemiSupervisedClassifier(PhasedModel):
     def __init__(self, encoder, decoder, head, weak, strong,
                  reconstruction_weight: float = 1.0, consistency: str = "pseudo_label",
                  consistency_weight: float = 1.0, threshold: float = 0.95,
-                 label_smoothing: float = 0.0, seed: int | None = None, **kwargs):
+                 label_smoothing: float = 0.0, distribution_alignment: bool = False,
+                 seed: int | None = None, **kwargs):
         super().__init__({"encoder": encoder, "decoder": decoder, "head": head,
                           "weak": weak, "strong": strong}, seed=seed, **kwargs)
         if consistency not in CONSISTENCY:
@@ -147,6 +154,7 @@ class SemiSupervisedClassifier(PhasedModel):
         self.consistency_weight = float(consistency_weight)
         self.threshold = float(threshold)
         self.label_smoothing = float(label_smoothing)
+        self.distribution_alignment = bool(distribution_alignment)
 
     @property
     def uses_strong_view(self) -> bool:
@@ -167,6 +175,9 @@ class SemiSupervisedClassifier(PhasedModel):
     def _consistency(self, weak_probabilities, strong_probabilities):
         """(loss, fraction of the unlabelled images that contributed)."""
         target = ops.stop_gradient(weak_probabilities)
+        if self.distribution_alignment:
+            target = target / ops.maximum(ops.mean(target, axis=0, keepdims=True), 1e-6)
+            target = target / ops.sum(target, axis=-1, keepdims=True)
         if self.consistency == "mean_squared":
             distance = ops.sum(ops.square(strong_probabilities - target), axis=-1)
             return ops.mean(distance), ops.ones_like(distance)
@@ -225,7 +236,8 @@ class SemiSupervisedClassifier(PhasedModel):
         return {"reconstruction_weight": self.reconstruction_weight,
                 "consistency": self.consistency,
                 "consistency_weight": self.consistency_weight,
-                "threshold": self.threshold, "label_smoothing": self.label_smoothing}
+                "threshold": self.threshold, "label_smoothing": self.label_smoothing,
+                "distribution_alignment": self.distribution_alignment}
 
 
 def build_semi_supervised(encoder: keras.Model | None = None, features: str = "conv2",

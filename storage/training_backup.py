@@ -31,6 +31,7 @@ import keras
 import numpy as np
 
 from cli.errors import UserError
+from storage.feeds import IndexedFeed
 from storage.files import _atomic, read_json, write_json
 from storage.run_folder import record, remove_stale_temporaries, remove_written_folder
 
@@ -43,11 +44,12 @@ CALLBACK_STATE = {
 _STATE_FILE = re.compile(r"epoch-(\d+)\.json$")
 
 
-class EpochFeed(keras.utils.PyDataset):
+class EpochFeed(IndexedFeed):
     """``(x, y)`` in batches (``x`` alone when ``y`` is None: a VAE, a GAN),
     shuffled by a permutation drawn from ``(seed, epoch)``.
 
-    :class:`TrainingBackup` sets the epoch at its start.
+    :class:`TrainingBackup` sets the epoch at its start; give ``fit``
+    ``storage.feeds.for_fit(feed)``.
     """
 
     def __init__(self, x, y, batch_size: int, seed: int, **kwargs):
@@ -55,21 +57,25 @@ class EpochFeed(keras.utils.PyDataset):
         self.x, self.y, self.batch_size, self.seed = x, y, batch_size, seed
         self.set_epoch(0)
 
-    def set_epoch(self, epoch: int) -> None:
+    def draw_orders(self, epoch: int) -> dict:
         # The order only; each batch gathers its own rows. A permuted copy of the
         # whole set per epoch (150 MB for Fashion-MNIST) lands in fresh memory,
         # whose first touch cost 0.6-1.7 s a copy on a 2-core VM.
-        self._order = np.random.default_rng([self.seed, epoch]).permutation(len(self.x))
+        return {"order": np.random.default_rng([self.seed, epoch]).permutation(len(self.x))}
 
     def __len__(self):
         return -(-len(self.x) // self.batch_size)
 
-    def __getitem__(self, i):
-        rows = self._order[i * self.batch_size:(i + 1) * self.batch_size]
-        x = self.x[rows]
+    def batch(self, i, orders, take):
+        rows = orders["order"][i * self.batch_size:(i + 1) * self.batch_size]
+        x = take(self.x, rows)
         if self.y is None:
             return x
-        return x, (x if self.y is self.x else self.y[rows])
+        return self.pack(x, x if self.y is self.x else take(self.y, rows))
+
+    def pack(self, x, y):
+        """A batch of inputs ``x`` and targets ``y``, as ``fit`` gets it."""
+        return x, y
 
 
 def _seed_states(model) -> list:

@@ -87,6 +87,25 @@ class TestTerms:
             assert not same(a[name], initial[name]), f"{name}: not trained"
             assert not same(a[name], c[name]), f"{name}: the labels do not matter"
 
+    def test_distribution_alignment_divides_out_the_batchs_favourite_class(self):
+        """Both weak predictions lean to class 0: aligned, the confident one falls
+        below the threshold and the undecided one becomes class 1."""
+        weak = keras.ops.convert_to_tensor(np.array([[0.96, 0.04], [0.5, 0.5]], "float32"))
+        strong = keras.ops.convert_to_tensor(np.array([[0.1, 0.9], [0.9, 0.1]], "float32"))
+        plain = tiny_model(threshold=0.95)
+        aligned = tiny_model(threshold=0.95, distribution_alignment=True)
+        _, mask = plain._consistency(weak, strong)
+        assert np.asarray(mask).tolist() == [1.0, 0.0]
+        _, mask = aligned._consistency(weak, strong)
+        assert np.asarray(mask).tolist() == [0.0, 0.0]  # 0.96 -> 0.90, 0.5 -> 0.27
+        loose = tiny_model(threshold=0.7, distribution_alignment=True)
+        loss, mask = loose._consistency(weak, strong)
+        # Image 0 keeps class 0 (0.90), image 1 turns to class 1 (0.73): the strong
+        # views' probabilities of those classes are 0.1 each.
+        assert np.asarray(mask).tolist() == [1.0, 1.0]
+        assert np.isclose(float(loss), -np.log(0.1), rtol=1e-5)
+        assert aligned.get_config()["distribution_alignment"] is True
+
     def test_mean_squared_consistency_reaches_the_encoder(self, batches):
         labelled, labels, unlabelled, other = batches
         model = tiny_model(reconstruction_weight=0.0, consistency="mean_squared",

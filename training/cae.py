@@ -64,6 +64,7 @@ def train_cae(data, config, out: str, training: CAETraining | None = None,
     from runtime.backend import backend_name
     from runtime.compute import describe
     from storage.files import write_json, write_text
+    from storage.feeds import for_fit
     from storage.training_backup import EpochFeed, run_settings
 
     training = training or CAETraining()
@@ -98,7 +99,7 @@ def train_cae(data, config, out: str, training: CAETraining | None = None,
         # reorder its batches with Python's random state, which a restart resets.
         # validation_batch_size: fit cannot take it from a PyDataset and would
         # use 32: validation took 4.9 s of each ~30 s torch epoch, 1.4 s at 512.
-        train_model.fit(feed, validation_data=(data.x_val, data.x_val), epochs=epochs,
+        train_model.fit(for_fit(feed), validation_data=(data.x_val, data.x_val), epochs=epochs,
                         initial_epoch=backup.initial_epoch, callbacks=callbacks, verbose=verbose,
                         shuffle=False, validation_batch_size=EVAL_BATCH)
     hist = end_backup(backup, time.perf_counter() - start, lr)  # every epoch, resumed too

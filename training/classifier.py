@@ -106,6 +106,7 @@ def _fit(model, x, y, x_val, y_val, epochs, settings: Settings, offset: float = 
     """Trains ``model`` on batches in an order drawn from ``(feed_seed, epoch)``;
     with ``backup_dir``, saves its whole state there after every epoch and first
     continues from the state found there (``storage.training_backup``)."""
+    from storage.feeds import for_fit
     from storage.training_backup import EpochFeed, TrainingBackup
 
     patience = settings.patience if patience is None else patience
@@ -148,7 +149,7 @@ def _fit(model, x, y, x_val, y_val, epochs, settings: Settings, offset: float = 
             swap.on_test_begin()
     if not finished:
         # shuffle=False: the feed shuffles (see storage.training_backup.EpochFeed).
-        model.fit(feed, validation_data=(x_val, y_val), epochs=epochs,
+        model.fit(for_fit(feed), validation_data=(x_val, y_val), epochs=epochs,
                   initial_epoch=initial_epoch, callbacks=[*callbacks, keeper],  # keeper last
                   verbose=settings.verbose, shuffle=False, validation_batch_size=512)
     history = keeper.history

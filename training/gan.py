@@ -83,6 +83,7 @@ def train_gan(data, config, out: str, training: GANTraining | None = None, *,
     from runtime.backend import backend_name, layer_seed
     from runtime.compute import describe
     from storage.files import write_json
+    from storage.feeds import for_fit
     from storage.training_backup import EpochFeed, run_settings
     from training.callbacks import GANMonitor
 
@@ -101,7 +102,7 @@ def train_gan(data, config, out: str, training: GANTraining | None = None, *,
     start = time.perf_counter()
     if not backup.finished:
         # shuffle=False: the feed shuffles (see training.cae.train_cae).
-        gan.fit(feed, epochs=training.epochs, initial_epoch=backup.initial_epoch,
+        gan.fit(for_fit(feed), epochs=training.epochs, initial_epoch=backup.initial_epoch,
                 verbose=verbose, shuffle=False,
                 callbacks=[monitor, keras.callbacks.TerminateOnNaN(), *extra_callbacks, backup])
     hist = end_backup(backup, time.perf_counter() - start, training.lr)

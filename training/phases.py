@@ -232,8 +232,8 @@ def epoch_feed(x, y, batch_size: int, seed: int):
     from storage.training_backup import EpochFeed
 
     class ImagesFeed(EpochFeed):
-        def __getitem__(self, i):
-            return (super().__getitem__(i)[0],)
+        def pack(self, x, y):
+            return (x,)
 
     return EpochFeed(x, y, batch_size, seed) if y is not None \
         else ImagesFeed(x, x, batch_size, seed)

@@ -20,6 +20,7 @@ import numpy as np
 from accel import accelerate
 from models.semi_supervised import build_semi_supervised
 from runtime.backend import layer_seed
+from storage.feeds import IndexedFeed, for_fit
 from cli.errors import UserError, check_losses_finite
 from training.classifier import EpochClock, EpochOrder, clone_encoder, evaluate
 from training.classifier_config import Settings
@@ -29,12 +30,13 @@ from training.semi_supervised_config import SemiSupervisedSettings
 SEED_OFFSET = 3
 
 
-class LabelledUnlabelledFeed(keras.utils.PyDataset):
+class LabelledUnlabelledFeed(IndexedFeed):
     """``((labelled, unlabelled), labels)`` batches: an epoch is one pass over the
     unlabelled images (whole batches only: constant shapes, one compiled step);
     the labelled images are drawn in passes of their own, each a fresh
     permutation, as many as the epoch needs. Both orders are drawn from
     ``(seed, epoch)``, so an epoch resumed after a restart sees the same batches.
+    Give ``fit`` ``storage.feeds.for_fit(feed)``.
 
     Args:
         x, y: the labelled images and their integer labels.
@@ -59,16 +61,17 @@ class LabelledUnlabelledFeed(keras.utils.PyDataset):
     def __len__(self):
         return len(self.x_unlabelled) // self.unlabelled_batch
 
-    def set_epoch(self, epoch: int) -> None:
+    def draw_orders(self, epoch: int) -> dict:
         rng = np.random.default_rng([self.seed, epoch])
-        self._unlabelled = rng.permutation(len(self.x_unlabelled))
+        unlabelled = rng.permutation(len(self.x_unlabelled))
         passes = math.ceil(len(self) * self.labelled_batch / len(self.x))
-        self._labelled = np.concatenate([rng.permutation(len(self.x)) for _ in range(passes)])
+        labelled = np.concatenate([rng.permutation(len(self.x)) for _ in range(passes)])
+        return {"labelled": labelled, "unlabelled": unlabelled}
 
-    def __getitem__(self, i):
-        lab = self._labelled[i * self.labelled_batch:(i + 1) * self.labelled_batch]
-        unl = self._unlabelled[i * self.unlabelled_batch:(i + 1) * self.unlabelled_batch]
-        return (self.x[lab], self.x_unlabelled[unl]), self.y[lab]
+    def batch(self, i, orders, take):
+        lab = orders["labelled"][i * self.labelled_batch:(i + 1) * self.labelled_batch]
+        unl = orders["unlabelled"][i * self.unlabelled_batch:(i + 1) * self.unlabelled_batch]
+        return (take(self.x, lab), take(self.x_unlabelled, unl)), take(self.y, lab)
 
 
 def build_model(encoder, settings: Settings, semi: SemiSupervisedSettings, decoder=None):
@@ -87,6 +90,7 @@ def build_model(encoder, settings: Settings, semi: SemiSupervisedSettings, decod
         seed=layer_seed(settings.seed, 100 * SEED_OFFSET),
         reconstruction_weight=semi.reconstruction_weight, consistency=semi.consistency,
         consistency_weight=semi.consistency_weight, threshold=semi.pseudo_label_threshold,
+        distribution_alignment=semi.distribution_alignment,
         # No label smoothing: it caps the confidence the model learns (0.91 for 10
         # classes at 0.1), below the pseudo-labels' threshold (measured: 5% of the
         # unlabelled images passed 0.95 with it).
@@ -158,7 +162,7 @@ def train_semi_supervised(encoder, x, y, x_unlabelled, x_val, y_val, x_test, y_t
         if keeper.history.get("seconds"):
             clock.offset = keeper.history["seconds"][-1]
     if not finished:
-        model.fit(feed, validation_data=(x_val, y_val), epochs=epochs,
+        model.fit(for_fit(feed), validation_data=(x_val, y_val), epochs=epochs,
                   initial_epoch=initial_epoch, callbacks=[*callbacks, keeper],  # keeper last
                   verbose=settings.verbose, shuffle=False, validation_batch_size=512)
     history = keeper.history

@@ -60,6 +60,11 @@ class SemiSupervisedSettings:
         0.95, type=probability,
         help="with --consistency pseudo_label: the least confidence of a pseudo-label, "
              "in [0, 1]")
+    distribution_alignment: bool = option(
+        False, action=argparse.BooleanOptionalAction,
+        help="divide the weak copies' predictions by their mean over the unlabelled "
+             "batch and renormalise before they become targets (ReMixMatch's "
+             "distribution alignment towards equal classes)")
 
     def __post_init__(self):
         for name, valid in (("semi_supervised_start", STARTS), ("consistency", CONSISTENCY)):

@@ -73,6 +73,7 @@ def train_vae(data, config, out: str, training: VAETraining | None = None, *,
     from accel import accelerate
     from models.vae import build_vae
     from runtime.backend import layer_seed
+    from storage.feeds import for_fit
     from storage.training_backup import EpochFeed, run_settings
 
     training = training or VAETraining()
@@ -90,7 +91,7 @@ def train_vae(data, config, out: str, training: VAETraining | None = None, *,
     start = time.perf_counter()
     if not backup.finished:
         # shuffle=False: the feed shuffles (see training.cae.train_cae).
-        vae.fit(feed, validation_data=(data.x_val,), epochs=training.epochs,
+        vae.fit(for_fit(feed), validation_data=(data.x_val,), epochs=training.epochs,
                 initial_epoch=backup.initial_epoch, verbose=verbose, shuffle=False,
                 validation_batch_size=EVAL_BATCH,
                 callbacks=[keras.callbacks.TerminateOnNaN(), backup])

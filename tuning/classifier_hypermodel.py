@@ -163,6 +163,7 @@ class ClassifierHyperModel(TrainableHyperModel):
 
         from accel import accelerate
         from data.label_subsets import class_balanced_count, class_balanced_subset
+        from storage.feeds import for_fit
         from training.classifier import EpochOrder
         from training.semi_supervised import LabelledUnlabelledFeed
 
@@ -184,7 +185,7 @@ class ClassifierHyperModel(TrainableHyperModel):
         feed = LabelledUnlabelledFeed(x[idx], y[idx], x, batch,
                                       batch * self.space["unlabelled_ratio"], seed=0)
         callbacks = [EpochOrder(feed), *kwargs.pop("callbacks", [])]
-        return accelerate(model).fit(feed, shuffle=False, callbacks=callbacks, **kwargs)
+        return accelerate(model).fit(for_fit(feed), shuffle=False, callbacks=callbacks, **kwargs)
 
     def search_data(self, data) -> tuple:
         return data.x_train, data.y_train, (data.x_val, data.y_val)

@@ -80,8 +80,11 @@ class TrainableHyperModel(kt.HyperModel):
         import keras
 
         from accel import accelerate
+        from storage.feeds import for_fit
 
-        if not (args and isinstance(args[0], keras.utils.PyDataset)):  # one batches itself
+        if args and isinstance(args[0], keras.utils.PyDataset):  # one batches itself
+            args = (for_fit(args[0]), *args[1:])
+        else:
             kwargs["batch_size"] = hp.get("batch_size")
         return accelerate(model).fit(*args, **kwargs)
 
