@@ -23,7 +23,7 @@ class VAEConfig:
                         help="filters of the first convolution; the second has twice as many")
     # 512, not keras-io's 16 (and no decoder layer): a step takes about 1.5x as
     # long on 2 CPU cores, and the reconstructions' FID after 10 epochs of batch
-    # 128 falls from 28.1 to 15.8 (18.0 at 256; 15.5 after the default 8 epochs of
+    # 128 falls from 28.1 to 15.8 (18.0 at 256; 14.1 after the default 10 epochs of
     # batch 64); benchmarks/results/sample_quality_fashion_mnist.md.
     dense_units: int = option(512, type=positive_int,
                               help="width of the hidden dense layer on each side: the "

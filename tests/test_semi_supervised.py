@@ -232,7 +232,7 @@ def test_tune_searches_the_weights_of_its_terms(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     best = json.loads((out / "best_hyperparameters.json").read_text())["hyperparameters"]
     assert {"reconstruction_weight", "consistency", "consistency_weight",
-            "pseudo_label_threshold"} <= set(best)
+            "pseudo_label_threshold", "distribution_alignment"} <= set(best)
     classifier = keras.saving.load_model(str(out / "best.keras"))
     probs = classifier.predict(np.zeros((2, 28, 28, 1), "float32"), verbose=0)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)

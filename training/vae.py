@@ -24,12 +24,10 @@ LR_SCHEDULES = ("constant", "cosine")
 class VAETraining:
     """How a VAE is trained (Adam on the negative ELBO)."""
 
-    # 8 epochs of batch 64: on 2 CPU cores the default VAE trains them in 582 s,
-    # within ten minutes, and its reconstructions score FID 15.5; at batch 128, 8
-    # epochs took 551 s for 17.4 and 10 took 710 s for 15.8: twice the steps of
-    # half the images each learn faster for about the same time an epoch
-    # (benchmarks/results/sample_quality_fashion_mnist.md).
-    epochs: int = option(8, type=positive_int, help="training epochs")
+    # 10 epochs of batch 64: on 2 CPU cores the default VAE trains them in 561 s
+    # on tensorflow, within ten minutes; at batch 128 the same time held fewer,
+    # slower-learning steps (benchmarks/results/sample_quality_fashion_mnist.md).
+    epochs: int = option(10, type=positive_int, help="training epochs")
     batch_size: int = option(64, type=positive_int, help="images per step")
     lr: float = option(1e-3, type=positive_float, help="Adam learning rate")
     lr_schedule: str = option(

@@ -145,7 +145,8 @@ class ClassifierHyperModel(TrainableHyperModel):
                                                   if c in CONSISTENCY]),
             consistency_weight=hp.Float("consistency_weight", *s["consistency_weight"],
                                         sampling="log"),
-            threshold=hp.Float("pseudo_label_threshold", *s["pseudo_label_threshold"]))
+            threshold=hp.Float("pseudo_label_threshold", *s["pseudo_label_threshold"]),
+            distribution_alignment=hp.Boolean("distribution_alignment", default=True))
         hp.Choice("batch_size", s["batch_size"])  # labelled images per step
         lr = hp.Float("learning_rate", *s["learning_rate"], sampling="log")
         wd = hp.Float("weight_decay", *s["weight_decay"], sampling="log")
