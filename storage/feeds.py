@@ -87,4 +87,3 @@ def for_fit(feed):
     if tf.distribute.has_strategy():
         return feed
     return feed.tf_dataset()
-
