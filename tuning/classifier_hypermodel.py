@@ -132,6 +132,7 @@ class ClassifierHyperModel(TrainableHyperModel):
         import keras
 
         from models.semi_supervised import CONSISTENCY, build_semi_supervised
+        from training.semi_supervised_config import SemiSupervisedSettings
 
         s = self.space
         model = build_semi_supervised(
@@ -146,7 +147,9 @@ class ClassifierHyperModel(TrainableHyperModel):
             consistency_weight=hp.Float("consistency_weight", *s["consistency_weight"],
                                         sampling="log"),
             threshold=hp.Float("pseudo_label_threshold", *s["pseudo_label_threshold"]),
-            distribution_alignment=hp.Boolean("distribution_alignment", default=True))
+            distribution_alignment=hp.Boolean(  # classify's default first
+                "distribution_alignment",
+                default=SemiSupervisedSettings.distribution_alignment))
         hp.Choice("batch_size", s["batch_size"])  # labelled images per step
         lr = hp.Float("learning_rate", *s["learning_rate"], sampling="log")
         wd = hp.Float("weight_decay", *s["weight_decay"], sampling="log")
