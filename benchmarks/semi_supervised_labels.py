@@ -47,6 +47,8 @@ def main() -> int:
                         help="the pseudo-labels' least confidence (default: classify's)")
     parser.add_argument("--distribution-alignment", action=argparse.BooleanOptionalAction,
                         default=None, help="--distribution-alignment (default: classify's)")
+    parser.add_argument("--strong-view", choices=("shift", "affine"), default=None,
+                        help="the consistency term's strong view (default: classify's)")
     parser.add_argument("--lr", type=positive_float, default=None,
                         help="--semi-supervised-lr (default: classify's)")
     parser.add_argument("--supervised", action=argparse.BooleanOptionalAction, default=True,
@@ -93,7 +95,8 @@ def main() -> int:
         ("reconstruction_weight", args.reconstruction_weight),
         ("semi_supervised_lr", args.lr),
         ("pseudo_label_threshold", args.threshold),
-        ("distribution_alignment", args.distribution_alignment)) if value is not None}
+        ("distribution_alignment", args.distribution_alignment),
+        ("strong_view", args.strong_view)) if value is not None}
     semi = SemiSupervisedSettings(semi_supervised_epochs=args.epochs,
                                   semi_supervised_start=args.start,
                                   consistency=args.consistency, **overrides)
@@ -122,7 +125,8 @@ def main() -> int:
                      "supervised_cnn_epochs": base["epochs"],
                      "semi_supervised": ours["test_accuracy"], "semi_supervised_s": ours_s,
                      "semi_supervised_epochs": ours["epochs"],
-                     "pseudo_label_rate": ours["pseudo_label_rate"]})
+                     "pseudo_label_rate": ours["pseudo_label_rate"],
+                     "val_accuracy": ours["val_accuracy"]})
         supervised = ("supervised CNN not trained" if base_s is None else
                       f"supervised CNN {100 * base['test_accuracy']:.2f}% ({base_s:.0f} s)")
         print(f"{count} labels: {supervised}, semi-supervised "

@@ -46,16 +46,26 @@ from models.train_steps import Phase
 CONSISTENCY = ("pseudo_label", "mean_squared", "none")
 
 
-def _shift(shift: float, seed: int | None) -> keras.layers.RandomTranslation:
-    """Whole-pixel shifts of up to ``shift``, zeros shifted in."""
-    layer = keras.layers.RandomTranslation(shift, shift, fill_mode="constant", fill_value=0.0,
-                                           interpolation="nearest", seed=seed, name="shift")
-    # Keras marks the layer as one TensorFlow's XLA cannot compile, which makes
-    # ``compile`` run the whole training step of a model holding it op by op
-    # (measured 20 times slower on jax); jax compiles it.
+STRONG_VIEWS = ("shift", "affine")  # the strong views of build_strong_augmentation
+
+
+def _jit_on_jax(layer: keras.layers.Layer) -> keras.layers.Layer:
+    """``layer``, marked for compilation on jax.
+
+    Keras marks its affine augmentation layers as ones TensorFlow's XLA cannot
+    compile, which makes ``compile`` run the whole training step of a model
+    holding one op by op (measured 20 times slower on jax); jax compiles them.
+    """
     if keras.backend.backend() == "jax":
         layer.supports_jit = True
     return layer
+
+
+def _shift(shift: float, seed: int | None) -> keras.layers.RandomTranslation:
+    """Whole-pixel shifts of up to ``shift``, zeros shifted in."""
+    return _jit_on_jax(keras.layers.RandomTranslation(
+        shift, shift, fill_mode="constant", fill_value=0.0, interpolation="nearest",
+        seed=seed, name="shift"))
 
 
 def build_weak_augmentation(shift: float = 0.0625, seed: int | None = None) -> keras.Sequential:
@@ -66,18 +76,43 @@ def build_weak_augmentation(shift: float = 0.0625, seed: int | None = None) -> k
     ], name="weak")
 
 
-def build_strong_augmentation(seed: int | None = None) -> keras.Sequential:
-    """The weak view's flips and larger shifts, then contrast changes and an erased
-    rectangle on every image (FixMatch's strong view, with the changes that suit
-    grey-scale images)."""
+def build_strong_augmentation(seed: int | None = None, view: str = "shift") -> keras.Sequential:
+    """FixMatch's strong view, with the changes that suit grey-scale images.
+
+    ``view`` is one of :data:`STRONG_VIEWS`:
+
+    * ``shift``: the weak view's flips and larger shifts, then contrast changes
+      and an erased rectangle on every image;
+    * ``affine``: also rotations (up to 15 degrees), shears, and changes of
+      brightness and sharpness, each of a random strength for every image: the
+      grey-scale operations of RandAugment (Cubuk et al. 2020), all applied at
+      once rather than two drawn at a time.
+    """
+    if view not in STRONG_VIEWS:
+        raise ValueError(f"view must be one of {', '.join(STRONG_VIEWS)}. "
+                         f"Received: view={view!r}")
     seed_of = (lambda k: None) if seed is None else (lambda k: seed + k)
-    return keras.Sequential([
-        keras.layers.RandomFlip("horizontal", seed=seed_of(0), name="flip"),
-        _shift(0.125, seed_of(1)),
-        keras.layers.RandomContrast(0.5, value_range=(0, 1), seed=seed_of(2), name="contrast"),
-        keras.layers.RandomErasing(factor=(1.0, 1.0), value_range=(0, 1), fill_value=0.0,
-                                   seed=seed_of(3), name="erasing"),
-    ], name="strong")
+    layers = [keras.layers.RandomFlip("horizontal", seed=seed_of(0), name="flip")]
+    if view == "affine":
+        layers += [
+            _jit_on_jax(keras.layers.RandomRotation(1 / 24, fill_mode="constant",
+                                                    seed=seed_of(4), name="rotation")),
+            _jit_on_jax(keras.layers.RandomShear(0.1, 0.1, fill_mode="constant",
+                                                 seed=seed_of(5), name="shear")),
+        ]
+    layers += [_shift(0.125, seed_of(1)),
+               keras.layers.RandomContrast(0.5, value_range=(0, 1), seed=seed_of(2),
+                                           name="contrast")]
+    if view == "affine":
+        layers += [
+            keras.layers.RandomBrightness(0.2, value_range=(0, 1), seed=seed_of(6),
+                                          name="brightness"),
+            keras.layers.RandomSharpness(0.5, value_range=(0, 1), seed=seed_of(7),
+                                         name="sharpness"),
+        ]
+    layers.append(keras.layers.RandomErasing(factor=(1.0, 1.0), value_range=(0, 1),
+                                             fill_value=0.0, seed=seed_of(3), name="erasing"))
+    return keras.Sequential(layers, name="strong")
 
 
 def build_code_decoder(code_dim: int, width: int = 32) -> keras.Model:
@@ -244,7 +279,8 @@ def build_semi_supervised(encoder: keras.Model | None = None, features: str = "c
                           decoder: keras.Model | None = None, hidden_units: int = 256,
                           dropout: float = 0.5, feature_dropout: float = 0.2,
                           num_classes: int = 10, weak_shift: float = 0.0625,
-                          seed: int | None = None, **loss_options) -> SemiSupervisedClassifier:
+                          strong_view: str = "shift", seed: int | None = None,
+                          **loss_options) -> SemiSupervisedClassifier:
     """A :class:`SemiSupervisedClassifier` on ``encoder`` (its weights are trained:
     pass a copy to keep the original), reading the layer named by ``features``
     (:data:`models.classifier.FEATURES`).
@@ -255,6 +291,7 @@ def build_semi_supervised(encoder: keras.Model | None = None, features: str = "c
         hidden_units, dropout, feature_dropout, num_classes: the head
             (:func:`models.classifier.build_head`).
         weak_shift: the weak view's largest shift, a fraction of the size.
+        strong_view: the strong view (:func:`build_strong_augmentation`).
         seed: seeds the augmentations.
         **loss_options: the terms' options of :class:`SemiSupervisedClassifier`.
     """
@@ -270,5 +307,5 @@ def build_semi_supervised(encoder: keras.Model | None = None, features: str = "c
     return SemiSupervisedClassifier(
         two_output_encoder(encoder, extractor), decoder, head,
         build_weak_augmentation(weak_shift, seed=seed),
-        build_strong_augmentation(seed=None if seed is None else seed + 10),
+        build_strong_augmentation(None if seed is None else seed + 10, strong_view),
         seed=seed, name="semi_supervised_training", **loss_options)

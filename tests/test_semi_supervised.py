@@ -18,10 +18,11 @@ from training.semi_supervised_config import SemiSupervisedSettings
 TINY = CAEConfig(conv_filters=(4, 8, 8), dense_units=16, latent_dim=3)
 
 
-def tiny_model(**loss_options):
+def tiny_model(strong_view="shift", **loss_options):
     keras.utils.set_random_seed(0)
     model = build_semi_supervised(build_encoder(TINY), "conv2", hidden_units=8, dropout=0.0,
-                                  feature_dropout=0.0, seed=0, **loss_options)
+                                  feature_dropout=0.0, strong_view=strong_view, seed=0,
+                                  **loss_options)
     # No weight decay: a variable no term reaches then keeps its value exactly.
     model.compile(optimizer=keras.optimizers.AdamW(1e-2, weight_decay=0.0))
     model.optimizer.build(model.trainable_variables)  # its variables join the snapshot
@@ -106,6 +107,20 @@ class TestTerms:
         assert np.isclose(float(loss), -np.log(0.1), rtol=1e-5)
         assert aligned.get_config()["distribution_alignment"] is True
 
+    def test_the_affine_strong_view_trains_every_sub_model(self, batches):
+        """Rotations and shears inside the compiled training step of this backend."""
+        labelled, labels, unlabelled, other = batches
+        model = tiny_model(threshold=0.0, strong_view="affine")
+        assert [layer.name for layer in model.strong.layers] == [
+            "flip", "rotation", "shear", "shift", "contrast", "brightness", "sharpness",
+            "erasing"]
+        start = snapshot(model)
+        a = step_from(model, start, ((labelled, unlabelled), labels))
+        b = step_from(model, start, ((labelled, other), labels))
+        for name in ("encoder", "decoder", "head"):
+            assert not same(a[name], b[name]), name
+            assert all(np.isfinite(w).all() for w in a[name]), name
+
     def test_mean_squared_consistency_reaches_the_encoder(self, batches):
         labelled, labels, unlabelled, other = batches
         model = tiny_model(reconstruction_weight=0.0, consistency="mean_squared",
@@ -155,6 +170,37 @@ class TestTraining:
         np.testing.assert_allclose(probs, expected, atol=1e-5)
 
 
+    def test_keeps_the_last_epochs_weights_not_the_best_validation_epochs(self, monkeypatch):
+        import training.semi_supervised as semi_module
+        from data.datasets import load_dataset
+        from data.label_subsets import class_balanced_subset
+
+        heads = []
+
+        class RecordingClock(semi_module.EpochClock):
+            def on_epoch_end(self, epoch, logs=None):
+                super().on_epoch_end(epoch, logs)
+                heads.append([np.array(w) for w in self.model.head.weights])
+
+        monkeypatch.setattr(semi_module, "EpochClock", RecordingClock)
+        data = load_dataset("digits", val_size=100, seed=0)
+        idx = class_balanced_subset(data.y_train, 20 / len(data.y_train), seed=0)
+        # Ten blank validation images, one of each class: any model gives them one
+        # class, so every epoch scores 0.1 and the first is the best by validation.
+        x_val, y_val = np.zeros((10, 28, 28, 1), "float32"), np.arange(10)
+        settings = Settings(features="conv2", hidden_units=16, patience=10, seed=0)
+        semi = SemiSupervisedSettings(semi_supervised_epochs=2, labelled_batch_size=10,
+                                      unlabelled_ratio=4, semi_supervised_start="scratch",
+                                      consistency="none")
+        record = train_semi_supervised(build_encoder(TINY), data.x_train[idx],
+                                       data.y_train[idx], data.x_train[:400], x_val, y_val,
+                                       data.x_test[:50], data.y_test[:50], settings, semi)
+        np.testing.assert_allclose(record["val_accuracy"], [0.1, 0.1])
+        final = [np.array(w) for w in record["model"].get_layer("head").weights]
+        assert len(heads) == 2 and not same(heads[0], heads[1])
+        assert same(final, heads[1])
+
+
 @pytest.mark.backend_independent
 class TestFeedAndOptions:
     def test_each_step_has_labelled_and_unlabelled_batches_of_fixed_size(self):
@@ -190,6 +236,7 @@ class TestFeedAndOptions:
         ("pseudo_label_threshold", 1.5, "in [0, 1]"),
         ("reconstruction_weight", -1.0, ">= 0"),
         ("semi_supervised_start", "cae", "must be one of encoder, scratch"),
+        ("strong_view", "randaugment", "strong_view must be one of shift, affine"),
     ])
     def test_bad_settings_are_refused(self, field, value, message):
         with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
@@ -199,6 +246,20 @@ class TestFeedAndOptions:
         with pytest.raises(ValueError, match="consistency must be one of"):
             build_semi_supervised(build_encoder(TINY), "code", consistency="mixup")
 
+    def test_strong_views_change_each_image_its_own_way_within_its_range(self, tiny_images):
+        from models.semi_supervised import build_strong_augmentation
+
+        same_image = np.repeat(tiny_images[:1], 8, axis=0)
+        for view in ("shift", "affine"):
+            strong = build_strong_augmentation(seed=3, view=view)
+            out = np.asarray(keras.ops.convert_to_numpy(strong(same_image, training=True)))
+            assert out.shape == same_image.shape and 0.0 <= out.min() and out.max() <= 1.0
+            assert len({o.tobytes() for o in out}) == 8, view  # eight different copies
+            np.testing.assert_array_equal(
+                keras.ops.convert_to_numpy(strong(same_image, training=False)), same_image)
+        with pytest.raises(ValueError, match="view must be one of shift, affine"):
+            build_strong_augmentation(view="randaugment")
+
 
 @pytest.mark.backend_independent
 @pytest.mark.parametrize("argv, message", [
@@ -207,6 +268,7 @@ class TestFeedAndOptions:
     (["--reconstruction-weight", "-1"], "--reconstruction-weight"),
     (["--unlabelled-ratio", "0"], "--unlabelled-ratio"),
     (["--unlabelled-ratio", "65"], "--unlabelled-ratio: 65 is more than 64"),
+    (["--strong-view", "randaugment"], "--strong-view: invalid choice: 'randaugment'"),
 ])
 def test_benchmark_refuses_bad_options_in_one_line(argv, message):
     from conftest import ROOT
@@ -232,7 +294,7 @@ def test_tune_searches_the_weights_of_its_terms(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     best = json.loads((out / "best_hyperparameters.json").read_text())["hyperparameters"]
     assert {"reconstruction_weight", "consistency", "consistency_weight",
-            "pseudo_label_threshold", "distribution_alignment"} <= set(best)
+            "pseudo_label_threshold", "distribution_alignment", "strong_view"} <= set(best)
     classifier = keras.saving.load_model(str(out / "best.keras"))
     probs = classifier.predict(np.zeros((2, 28, 28, 1), "float32"), verbose=0)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)

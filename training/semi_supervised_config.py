@@ -12,6 +12,7 @@ from cli.options import option
 
 CONSISTENCY = ("pseudo_label", "mean_squared", "none")  # models.semi_supervised.CONSISTENCY
 STARTS = ("encoder", "scratch")
+STRONG_VIEWS = ("shift", "affine")  # models.semi_supervised.STRONG_VIEWS
 MAX_UNLABELLED_RATIO = 64  # unlabelled images per labelled one in a batch
 
 
@@ -60,6 +61,12 @@ class SemiSupervisedSettings:
         0.95, type=probability,
         help="with --consistency pseudo_label: the least confidence of a pseudo-label, "
              "in [0, 1]")
+    strong_view: str = option(
+        "shift", choices=STRONG_VIEWS,
+        help="the strongly augmented copy of --consistency: shift (flips, shifts of "
+             "up to 3 pixels, contrast, an erased rectangle) or affine (also "
+             "rotations up to 15 degrees, shears, brightness and sharpness, each "
+             "of a random strength per image)")
     # On: at 480 labels (one subset, 20 epochs) 82.64% against 81.76% without
     # (benchmarks/results/semi_supervised_labels.md).
     distribution_alignment: bool = option(
@@ -69,7 +76,8 @@ class SemiSupervisedSettings:
              "distribution alignment towards equal classes)")
 
     def __post_init__(self):
-        for name, valid in (("semi_supervised_start", STARTS), ("consistency", CONSISTENCY)):
+        for name, valid in (("semi_supervised_start", STARTS), ("consistency", CONSISTENCY),
+                            ("strong_view", STRONG_VIEWS)):
             if getattr(self, name) not in valid:
                 raise ValueError(f"{name} must be one of {', '.join(valid)}. "
                                  f"Received: {name}={getattr(self, name)!r}")

@@ -131,7 +131,7 @@ class ClassifierHyperModel(TrainableHyperModel):
         trial's weights of its terms, head and AdamW."""
         import keras
 
-        from models.semi_supervised import CONSISTENCY, build_semi_supervised
+        from models.semi_supervised import CONSISTENCY, STRONG_VIEWS, build_semi_supervised
         from training.semi_supervised_config import SemiSupervisedSettings
 
         s = self.space
@@ -149,7 +149,9 @@ class ClassifierHyperModel(TrainableHyperModel):
             threshold=hp.Float("pseudo_label_threshold", *s["pseudo_label_threshold"]),
             distribution_alignment=hp.Boolean(  # classify's default first
                 "distribution_alignment",
-                default=SemiSupervisedSettings.distribution_alignment))
+                default=SemiSupervisedSettings.distribution_alignment),
+            strong_view=hp.Choice("strong_view", sorted(
+                STRONG_VIEWS, key=lambda view: view != SemiSupervisedSettings.strong_view)))
         hp.Choice("batch_size", s["batch_size"])  # labelled images per step
         lr = hp.Float("learning_rate", *s["learning_rate"], sampling="log")
         wd = hp.Float("weight_decay", *s["weight_decay"], sampling="log")
