@@ -29,6 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 def main() -> int:
     from data.label_subsets import count_list
     from cli.args import non_negative_float, positive_float, positive_int, probability
+    from training.semi_supervised_config import MAX_UNLABELLED_RATIO, STRONG_VIEWS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--labels", type=count_list, default=[100, 480],
@@ -47,7 +48,7 @@ def main() -> int:
                         help="the pseudo-labels' least confidence (default: classify's)")
     parser.add_argument("--distribution-alignment", action=argparse.BooleanOptionalAction,
                         default=None, help="--distribution-alignment (default: classify's)")
-    parser.add_argument("--strong-view", choices=("shift", "affine"), default=None,
+    parser.add_argument("--strong-view", choices=STRONG_VIEWS, default=None,
                         help="the consistency term's strong view (default: classify's)")
     parser.add_argument("--lr", type=positive_float, default=None,
                         help="--semi-supervised-lr (default: classify's)")
@@ -60,7 +61,6 @@ def main() -> int:
     parser.add_argument("--dataset", default="fashion_mnist")
     parser.add_argument("--out", default="runs/semi_supervised_labels.json")
     args = parser.parse_args()
-    from training.semi_supervised_config import MAX_UNLABELLED_RATIO
     if (args.unlabelled_ratio or 0) > MAX_UNLABELLED_RATIO:
         parser.error(f"argument --unlabelled-ratio: {args.unlabelled_ratio} is more than "
                      f"{MAX_UNLABELLED_RATIO}; give an integer from 1 to {MAX_UNLABELLED_RATIO}")
