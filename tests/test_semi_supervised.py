@@ -169,7 +169,6 @@ class TestTraining:
         np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
         np.testing.assert_allclose(probs, expected, atol=1e-5)
 
-
     def test_keeps_the_last_epochs_weights_not_the_best_validation_epochs(self, monkeypatch):
         import training.semi_supervised as semi_module
         from data.datasets import load_dataset
