@@ -10,7 +10,7 @@ accuracies and training seconds; writes JSON.
     python benchmarks/semi_supervised_labels.py [--labels 100,480] [--epochs 20] \
         [--start scratch|encoder --encoder cae.keras] [--seed 0] \
         [--unlabelled-ratio 4] [--reconstruction-weight 1] [--lr 1e-3] \
-        [--no-supervised] [--verbose 2] [--out runs/semi_supervised_labels.json]
+        [--ema-epochs 2.67] [--no-supervised] [--verbose 2] [--out runs/semi_supervised_labels.json]
 
 ``--no-supervised`` trains only the semi-supervised model (to try its settings
 against a supervised figure already measured on the same subset).
@@ -50,6 +50,9 @@ def main() -> int:
                         default=None, help="--distribution-alignment (default: classify's)")
     parser.add_argument("--strong-view", choices=STRONG_VIEWS, default=None,
                         help="the consistency term's strong view (default: classify's)")
+    parser.add_argument("--ema-epochs", type=non_negative_float, default=None,
+                        help="--semi-supervised-ema-epochs: validate and score a moving "
+                             "average of the weights (default: classify's)")
     parser.add_argument("--lr", type=positive_float, default=None,
                         help="--semi-supervised-lr (default: classify's)")
     parser.add_argument("--supervised", action=argparse.BooleanOptionalAction, default=True,
@@ -96,7 +99,8 @@ def main() -> int:
         ("semi_supervised_lr", args.lr),
         ("pseudo_label_threshold", args.threshold),
         ("distribution_alignment", args.distribution_alignment),
-        ("strong_view", args.strong_view)) if value is not None}
+        ("strong_view", args.strong_view),
+        ("semi_supervised_ema_epochs", args.ema_epochs)) if value is not None}
     semi = SemiSupervisedSettings(semi_supervised_epochs=args.epochs,
                                   semi_supervised_start=args.start,
                                   consistency=args.consistency, **overrides)
@@ -125,13 +129,17 @@ def main() -> int:
                      "supervised_cnn_epochs": base["epochs"],
                      "semi_supervised": ours["test_accuracy"], "semi_supervised_s": ours_s,
                      "semi_supervised_epochs": ours["epochs"],
+                     "semi_supervised_last_step": ours["last_step_test_accuracy"],
                      "pseudo_label_rate": ours["pseudo_label_rate"],
                      "val_accuracy": ours["val_accuracy"]})
         supervised = ("supervised CNN not trained" if base_s is None else
                       f"supervised CNN {100 * base['test_accuracy']:.2f}% ({base_s:.0f} s)")
         print(f"{count} labels: {supervised}, semi-supervised "
               f"{100 * ours['test_accuracy']:.2f}% "
-              f"({ours_s:.0f} s, {ours['epochs']} epochs)", flush=True)
+              f"({ours_s:.0f} s, {ours['epochs']} epochs"
+              + ("" if ours["last_step_test_accuracy"] is None else
+                 f"; last step's weights {100 * ours['last_step_test_accuracy']:.2f}%")
+              + ")", flush=True)
         write_json(args.out, {"backend": keras.backend.backend(), "args": vars(args),
                               "test_images": int(len(data.y_test)), "rows": rows})
     return 0

@@ -2,6 +2,7 @@
 inference model, and its options."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -133,23 +134,61 @@ class TestTerms:
 
 
 @pytest.mark.slow
+@pytest.fixture(scope="module")
+def digits():
+    """scikit-learn's digits with 20 labelled training images, 2 of a class."""
+    from data.datasets import load_dataset
+    from data.label_subsets import class_balanced_subset
+
+    data = load_dataset("digits", val_size=100, seed=0)
+    return data, class_balanced_subset(data.y_train, 20 / len(data.y_train), seed=0)
+
+
+def train_on_digits(digits, x_val=None, y_val=None, test_images=None, **semi_options):
+    """Two epochs of the tiny model on ``digits``'s 20 labels and 400 unlabelled
+    images, without the consistency term (the terms: TestTerms)."""
+    data, idx = digits
+    settings = Settings(features="conv2", hidden_units=16, patience=10, seed=0)
+    semi = SemiSupervisedSettings(**{
+        "semi_supervised_epochs": 2, "labelled_batch_size": 10, "unlabelled_ratio": 4,
+        "semi_supervised_start": "scratch", "consistency": "none", **semi_options})
+    x_val = data.x_val if x_val is None else x_val
+    y_val = data.y_val if y_val is None else y_val
+    test = slice(test_images)
+    return train_semi_supervised(build_encoder(TINY), data.x_train[idx], data.y_train[idx],
+                                 data.x_train[:400], x_val, y_val, data.x_test[test],
+                                 data.y_test[test], settings, semi)
+
+
+@pytest.fixture
+def epoch_ends(monkeypatch):
+    """The training model's trainable weights (by variable path) at each epoch's end."""
+    import training.semi_supervised as semi_module
+
+    recorded = []
+
+    class RecordingClock(semi_module.EpochClock):
+        def on_epoch_end(self, epoch, logs=None):
+            super().on_epoch_end(epoch, logs)
+            recorded.append({v.path: np.array(v) for v in self.model.trainable_variables})
+
+    monkeypatch.setattr(semi_module, "EpochClock", RecordingClock)
+    return recorded
+
+
+def weights_of(model, values_by_path):
+    return [values_by_path[w.path] for w in model.trainable_weights]
+
+
 class TestTraining:
-    def test_trains_on_digits_and_saves_a_plain_keras_classifier(self, tmp_path):
-        from data.datasets import load_dataset
-        from data.label_subsets import class_balanced_subset
+    def test_trains_on_digits_and_saves_a_plain_keras_classifier(self, digits, tmp_path):
         from models.saving import save_model
 
-        data = load_dataset("digits", val_size=100, seed=0)
-        idx = class_balanced_subset(data.y_train, 20 / len(data.y_train), seed=0)
-        settings = Settings(features="conv2", hidden_units=16, patience=10, seed=0)
-        semi = SemiSupervisedSettings(semi_supervised_epochs=2, labelled_batch_size=10,
-                                      unlabelled_ratio=4, semi_supervised_start="scratch",
-                                      consistency="none")  # the terms: TestTerms
-        record = train_semi_supervised(build_encoder(TINY), data.x_train[idx],
-                                       data.y_train[idx], data.x_train[:400], data.x_val,
-                                       data.y_val, data.x_test, data.y_test, settings, semi)
+        data, _ = digits
+        record = train_on_digits(digits)
         assert record["epochs"] == 2 and len(record["val_accuracy"]) == 2
         assert record["labelled_images"] == 20 and record["unlabelled_images"] == 400
+        assert record["last_step_test_accuracy"] is None  # no moving average
         # The record's test figures are those of the model it returns.
         predicted = record["model"].predict(data.x_test, verbose=0).argmax(axis=1)
         np.testing.assert_array_equal(record["predictions"], predicted)
@@ -169,35 +208,36 @@ class TestTraining:
         np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
         np.testing.assert_allclose(probs, expected, atol=1e-5)
 
-    def test_keeps_the_last_epochs_weights_not_the_best_validation_epochs(self, monkeypatch):
-        import training.semi_supervised as semi_module
-        from data.datasets import load_dataset
-        from data.label_subsets import class_balanced_subset
-
-        heads = []
-
-        class RecordingClock(semi_module.EpochClock):
-            def on_epoch_end(self, epoch, logs=None):
-                super().on_epoch_end(epoch, logs)
-                heads.append([np.array(w) for w in self.model.head.weights])
-
-        monkeypatch.setattr(semi_module, "EpochClock", RecordingClock)
-        data = load_dataset("digits", val_size=100, seed=0)
-        idx = class_balanced_subset(data.y_train, 20 / len(data.y_train), seed=0)
+    def test_keeps_the_last_epochs_weights_not_the_best_validation_epochs(self, digits,
+                                                                         epoch_ends):
         # Ten blank validation images, one of each class: any model gives them one
         # class, so every epoch scores 0.1 and the first is the best by validation.
         x_val, y_val = np.zeros((10, 28, 28, 1), "float32"), np.arange(10)
-        settings = Settings(features="conv2", hidden_units=16, patience=10, seed=0)
-        semi = SemiSupervisedSettings(semi_supervised_epochs=2, labelled_batch_size=10,
-                                      unlabelled_ratio=4, semi_supervised_start="scratch",
-                                      consistency="none")
-        record = train_semi_supervised(build_encoder(TINY), data.x_train[idx],
-                                       data.y_train[idx], data.x_train[:400], x_val, y_val,
-                                       data.x_test[:50], data.y_test[:50], settings, semi)
+        record = train_on_digits(digits, x_val, y_val, test_images=50)
         np.testing.assert_allclose(record["val_accuracy"], [0.1, 0.1])
-        final = [np.array(w) for w in record["model"].get_layer("head").weights]
-        assert len(heads) == 2 and not same(heads[0], heads[1])
-        assert same(final, heads[1])
+        final = record["model"].trainable_weights
+        assert len(epoch_ends) == 2
+        assert not same(weights_of(record["model"], epoch_ends[0]),
+                        weights_of(record["model"], epoch_ends[1]))
+        assert same([np.array(w) for w in final], weights_of(record["model"], epoch_ends[1]))
+
+    def test_a_moving_average_is_validated_returned_and_scored_beside_the_last_step(
+            self, digits, epoch_ends):
+        data, _ = digits
+        record = train_on_digits(digits, semi_supervised_ema_epochs=1.0)
+        model = record["model"]
+        last_step = weights_of(model, epoch_ends[-1])
+        average = [np.array(w) for w in model.trainable_weights]
+        assert not same(average, last_step)  # the average is returned, not the last step
+        # Validation saw the average: the last epoch's figure is the returned model's.
+        predicted = model.predict(data.x_val, verbose=0).argmax(axis=1)
+        assert record["val_accuracy"][-1] == pytest.approx(np.mean(predicted == data.y_val))
+        # The last step's weights are scored too.
+        for weight, value in zip(model.trainable_weights, last_step):
+            weight.assign(value)
+        predicted = model.predict(data.x_test, verbose=0).argmax(axis=1)
+        assert record["last_step_test_accuracy"] == pytest.approx(
+            np.mean(predicted == data.y_test))
 
 
 @pytest.mark.backend_independent
@@ -236,9 +276,10 @@ class TestFeedAndOptions:
         ("reconstruction_weight", -1.0, ">= 0"),
         ("semi_supervised_start", "cae", "must be one of encoder, scratch"),
         ("strong_view", "randaugment", "strong_view must be one of shift, affine"),
+        ("semi_supervised_ema_epochs", -1.0, "semi_supervised_ema_epochs must be >= 0"),
     ])
     def test_bad_settings_are_refused(self, field, value, message):
-        with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        with pytest.raises(ValueError, match=re.escape(message)):
             SemiSupervisedSettings(**{field: value})
 
     def test_model_refuses_an_unknown_consistency(self):
@@ -268,6 +309,7 @@ class TestFeedAndOptions:
     (["--unlabelled-ratio", "0"], "--unlabelled-ratio"),
     (["--unlabelled-ratio", "65"], "--unlabelled-ratio: 65 is more than 64"),
     (["--strong-view", "randaugment"], "--strong-view: invalid choice: 'randaugment'"),
+    (["--ema-epochs", "-1"], "--ema-epochs"),
 ])
 def test_benchmark_refuses_bad_options_in_one_line(argv, message):
     from conftest import ROOT

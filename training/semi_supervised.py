@@ -98,11 +98,31 @@ def build_model(encoder, settings: Settings, semi: SemiSupervisedSettings, decod
         label_smoothing=0.0)
 
 
-def compile_model(model, settings: Settings, semi: SemiSupervisedSettings, steps: int):
-    """AdamW with the learning rate decayed to 0 along a cosine over ``steps``."""
+class LastStepWeights(keras.callbacks.Callback):
+    """The trainable weights at the end of the latest epoch, before Keras puts the
+    moving average in their place at the end of ``fit`` (``use_ema``)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.values = self.read(model)
+
+    @staticmethod
+    def read(model):
+        return [keras.ops.convert_to_numpy(v) for v in model.trainable_variables]
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.values = self.read(self.model)
+
+
+def compile_model(model, settings: Settings, semi: SemiSupervisedSettings, steps: int,
+                  ema_momentum: float = 0.0):
+    """AdamW with the learning rate decayed to 0 along a cosine over ``steps``; with
+    ``ema_momentum`` > 0, the optimizer keeps a moving average of the weights
+    (Keras's ``use_ema``), which ``fit`` puts in the model when it ends."""
     schedule = keras.optimizers.schedules.CosineDecay(semi.semi_supervised_lr, max(1, steps))
-    model.compile(optimizer=keras.optimizers.AdamW(schedule,
-                                                   weight_decay=settings.weight_decay))
+    model.compile(optimizer=keras.optimizers.AdamW(
+        schedule, weight_decay=settings.weight_decay, use_ema=ema_momentum > 0,
+        ema_momentum=ema_momentum or 0.99))
     return accelerate(model)  # the backend speed paths; the saved model stays plain Keras
 
 
@@ -145,7 +165,8 @@ def train_semi_supervised(encoder, x, y, x_unlabelled, x_val, y_val, x_test, y_t
                                   semi.unlabelled_batch_size,
                                   layer_seed(settings.seed, SEED_OFFSET))
     epochs = semi.semi_supervised_epochs
-    compile_model(model, settings, semi, epochs * len(feed))
+    ema = semi.ema_momentum(len(feed))
+    compile_model(model, settings, semi, epochs * len(feed), ema)
     # The last epoch's weights, not the best validation epoch's: the learning rate
     # decays to 0 by the last epoch, and a validation subset as scarce as the
     # labels (120 images at 480 labels: +-3 points of noise) picks an epoch by
@@ -156,6 +177,10 @@ def train_semi_supervised(encoder, x, y, x_unlabelled, x_val, y_val, x_test, y_t
         restore_best_weights=False)
     clock = EpochClock()
     callbacks = [early_stopping, keras.callbacks.TerminateOnNaN(), clock]
+    if ema:
+        # Validation sees the moving average; training, and the backup kept at
+        # each epoch's end, the weights themselves.
+        callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=False))
     initial_epoch, finished = 0, False
     if backup_dir is None:
         keeper = EpochOrder(feed)
@@ -167,6 +192,9 @@ def train_semi_supervised(encoder, x, y, x_unlabelled, x_val, y_val, x_test, y_t
             initial_epoch = epochs  # early stopping had ended it: no further epoch
         if keeper.history.get("seconds"):
             clock.offset = keeper.history["seconds"][-1]
+    last_step = LastStepWeights(model) if ema else None
+    if last_step is not None:
+        callbacks.append(last_step)
     if not finished:
         model.fit(for_fit(feed), validation_data=(x_val, y_val), epochs=epochs,
                   initial_epoch=initial_epoch, callbacks=[*callbacks, keeper],  # keeper last
@@ -174,6 +202,17 @@ def train_semi_supervised(encoder, x, y, x_unlabelled, x_val, y_val, x_test, y_t
     history = keeper.history
     check_losses_finite(history, "try a lower --semi-supervised-lr")
     classifier = model.classifier()
+    last_step_accuracy = None
+    if last_step is not None:
+        # fit has put the moving average in the model, unless no epoch was left to
+        # run after a restart: finalising again is harmless either way.
+        model.optimizer.finalize_variable_values(model.trainable_variables)
+        average = LastStepWeights.read(model)
+        for variable, value in zip(model.trainable_variables, last_step.values):
+            variable.assign(value)
+        last_step_accuracy = evaluate(classifier, x_test, y_test)["test_accuracy"]
+        for variable, value in zip(model.trainable_variables, average):
+            variable.assign(value)
     val_acc = history["val_accuracy"]
     record = {"epochs": len(val_acc), "wall_time_s": history["seconds"][-1],
               "best_val_accuracy": max(val_acc), "val_accuracy": val_acc,
@@ -181,6 +220,8 @@ def train_semi_supervised(encoder, x, y, x_unlabelled, x_val, y_val, x_test, y_t
               "pseudo_label_rate": history.get("pseudo_label_rate"),
               "labelled_images": int(len(x)), "unlabelled_images": int(len(x_unlabelled)),
               "settings": dict(vars(semi)),
+              # With a moving average (test_accuracy's), the last step's weights'.
+              "last_step_test_accuracy": last_step_accuracy,
               "trainable_parameters": int(sum(math.prod(w.shape)
                                               for w in classifier.trainable_weights))}
     record.update(evaluate(classifier, x_test, y_test))

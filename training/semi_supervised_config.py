@@ -77,6 +77,13 @@ class SemiSupervisedSettings:
              "batch and renormalise before they become targets (ReMixMatch's "
              "distribution alignment towards equal classes)")
 
+    # As the other classifiers' --ema-epochs (2.67 epochs: momentum 0.999, FixMatch's).
+    semi_supervised_ema_epochs: float = option(
+        0.0, type=non_negative_float, metavar="E",
+        help="validate, keep and test an exponential moving average of the weights "
+             "over about E epochs (momentum 1 - 1/(E x steps per epoch); 2.67: "
+             "FixMatch's 0.999); 0 keeps the last step's weights")
+
     def __post_init__(self):
         for name, valid in (("semi_supervised_start", STARTS), ("consistency", CONSISTENCY),
                             ("strong_view", STRONG_VIEWS)):
@@ -95,9 +102,17 @@ class SemiSupervisedSettings:
         if not 0.0 <= self.pseudo_label_threshold <= 1.0:
             raise ValueError("pseudo_label_threshold must be in [0, 1]. "
                              f"Received: pseudo_label_threshold={self.pseudo_label_threshold}")
+        if not self.semi_supervised_ema_epochs >= 0:
+            raise ValueError("semi_supervised_ema_epochs must be >= 0. Received: "
+                             f"semi_supervised_ema_epochs={self.semi_supervised_ema_epochs}")
         if not self.semi_supervised_lr > 0:
             raise ValueError("semi_supervised_lr must be > 0. "
                              f"Received: semi_supervised_lr={self.semi_supervised_lr}")
+
+    def ema_momentum(self, steps_per_epoch: int) -> float:
+        """The average's momentum: 1 - 1 / (its steps); 0: no average."""
+        steps = self.semi_supervised_ema_epochs * steps_per_epoch
+        return 0.0 if steps <= 1 else 1.0 - 1.0 / steps
 
     @property
     def unlabelled_batch_size(self) -> int:
