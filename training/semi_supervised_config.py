@@ -78,6 +78,8 @@ class SemiSupervisedSettings:
              "distribution alignment towards equal classes)")
 
     # As the other classifiers' --ema-epochs (2.67 epochs: momentum 0.999, FixMatch's).
+    # Off: at 480 labels (one subset, 30 epochs) the average scored 84.54%, the last
+    # step's weights 84.56% (benchmarks/results/semi_supervised_labels.md).
     semi_supervised_ema_epochs: float = option(
         0.0, type=non_negative_float, metavar="E",
         help="validate, keep and test an exponential moving average of the weights "
