@@ -133,7 +133,6 @@ class TestTerms:
         assert same(a["decoder"], b["decoder"])
 
 
-@pytest.mark.slow
 @pytest.fixture(scope="module")
 def digits():
     """scikit-learn's digits with 20 labelled training images, 2 of a class."""
@@ -180,6 +179,7 @@ def weights_of(model, values_by_path):
     return [values_by_path[w.path] for w in model.trainable_weights]
 
 
+@pytest.mark.slow
 class TestTraining:
     def test_trains_on_digits_and_saves_a_plain_keras_classifier(self, digits, tmp_path):
         from models.saving import save_model
