@@ -15,6 +15,12 @@ LR_SCHEDULES = ("plateau", "cosine")
 FEATURE_LAYERS = ("code", "dense1", "conv3", "conv2")  # models.classifier.FEATURES
 
 
+def ema_momentum_over(steps: float) -> float:
+    """The momentum of a moving average over about ``steps`` steps: 1 - 1 / steps;
+    0 (no average) for at most one step."""
+    return 0.0 if steps <= 1 else 1.0 - 1.0 / steps
+
+
 @dataclasses.dataclass
 class Settings:
     """How the three classifiers are trained (hyperparameters of the head included).
@@ -138,8 +144,7 @@ class Settings:
         In epochs rather than steps, so that a 1% label subset (4 steps an
         epoch) is not averaged over more steps than it trains.
         """
-        steps = self.ema_epochs * self.steps_per_epoch(n_train)
-        return 0.0 if steps <= 1 else 1.0 - 1.0 / steps
+        return ema_momentum_over(self.ema_epochs * self.steps_per_epoch(n_train))
 
     @property
     def trains_on_flips(self) -> bool:

@@ -9,6 +9,7 @@ import dataclasses
 
 from cli.args import non_negative_float, positive_float, positive_int, probability
 from cli.options import option
+from training.classifier_config import ema_momentum_over
 
 CONSISTENCY = ("pseudo_label", "mean_squared", "none")  # models.semi_supervised.CONSISTENCY
 STARTS = ("encoder", "scratch")
@@ -113,8 +114,7 @@ class SemiSupervisedSettings:
 
     def ema_momentum(self, steps_per_epoch: int) -> float:
         """The average's momentum: 1 - 1 / (its steps); 0: no average."""
-        steps = self.semi_supervised_ema_epochs * steps_per_epoch
-        return 0.0 if steps <= 1 else 1.0 - 1.0 / steps
+        return ema_momentum_over(self.semi_supervised_ema_epochs * steps_per_epoch)
 
     @property
     def unlabelled_batch_size(self) -> int:
