@@ -78,6 +78,7 @@ def main(argv=None) -> int:
     except BaseException:
         run_folder.discard_unfinished()
         raise
+    run_folder.seal_marked()  # what other writers put in the run is listed file by file
     if out:
         print(f"outputs written to {out}")
     return 0

@@ -10,7 +10,9 @@ the folders it handed whole to a writer it does not control (the training
 backup, KerasTuner's state, TensorBoard logs, ``tune``'s worker logs); ``runs``
 the run folders made inside it (``all``'s steps). Each path is recorded, under a
 lock, in the marker of the nearest marked folder above it *before* it is written,
-so a kill never leaves a written file unlisted.
+so a kill never leaves a written file unlisted. When a task ends, each folder
+listed whole is *sealed*: replaced in ``files`` by the files and sub-folders then
+in it, so a note a user puts there afterwards is not taken for the toolkit's.
 
 A folder that holds a run is refused unless ``--overwrite`` or a resume of the
 same task. ``--overwrite`` deletes only what the marker lists (and the empty
@@ -48,6 +50,7 @@ _LEVELS = 4  # how far above a written file its run folder may be
 _created: list = []  # (folder, made by this process) marked fresh; see discard_unfinished()
 _written_here: set = set()  # absolute paths this process recorded (and then wrote)
 _markers: dict = {}  # run folder -> its marker as this process last read or wrote it
+_marked: list = []  # every run folder this process marked (fresh or resumed); see seal_marked()
 
 
 # ------------------------------------------------------------------ the marker
@@ -260,8 +263,9 @@ def remove_written(folder: str) -> list:
             parents.add(os.path.dirname(path))
     for rel in marker.get("files", []):
         path = _inside(folder, rel)
-        if path and os.path.lexists(path) and (os.path.islink(path)
-                                               or not os.path.isdir(path)):
+        if path and os.path.isdir(path) and not os.path.islink(path):
+            parents.add(path)  # a sealed folder's sub-folder: removed if left empty
+        elif path and os.path.lexists(path):
             os.remove(path)
         if path:
             parents.add(os.path.dirname(path))
@@ -294,6 +298,37 @@ def remove_written_folder(path: str, strict: bool = True) -> None:
     if strict:
         raise UserError(f"{path!r} holds files this toolkit did not write; move them away "
                         f"or give another --out")
+
+
+def seal(folder: str) -> None:
+    """Replaces each folder that the marker of the run ``folder`` lists whole by
+    what it holds now: its files and sub-folders, under ``files``. Called when the
+    task that handed it to another writer (KerasTuner, TensorBoard, an export) is
+    done with it; from then on --overwrite deletes those and keeps anything added
+    later. A task killed before it ends leaves the folder listed whole."""
+    with _locked(folder):
+        marker = read_marker(folder)
+        if not marker or not marker.get("folders"):
+            return
+        marker.setdefault("files", [])
+        for rel in marker.pop("folders"):
+            path = _inside(folder, rel)
+            if not path or not os.path.isdir(path) or os.path.islink(path):
+                continue  # gone already, or never made: nothing of it to list
+            for root, dirs, names in os.walk(path):
+                inside = [os.path.relpath(os.path.join(root, n), folder)
+                          for n in sorted(dirs) + sorted(names)]
+                marker["files"] += [r for r in inside if not _covered(marker, r, "files")]
+        marker["folders"] = []
+        _write_marker(folder, marker)
+        _markers[os.path.abspath(folder)] = marker
+
+
+def seal_marked() -> None:
+    """Seals (see :func:`seal`) every run folder this process marked: called once a
+    task has ended well."""
+    while _marked:
+        seal(_marked.pop())
 
 
 def _unlist(run: str, rel: str) -> None:
@@ -349,6 +384,7 @@ def mark(folder: str, task: str, created: bool, fresh: bool = True) -> None:
         for k in KINDS:
             marker.setdefault(k, [])
         _write_marker(folder, marker)
+    _marked.append(folder)
     if fresh:
         _created.append((folder, created))
 
@@ -381,7 +417,8 @@ def discard_unfinished() -> None:
     """Undoes the run folders this process marked afresh that hold nothing made
     yet (called when a run fails): removes the files this process wrote there and
     the marker, then the folder if this process created it and nothing else is
-    left in it."""
+    left in it. None of this process's runs is sealed (see :func:`seal`)."""
+    _marked.clear()
     while _created:
         folder, made = _created.pop()
         try:

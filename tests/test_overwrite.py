@@ -122,6 +122,48 @@ class TestOverwrite:
         assert not (tmp_path / "study" / "cae").exists()
         assert (tmp_path / "study" / "vae" / "notes.md").read_text() == "mine"
 
+    def test_a_sealed_folder_keeps_what_a_user_put_there_later(self, tmp_path, capsys):
+        from storage.run_folder import make_run_dir, seal
+
+        run = tmp_path / "run"
+        _finished_run(run)
+        (run / "backup" / "logs").mkdir()  # another writer's sub-folder
+        (run / "backup" / "logs" / "events.out").write_text("logs")
+        seal(str(run))
+        marker = _marker(run)
+        assert marker["folders"] == []
+        assert {os.path.join("backup", "epoch-0001.weights.h5"), os.path.join("backup", "logs"),
+                os.path.join("backup", "logs", "events.out")} <= set(marker["files"])
+        (run / "backup" / "notes.md").write_text("mine")  # after the task ended
+        make_run_dir("cae", str(run), overwrite=True)
+        left = sorted(str(p.relative_to(run)) for p in run.rglob("*"))
+        assert left == [".run.json", "backup", os.path.join("backup", "notes.md")]
+        assert capsys.readouterr().out.strip().endswith(f"in {run}: backup")
+
+    def test_a_task_that_ends_well_seals_its_run_and_a_failed_one_does_not(
+            self, tmp_path, monkeypatch):
+        import main as cli
+        from storage.run_folder import make_run_dir, record
+        from tasks import cae
+
+        def run(args):  # a task that hands a folder to another writer
+            out = make_run_dir("cae", args.out)
+            logs = os.path.join(out, "logs")
+            record(logs, "folders")
+            os.makedirs(logs)
+            with open(os.path.join(logs, "events.out"), "w") as f:
+                f.write("logs")
+            if args.epochs == 2:
+                raise KeyboardInterrupt
+            return out
+
+        monkeypatch.setattr(cae, "run", run)
+        assert cli.main(["cae", "--out", str(tmp_path / "ok")]) == 0
+        marker = _marker(tmp_path / "ok")
+        assert marker["folders"] == [] and os.path.join("logs", "events.out") in marker["files"]
+        assert cli.main(["cae", "--epochs", "2", "--out", str(tmp_path / "killed")]) == 130
+        assert _marker(tmp_path / "killed")["folders"] == ["logs"]  # resumable, listed whole
+
     def test_refuses_a_folder_without_a_marker(self, tmp_path):
         """A user's own project folder: nothing in it is deleted, nothing written."""
         from cli.errors import UserError
