@@ -194,3 +194,8 @@ def test_local_workers_run_every_trial_once(tmp_path):
                 if line.startswith(f"[{w}] trial ")]
     assert sorted(ran) == ["0", "1", "2", "3"]  # every trial, each exactly once
     assert (out / "best.keras").is_file() and (out / "workers" / "chief.log").is_file()
+    # Ended well: KerasTuner's state and the workers' folder are listed file by file.
+    marker = json.loads((out / ".run.json").read_text())
+    assert marker["folders"] == []
+    assert {os.path.join("workers", "chief.log"), os.path.join("tuner", "cae", "oracle.json")} \
+        <= set(marker["files"])

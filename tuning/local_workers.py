@@ -19,7 +19,7 @@ import sys
 import time
 
 from cli.errors import UserError
-from storage.run_folder import record
+from storage.run_folder import record, seal
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -169,3 +169,4 @@ def run_local(main_argv: list, out: str, workers: int, poll_s: float = 0.5,
                 break  # stopped below
     finally:
         _stop(procs)
+    seal(out)  # every process is done with workers/: list what they wrote, file by file
