@@ -9,7 +9,7 @@ accuracies and training seconds; writes JSON.
 
     python benchmarks/semi_supervised_labels.py [--labels 100,480] [--epochs 20] \
         [--start scratch|encoder --encoder cae.keras] [--seed 0] \
-        [--unlabelled-ratio 4] [--reconstruction-weight 1] [--lr 1e-3] \
+        [--labelled-batch-size 32] [--unlabelled-ratio 4] [--reconstruction-weight 1] [--lr 1e-3] \
         [--ema-epochs 2.67] [--no-supervised] [--verbose 2] [--out runs/semi_supervised_labels.json]
 
 ``--no-supervised`` trains only the semi-supervised model (to try its settings
@@ -41,6 +41,8 @@ def main() -> int:
     parser.add_argument("--encoder", default=None, help="with --start encoder: a cae.keras")
     parser.add_argument("--consistency", default="pseudo_label",
                         choices=("pseudo_label", "mean_squared", "none"))
+    parser.add_argument("--labelled-batch-size", type=positive_int, default=None,
+                        help="--labelled-batch-size (default: classify's)")
     parser.add_argument("--unlabelled-ratio", type=positive_int, default=None,
                         help="--unlabelled-ratio (default: classify's)")
     parser.add_argument("--reconstruction-weight", type=non_negative_float, default=None,
@@ -96,6 +98,7 @@ def main() -> int:
         encoder = build_encoder(CAEConfig())
     settings = Settings(seed=args.seed)
     overrides = {name: value for name, value in (
+        ("labelled_batch_size", args.labelled_batch_size),
         ("unlabelled_ratio", args.unlabelled_ratio),
         ("reconstruction_weight", args.reconstruction_weight),
         ("semi_supervised_lr", args.lr),

@@ -306,6 +306,7 @@ class TestFeedAndOptions:
     (["--labels", "100,x"], "'x' is not a whole number"),
     (["--lr", "0"], "--lr"),
     (["--reconstruction-weight", "-1"], "--reconstruction-weight"),
+    (["--labelled-batch-size", "0"], "--labelled-batch-size: 0 is not positive"),
     (["--unlabelled-ratio", "0"], "--unlabelled-ratio"),
     (["--unlabelled-ratio", "65"], "--unlabelled-ratio: 65 is more than 64"),
     (["--strong-view", "randaugment"], "--strong-view: invalid choice: 'randaugment'"),
