@@ -308,20 +308,21 @@ def seal(folder: str) -> None:
     later. A task killed before it ends leaves the folder listed whole."""
     with _locked(folder):
         marker = read_marker(folder)
-        if not marker or not marker.get("folders"):
+        if not _lists_files(marker) or not marker["folders"]:
             return
-        marker.setdefault("files", [])
         for rel in marker.pop("folders"):
             path = _inside(folder, rel)
-            if not path or not os.path.isdir(path) or os.path.islink(path):
+            if not path or not os.path.lexists(path):
                 continue  # gone already, or never made: nothing of it to list
+            if os.path.islink(path) or not os.path.isdir(path):
+                marker["files"] += [] if _covered(marker, rel, "files") else [rel]
+                continue
             for root, dirs, names in os.walk(path):
                 inside = [os.path.relpath(os.path.join(root, n), folder)
                           for n in sorted(dirs) + sorted(names)]
                 marker["files"] += [r for r in inside if not _covered(marker, r, "files")]
         marker["folders"] = []
         _write_marker(folder, marker)
-        _markers[os.path.abspath(folder)] = marker
 
 
 def seal_marked() -> None:
