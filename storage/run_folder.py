@@ -310,18 +310,21 @@ def seal(folder: str) -> None:
         marker = read_marker(folder)
         if not _lists_files(marker) or not marker["folders"]:
             return
-        for rel in marker.pop("folders"):
+        found = []
+        for rel in marker["folders"]:
             path = _inside(folder, rel)
             if not path or not os.path.lexists(path):
                 continue  # gone already, or never made: nothing of it to list
             if os.path.islink(path) or not os.path.isdir(path):
-                marker["files"] += [] if _covered(marker, rel, "files") else [rel]
+                found.append(rel)
                 continue
             for root, dirs, names in os.walk(path):
-                inside = [os.path.relpath(os.path.join(root, n), folder)
+                found += [os.path.relpath(os.path.join(root, n), folder)
                           for n in sorted(dirs) + sorted(names)]
-                marker["files"] += [r for r in inside if not _covered(marker, r, "files")]
         marker["folders"] = []
+        listed = set(marker["files"])  # a set: a search's logs can hold thousands of files
+        runs = tuple(r + os.sep for r in marker["runs"])  # they list their own files
+        marker["files"] += [r for r in found if r not in listed and not r.startswith(runs)]
         _write_marker(folder, marker)
 
 
