@@ -10,7 +10,7 @@ the folders it handed whole to a writer it does not control (the training
 backup, KerasTuner's state, TensorBoard logs, ``tune``'s worker logs); ``runs``
 the run folders made inside it (``all``'s steps). Each path is recorded, under a
 lock, in the marker of the nearest marked folder above it *before* it is written,
-so a kill never leaves a written file unlisted. When a task ends, each folder
+so a kill never leaves a written file unlisted. When a task ends well, each folder
 listed whole is *sealed*: replaced in ``files`` by the files and sub-folders then
 in it, so a note a user puts there afterwards is not taken for the toolkit's.
 
