@@ -303,7 +303,7 @@ def remove_written_folder(path: str, strict: bool = True) -> None:
 def seal(folder: str) -> None:
     """Replaces each folder that the marker of the run ``folder`` lists whole by
     what it holds now: its files and sub-folders, under ``files``. Called when the
-    task that handed it to another writer (KerasTuner, TensorBoard, an export) is
+    task that handed it to another writer (KerasTuner, TensorBoard) is
     done with it; from then on --overwrite deletes those and keeps anything added
     later. A task killed before it ends leaves the folder listed whole."""
     with _locked(folder):
