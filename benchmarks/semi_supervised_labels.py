@@ -10,7 +10,7 @@ accuracies and training seconds; writes JSON.
     python benchmarks/semi_supervised_labels.py [--labels 100,480] [--epochs 20] \
         [--start scratch|encoder --encoder cae.keras] [--seed 0] \
         [--labelled-batch-size 32] [--unlabelled-ratio 4] [--reconstruction-weight 1] [--lr 1e-3] \
-        [--ema-epochs 2.67] [--no-supervised] [--verbose 2] [--out runs/semi_supervised_labels.json]
+        [--ema-epochs 2.67] [--no-supervised | --supervised-epochs 120] [--verbose 2] [--out runs/semi_supervised_labels.json]
 
 ``--no-supervised`` trains only the semi-supervised model (to try its settings
 against a supervised figure already measured on the same subset).
@@ -61,6 +61,10 @@ def main() -> int:
     parser.add_argument("--supervised", action=argparse.BooleanOptionalAction, default=True,
                         help="train the supervised CNN too (--no-supervised: only the "
                              "semi-supervised model, while trying its settings)")
+    parser.add_argument("--supervised-epochs", type=positive_int, default=None,
+                        help="--baseline-epochs: the supervised CNN's most epochs (default: "
+                             "classify's; fewer compare the two models at as many passes "
+                             "over the labels)")
     parser.add_argument("--verbose", type=int, default=0, choices=(0, 1, 2),
                         help="Keras fit verbosity (2: one line an epoch)")
     parser.add_argument("--seed", type=int, default=0)
@@ -96,7 +100,8 @@ def main() -> int:
         encoder = encoder_from_model(keras.saving.load_model(args.encoder))
     else:
         encoder = build_encoder(CAEConfig())
-    settings = Settings(seed=args.seed)
+    settings = Settings(seed=args.seed, **({} if args.supervised_epochs is None else
+                                           {"baseline_epochs": args.supervised_epochs}))
     overrides = {name: value for name, value in (
         ("labelled_batch_size", args.labelled_batch_size),
         ("unlabelled_ratio", args.unlabelled_ratio),

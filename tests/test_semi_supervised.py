@@ -311,6 +311,7 @@ class TestFeedAndOptions:
     (["--unlabelled-ratio", "65"], "--unlabelled-ratio: 65 is more than 64"),
     (["--strong-view", "randaugment"], "--strong-view: invalid choice: 'randaugment'"),
     (["--ema-epochs", "-1"], "--ema-epochs"),
+    (["--supervised-epochs", "0"], "--supervised-epochs: 0 is not positive"),
 ])
 def test_benchmark_refuses_bad_options_in_one_line(argv, message):
     from conftest import ROOT
