@@ -300,18 +300,22 @@ def remove_written_folder(path: str, strict: bool = True) -> None:
                         f"or give another --out")
 
 
-def seal(folder: str) -> None:
-    """Replaces each folder that the marker of the run ``folder`` lists whole by
-    what it holds now: its files and sub-folders, under ``files``. Called when the
-    task that handed it to another writer (KerasTuner, TensorBoard) is
-    done with it; from then on --overwrite deletes those and keeps anything added
-    later. A task killed before it ends leaves the folder listed whole."""
+def seal(folder: str, only: set | None = None) -> None:
+    """Replaces each folder that the marker of the run ``folder`` lists whole (or
+    those of them named in ``only``) by what it holds now: its files and
+    sub-folders, under ``files``. Called when the task that handed it to another
+    writer (KerasTuner, TensorBoard, Keras's export) is done with it; from then on
+    --overwrite deletes those and keeps anything added later. A task killed before
+    it ends leaves the folder listed whole."""
     with _locked(folder):
         marker = read_marker(folder)
         if not _lists_files(marker) or not marker["folders"]:
             return
-        found = []
+        found, kept = [], []
         for rel in marker["folders"]:
+            if only is not None and rel not in only:
+                kept.append(rel)
+                continue
             path = _inside(folder, rel)
             if not path or not os.path.lexists(path):
                 continue  # gone already, or never made: nothing of it to list
@@ -321,11 +325,20 @@ def seal(folder: str) -> None:
             for root, dirs, names in os.walk(path):
                 found += [os.path.relpath(os.path.join(root, n), folder)
                           for n in sorted(dirs) + sorted(names)]
-        marker["folders"] = []
+        marker["folders"] = kept
         listed = set(marker["files"])  # a set: a search's logs can hold thousands of files
         runs = tuple(r + os.sep for r in marker["runs"])  # they list their own files
         marker["files"] += [r for r in found if r not in listed and not r.startswith(runs)]
         _write_marker(folder, marker)
+
+
+def seal_written(path: str) -> None:
+    """Seals (see :func:`seal`) the one folder ``path``, written whole by another
+    writer and complete now, in the marker of the run folder that holds it, if any."""
+    absolute = os.path.abspath(path)
+    run = _enclosing_run(absolute)
+    if run is not None:
+        seal(run, only={os.path.relpath(absolute, run)})
 
 
 def seal_marked() -> None:

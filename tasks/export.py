@@ -160,7 +160,7 @@ def input_shape(model, path: str) -> tuple:
 def export_model(model, fmt: str, out: str, backend: str) -> float | None:
     """Writes ``model`` as ``fmt`` onto ``out`` (see the module's docstring);
     returns the ONNX file's largest difference from Keras (None: not checked)."""
-    from storage.run_folder import record
+    from storage.run_folder import record, seal_written
 
     folder = os.path.dirname(os.path.abspath(out))
     try:
@@ -183,6 +183,10 @@ def export_model(model, fmt: str, out: str, backend: str) -> float | None:
                                 f"nothing was written; {_other_backends(fmt, backend)}")
         record(out, "files" if fmt == "onnx" else "folders")  # in its run folder, if any
         _put_in_place(staged, out, tmp)
+        if fmt != "onnx":
+            # In place and whole: its run lists the files, so --overwrite keeps
+            # anything put into the folder later.
+            seal_written(out)
         return diff
     except OSError as e:
         raise UserError(f"--out {out!r}: cannot write it ({e.strerror or e}); nothing "

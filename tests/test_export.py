@@ -156,6 +156,29 @@ def test_saved_model_folder_holding_anything_else_is_never_replaced(saved, tmp_p
     assert (out / "saved_model.pb").read_bytes() != b"old" and not _leftovers(tmp_path)
 
 
+@pytest.mark.skipif(BACKEND == "torch", reason="Keras writes a SavedModel on tensorflow and jax")
+def test_saved_model_in_a_run_folder_is_listed_file_by_file(saved, tmp_path, capsys):
+    """Once in place, the export's folder is sealed in its run's marker: --overwrite
+    of the run deletes the SavedModel's files and keeps a note put there later."""
+    import json
+    import os
+
+    from storage.run_folder import RUN_MARK, make_run_dir
+
+    path, _ = saved["cae"]
+    run = tmp_path / "run"
+    make_run_dir("cae", str(run))
+    out = run / "cae_saved_model"
+    code, printed = _export(capsys, "--model", path, "--format", "saved_model", "--out", str(out))
+    assert code == 0, printed.err[-2000:]
+    marker = json.loads((run / RUN_MARK).read_text())
+    assert "cae_saved_model" not in marker["folders"]
+    assert os.path.join("cae_saved_model", "saved_model.pb") in marker["files"]
+    (out / "notes.md").write_text("mine")
+    make_run_dir("cae", str(run), overwrite=True)
+    assert sorted(p.name for p in out.iterdir()) == ["notes.md"]
+
+
 def test_impossible_outputs_are_one_line_and_leave_nothing(saved, tmp_path, capsys):
     path, _ = saved["cae"]
     (tmp_path / "a_file").write_text("x")
