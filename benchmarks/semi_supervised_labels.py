@@ -10,7 +10,8 @@ accuracies and training seconds; writes JSON.
     python benchmarks/semi_supervised_labels.py [--labels 100,480] [--epochs 20] \
         [--start scratch|encoder --encoder cae.keras] [--seed 0] \
         [--labelled-batch-size 32] [--unlabelled-ratio 4] [--reconstruction-weight 1] [--lr 1e-3] \
-        [--ema-epochs 2.67] [--no-supervised | --supervised-epochs 120] [--verbose 2] [--out runs/semi_supervised_labels.json]
+        [--weak-shift 0.0625] [--ema-epochs 2.67] [--no-supervised | --supervised-epochs 120] \
+        [--verbose 2] [--out runs/semi_supervised_labels.json]
 
 ``--no-supervised`` trains only the semi-supervised model (to try its settings
 against a supervised figure already measured on the same subset).
@@ -28,7 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 def main() -> int:
     from data.label_subsets import count_list
-    from cli.args import non_negative_float, positive_float, positive_int, probability
+    from cli.args import non_negative_float, positive_float, positive_int, probability, rate
     from training.semi_supervised_config import MAX_UNLABELLED_RATIO, STRONG_VIEWS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -51,6 +52,8 @@ def main() -> int:
                         help="the pseudo-labels' least confidence (default: classify's)")
     parser.add_argument("--distribution-alignment", action=argparse.BooleanOptionalAction,
                         default=None, help="--distribution-alignment (default: classify's)")
+    parser.add_argument("--weak-shift", type=rate, default=None,
+                        help="--weak-shift: the weak view's largest shift (default: classify's)")
     parser.add_argument("--strong-view", choices=STRONG_VIEWS, default=None,
                         help="the consistency term's strong view (default: classify's)")
     parser.add_argument("--ema-epochs", type=non_negative_float, default=None,
@@ -110,6 +113,7 @@ def main() -> int:
         ("pseudo_label_threshold", args.threshold),
         ("distribution_alignment", args.distribution_alignment),
         ("strong_view", args.strong_view),
+        ("weak_shift", args.weak_shift),
         ("semi_supervised_ema_epochs", args.ema_epochs)) if value is not None}
     semi = SemiSupervisedSettings(semi_supervised_epochs=args.epochs,
                                   semi_supervised_start=args.start,

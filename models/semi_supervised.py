@@ -69,11 +69,12 @@ def _shift(shift: float, seed: int | None) -> keras.layers.RandomTranslation:
 
 
 def build_weak_augmentation(shift: float = 0.0625, seed: int | None = None) -> keras.Sequential:
-    """Random horizontal flips and whole-pixel shifts of up to ``shift`` (FixMatch's weak view)."""
-    return keras.Sequential([
-        keras.layers.RandomFlip("horizontal", seed=seed, name="flip"),
-        _shift(shift, None if seed is None else seed + 1),
-    ], name="weak")
+    """Random horizontal flips and whole-pixel shifts of up to ``shift`` (FixMatch's
+    weak view); flips only with ``shift`` 0."""
+    layers = [keras.layers.RandomFlip("horizontal", seed=seed, name="flip")]
+    if shift > 0:
+        layers.append(_shift(shift, None if seed is None else seed + 1))
+    return keras.Sequential(layers, name="weak")
 
 
 def build_strong_augmentation(seed: int | None = None, view: str = "shift") -> keras.Sequential:

@@ -380,7 +380,8 @@ class TestCommandLine:
         ("--label-counts", "100,x", "not a whole number"), ("--label-counts", "0", "outside [1,"),
         ("--label-seeds", "11", "give 1 to 10"), ("--unlabelled-ratio", "65", "at most 64"),
         ("--consistency", "mixup", "invalid choice"),
-        ("--pseudo-label-threshold", "1.5", "outside [0, 1]")])
+        ("--pseudo-label-threshold", "1.5", "outside [0, 1]"),
+        ("--weak-shift", "1", "outside [0, 1)")])
     def test_bad_study_and_semi_supervised_options(self, option, value, message):
         result = run_main("classify", option, value)
         assert_one_line_error(result, message)

@@ -277,6 +277,7 @@ class TestFeedAndOptions:
         ("semi_supervised_start", "cae", "must be one of encoder, scratch"),
         ("strong_view", "randaugment", "strong_view must be one of shift, affine"),
         ("semi_supervised_ema_epochs", -1.0, "semi_supervised_ema_epochs must be >= 0"),
+        ("weak_shift", 1.0, "weak_shift must be in [0, 1)"),
     ])
     def test_bad_settings_are_refused(self, field, value, message):
         with pytest.raises(ValueError, match=re.escape(message)):
@@ -285,6 +286,21 @@ class TestFeedAndOptions:
     def test_model_refuses_an_unknown_consistency(self):
         with pytest.raises(ValueError, match="consistency must be one of"):
             build_semi_supervised(build_encoder(TINY), "code", consistency="mixup")
+
+    def test_weak_view_shifts_only_with_a_shift(self, tiny_images):
+        from models.semi_supervised import build_weak_augmentation
+
+        same_image = np.repeat(tiny_images[:1], 8, axis=0)
+        mirrored = same_image[:, :, ::-1]
+        flips = build_weak_augmentation(shift=0.0, seed=3)
+        assert [layer.name for layer in flips.layers] == ["flip"]
+        out = keras.ops.convert_to_numpy(flips(same_image, training=True))
+        assert all(np.array_equal(o, same_image[0]) or np.array_equal(o, mirrored[0])
+                   for o in out)
+        shifts = build_weak_augmentation(shift=0.0625, seed=3)
+        out = keras.ops.convert_to_numpy(shifts(same_image, training=True))
+        assert not all(np.array_equal(o, same_image[0]) or np.array_equal(o, mirrored[0])
+                       for o in out)
 
     def test_strong_views_change_each_image_its_own_way_within_its_range(self, tiny_images):
         from models.semi_supervised import build_strong_augmentation
@@ -312,6 +328,7 @@ class TestFeedAndOptions:
     (["--strong-view", "randaugment"], "--strong-view: invalid choice: 'randaugment'"),
     (["--ema-epochs", "-1"], "--ema-epochs"),
     (["--supervised-epochs", "0"], "--supervised-epochs: 0 is not positive"),
+    (["--weak-shift", "1"], "--weak-shift: 1.0 is outside [0, 1)"),
 ])
 def test_benchmark_refuses_bad_options_in_one_line(argv, message):
     from conftest import ROOT

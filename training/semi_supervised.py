@@ -87,7 +87,7 @@ def build_model(encoder, settings: Settings, semi: SemiSupervisedSettings, decod
     return build_semi_supervised(
         start, settings.features, decoder, settings.hidden_units,
         settings.head_dropout_end_to_end, settings.feature_dropout,
-        strong_view=semi.strong_view,
+        weak_shift=semi.weak_shift, strong_view=semi.strong_view,
         seed=layer_seed(settings.seed, 100 * SEED_OFFSET),
         reconstruction_weight=semi.reconstruction_weight, consistency=semi.consistency,
         consistency_weight=semi.consistency_weight, threshold=semi.pseudo_label_threshold,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from cli.args import non_negative_float, positive_float, positive_int, probability
+from cli.args import non_negative_float, positive_float, positive_int, probability, rate
 from cli.options import option
 from training.classifier_config import ema_momentum_over
 
@@ -62,6 +62,11 @@ class SemiSupervisedSettings:
         0.95, type=probability,
         help="with --consistency pseudo_label: the least confidence of a pseudo-label, "
              "in [0, 1]")
+    weak_shift: float = option(
+        0.0625, type=rate,
+        help="the weakly augmented copy's largest shift (of every image's cross-entropy, "
+             "reconstruction and pseudo-label), a fraction of the image's size in [0, 1): "
+             "0.0625 is 2 pixels; 0 leaves flips only")
     # shift: at 480 labels (one subset, 20 epochs) 83.81% against 83.53% with affine
     # (benchmarks/results/semi_supervised_labels.md).
     strong_view: str = option(
@@ -105,6 +110,9 @@ class SemiSupervisedSettings:
         if not 0.0 <= self.pseudo_label_threshold <= 1.0:
             raise ValueError("pseudo_label_threshold must be in [0, 1]. "
                              f"Received: pseudo_label_threshold={self.pseudo_label_threshold}")
+        if not 0.0 <= self.weak_shift < 1.0:
+            raise ValueError("weak_shift must be in [0, 1). "
+                             f"Received: weak_shift={self.weak_shift}")
         if not self.semi_supervised_ema_epochs >= 0:
             raise ValueError("semi_supervised_ema_epochs must be >= 0. Received: "
                              f"semi_supervised_ema_epochs={self.semi_supervised_ema_epochs}")
