@@ -67,7 +67,8 @@ def main() -> int:
     parser.add_argument("--supervised-epochs", type=positive_int, default=None,
                         help="--baseline-epochs: the supervised CNN's most epochs (default: "
                              "classify's; fewer compare the two models at as many passes "
-                             "over the labels)")
+                             "over the labels; on a small subset classify's --min-steps "
+                             "may add epochs)")
     parser.add_argument("--verbose", type=int, default=0, choices=(0, 1, 2),
                         help="Keras fit verbosity (2: one line an epoch)")
     parser.add_argument("--seed", type=int, default=0)
